@@ -1,0 +1,37 @@
+# Set-up contract: `make test` and `make docs` work on a fresh clone with nothing installed.
+# torch is installed first from the pinned CPU build (override: `make test TORCH=torch`).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: test lint typecheck pytest docs clean
+
+$(VENV)/.dev-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) "$(TORCH)"
+	$(PIP) -e ".[dev]"
+	touch $@
+
+$(VENV)/.docs-installed: $(VENV)/.dev-installed
+	$(PIP) -e ".[docs]"
+	touch $@
+
+test: $(VENV)/.dev-installed lint typecheck pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.dev-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,225 @@
+r"""Noise schedules γ(t) of a stochastic interpolant.
+
+A schedule gives γ(t), its derivative γ̇(t) and the product γ(t)γ̇(t). Every schedule satisfies
+γ(0) = γ(1) = 0 and γ ≥ 0 on [0, 1]; γ ≡ 0 (:class:`NoGamma`) gives a deterministic interpolant
+(flow matching).
+
+**Singular derivatives.** For :class:`BrownianGamma`, γ(t) = √(a t(1−t)) and
+γ̇(t) = a(1−2t) / (2γ(t)) diverges like t^{-1/2} at both ends. The library never needs γ̇
+alone where it is singular:
+
+* the velocity field, the score conversions and the SDE drifts use the product
+  γγ̇ = a(1−2t)/2, which is returned in closed form and is exact and finite at t = 0, 1;
+* the regression target İ + γ̇ z is needed only at training times drawn from a continuous
+  distribution, for which t = 0 or 1 has probability zero.
+
+So :meth:`GammaSchedule.gamma_dot` evaluates the formula at the time clamped to
+``[edge, 1 − edge]`` (``edge = 1e-6`` by default, widened to the dtype's machine epsilon in
+low precision): it is exact on that interval and returns the
+finite value at the nearest end of it outside, never NaN or Inf. The clamped region has
+probability 2·10⁻⁶ under uniform time sampling, and the antithetic losses (see
+:mod:`interpolants.objective`) cancel the O(γ̇) part of the target's variance there.
+"""
+
+import abc
+import math
+from collections.abc import Callable
+from typing import final
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BrownianGamma",
+    "CustomGamma",
+    "GammaSchedule",
+    "NoGamma",
+    "QuadraticGamma",
+    "SineSquaredGamma",
+]
+
+
+class GammaSchedule(abc.ABC):
+    """Abstract noise schedule γ(t) with γ(0) = γ(1) = 0.
+
+    Methods take a tensor ``t`` of any shape and return a tensor of the same shape, dtype and
+    device. They are differentiable in ``t`` (except at the singular ends of
+    :class:`BrownianGamma`).
+    """
+
+    @abc.abstractmethod
+    def gamma(self, t: Tensor) -> Tensor:
+        """γ(t)."""
+
+    @abc.abstractmethod
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        """dγ/dt, finite everywhere on [0, 1] (see the module notes on singular ends)."""
+
+    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
+        """γ(t)·γ̇(t); subclasses with a singular γ̇ override it with a closed form."""
+        return self.gamma(t) * self.gamma_dot(t)
+
+    @property
+    @abc.abstractmethod
+    def sup(self) -> float:
+        """An upper bound of γ on [0, 1] (used to validate the trigonometric interpolant)."""
+
+
+@final
+class NoGamma(GammaSchedule):
+    """γ ≡ 0: the interpolant is deterministic (flow matching)."""
+
+    def gamma(self, t: Tensor) -> Tensor:
+        return torch.zeros_like(t)
+
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        return torch.zeros_like(t)
+
+    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
+        return torch.zeros_like(t)
+
+    @property
+    def sup(self) -> float:
+        return 0.0
+
+    def __repr__(self) -> str:
+        return "NoGamma()"
+
+
+@final
+class BrownianGamma(GammaSchedule):
+    r"""γ(t) = √(a·t(1−t)), the Brownian-bridge schedule (``a = 1``) and its scaled form.
+
+    γ̇(t) = a(1−2t) / (2√(a t(1−t))) and γγ̇ = a(1−2t)/2 (closed form, finite at the ends).
+
+    Parameters
+    ----------
+    a:
+        Scale, ``a > 0``. With ``a = σ²`` this is the Brownian bridge of the Schrödinger-bridge
+        interpolant σ√(t(1−t)).
+    edge:
+        γ̇ is evaluated at ``t.clamp(edge, 1 - edge)``; see the module notes.
+    """
+
+    def __init__(self, a: float = 1.0, edge: float = 1e-6) -> None:
+        if not a > 0 or not math.isfinite(a):
+            raise ValueError(f"a must be a positive finite number, got {a}")
+        if not 0 < edge < 0.5:
+            raise ValueError(f"edge must lie in (0, 0.5), got {edge}")
+        self.a = float(a)
+        self.edge = float(edge)
+
+    def gamma(self, t: Tensor) -> Tensor:
+        return torch.sqrt((self.a * t * (1 - t)).clamp_min(0))
+
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        # In low precision (bf16: eps = 2^-7) 1 − edge would round to 1: widen the edge.
+        edge = max(self.edge, torch.finfo(t.dtype).eps)
+        tc = t.clamp(edge, 1 - edge)
+        return self.a * (1 - 2 * tc) / (2 * torch.sqrt(self.a * tc * (1 - tc)))
+
+    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
+        return 0.5 * self.a * (1 - 2 * t)
+
+    @property
+    def sup(self) -> float:
+        return math.sqrt(self.a) / 2
+
+    def __repr__(self) -> str:
+        return f"BrownianGamma(a={self.a})"
+
+
+@final
+class QuadraticGamma(GammaSchedule):
+    """γ(t) = a·t(1−t); γ̇ = a(1−2t). Smooth at both ends."""
+
+    def __init__(self, a: float = 1.0) -> None:
+        if not a > 0 or not math.isfinite(a):
+            raise ValueError(f"a must be a positive finite number, got {a}")
+        self.a = float(a)
+
+    def gamma(self, t: Tensor) -> Tensor:
+        return self.a * t * (1 - t)
+
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        return self.a * (1 - 2 * t)
+
+    @property
+    def sup(self) -> float:
+        return self.a / 4
+
+    def __repr__(self) -> str:
+        return f"QuadraticGamma(a={self.a})"
+
+
+@final
+class SineSquaredGamma(GammaSchedule):
+    """γ(t) = a·sin²(πt); γ̇ = aπ·sin(2πt). Smooth, with γ(½) = a."""
+
+    def __init__(self, a: float = 1.0) -> None:
+        if not a > 0 or not math.isfinite(a):
+            raise ValueError(f"a must be a positive finite number, got {a}")
+        self.a = float(a)
+
+    def gamma(self, t: Tensor) -> Tensor:
+        # sin(πt)·sin(π(1−t)) = sin²(πt), written so that both ends are exactly zero.
+        return self.a * torch.sin(math.pi * t) * torch.sin(math.pi * (1 - t))
+
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        return self.a * math.pi * torch.sin(2 * math.pi * t)
+
+    @property
+    def sup(self) -> float:
+        return self.a
+
+    def __repr__(self) -> str:
+        return f"SineSquaredGamma(a={self.a})"
+
+
+@final
+class CustomGamma(GammaSchedule):
+    """A user schedule γ(t) given as an elementwise torch callable; γ̇ by autograd.
+
+    The callable must satisfy γ(0) = γ(1) = 0 and γ ≥ 0 (checked at construction on a grid),
+    and be differentiable on [0, 1]. γγ̇ is the plain product, so a γ̇ that is singular at an end
+    must be avoided (use :class:`BrownianGamma` for √(t(1−t))).
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        grid = torch.linspace(0, 1, 1001, dtype=torch.float64)
+        values = fn(grid)
+        if not isinstance(values, Tensor) or values.shape != grid.shape:
+            raise TypeError("fn must map a tensor of times to a tensor of the same shape")
+        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
+            raise ValueError("fn must be finite and non-negative on [0, 1]")
+        if abs(float(values[0])) > 1e-12 or abs(float(values[-1])) > 1e-12:
+            raise ValueError(
+                f"fn must vanish at t = 0 and t = 1, got {float(values[0])} and {float(values[-1])}"
+            )
+        self.fn = fn
+        self._sup = float(values.max())
+
+    def gamma(self, t: Tensor) -> Tensor:
+        return self.fn(t)
+
+    def gamma_dot(self, t: Tensor) -> Tensor:
+        return time_derivative(self.fn, t)
+
+    @property
+    def sup(self) -> float:
+        return self._sup
+
+    def __repr__(self) -> str:
+        return f"CustomGamma({self.fn!r})"
+
+
+def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor) -> Tensor:
+    """Elementwise derivative of an elementwise callable by autograd.
+
+    Keeps the graph when ``t`` itself requires grad, so the result stays differentiable.
+    """
+    with torch.enable_grad():
+        tt = t if t.requires_grad else t.detach().requires_grad_(True)
+        y = fn(tt)
+        (grad,) = torch.autograd.grad(y.sum(), tt, create_graph=t.requires_grad)
+    return grad

@@ -1,0 +1,113 @@
+"""A bank of interpolants and Gaussian-mixture problems with known answers, shared by tests."""
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from interpolants import (
+    BrownianGamma,
+    CustomGamma,
+    CustomInterpolant,
+    EncoderDecoderInterpolant,
+    GaussianMixture,
+    Interpolant,
+    LinearInterpolant,
+    MirrorInterpolant,
+    OneSidedInterpolant,
+    OneSidedLinearInterpolant,
+    QuadraticGamma,
+    SineSquaredGamma,
+    TrigonometricInterpolant,
+    VPInterpolant,
+)
+
+
+def _custom_gamma() -> CustomGamma:
+    return CustomGamma(lambda t: 0.6 * t * (1 - t) * (1 + t))
+
+
+GAMMAS: dict[str, Callable[[], object]] = {
+    "none": lambda: None,
+    "brownian": lambda: BrownianGamma(),
+    "brownian0.3": lambda: BrownianGamma(a=0.3),
+    "quadratic": lambda: QuadraticGamma(),
+    "sinesq0.5": lambda: SineSquaredGamma(a=0.5),
+    "custom": _custom_gamma,
+}
+
+
+def _custom_interpolant(gamma: object) -> Interpolant:
+    return CustomInterpolant(
+        lambda t: torch.cos(0.5 * math.pi * t) ** 2,
+        lambda t: torch.sin(0.5 * math.pi * t) ** 2,
+        gamma,  # type: ignore[arg-type]
+    )
+
+
+FAMILY_FACTORIES: dict[str, Callable[[object], Interpolant]] = {
+    "linear": lambda g: LinearInterpolant(g),  # type: ignore[arg-type]
+    "trig": lambda g: TrigonometricInterpolant(g),  # type: ignore[arg-type]
+    "encdec": lambda g: EncoderDecoderInterpolant(g),  # type: ignore[arg-type]
+    "mirror": lambda g: MirrorInterpolant(g),  # type: ignore[arg-type]
+    "custom": _custom_interpolant,
+}
+
+ONE_SIDED: dict[str, Callable[[], Interpolant]] = {
+    "onesided-linear": OneSidedLinearInterpolant,
+    "vp": VPInterpolant,
+}
+
+
+def all_interpolants() -> dict[str, Interpolant]:
+    """Every family × γ schedule (the mirror needs γ ≠ 0; one-sided ones have γ ≡ 0)."""
+    out: dict[str, Interpolant] = {}
+    for fname, make in FAMILY_FACTORIES.items():
+        for gname, gamma in GAMMAS.items():
+            if fname == "mirror" and gname == "none":
+                continue
+            out[f"{fname}-{gname}"] = make(gamma())
+    for name, make_one in ONE_SIDED.items():
+        out[name] = make_one()
+    return out
+
+
+def one_per_family() -> dict[str, Interpolant]:
+    """One deterministic and one stochastic member of each family, and the one-sided ones."""
+    return {
+        "linear-none": LinearInterpolant(),
+        "linear-brownian": LinearInterpolant(BrownianGamma()),
+        "trig-none": TrigonometricInterpolant(),
+        "trig-brownian": TrigonometricInterpolant(BrownianGamma()),
+        "encdec-sinesq": EncoderDecoderInterpolant(),
+        "mirror-brownian": MirrorInterpolant(BrownianGamma()),
+        "custom-quadratic": _custom_interpolant(QuadraticGamma()),
+        "onesided-linear": OneSidedLinearInterpolant(),
+        "vp": VPInterpolant(),
+    }
+
+
+def two_mixtures(
+    dtype: torch.dtype = torch.float64, dim: int = 2
+) -> tuple[GaussianMixture, GaussianMixture]:
+    """A 2-component anisotropic base and a 3-component target, fixed (no randomness)."""
+    gen = torch.Generator().manual_seed(1234)
+    a = torch.randn(2, dim, dim, generator=gen, dtype=torch.float64)
+    c0 = 0.3 * a @ a.mT + 0.2 * torch.eye(dim, dtype=torch.float64)
+    m0 = torch.randn(2, dim, generator=gen, dtype=torch.float64)
+    base = GaussianMixture(torch.tensor([0.4, 0.6], dtype=torch.float64), m0, c0)
+    m1 = 2.5 * torch.randn(3, dim, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, dim, dim, generator=gen, dtype=torch.float64)
+    c1 = 0.1 * b @ b.mT + 0.1 * torch.eye(dim, dtype=torch.float64)
+    target = GaussianMixture(torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64), m1, c1)
+    return base.to(dtype=dtype), target.to(dtype=dtype)
+
+
+def problem(
+    interpolant: Interpolant, dtype: torch.dtype = torch.float64, dim: int = 2
+) -> tuple[GaussianMixture, GaussianMixture]:
+    """The (base, target) pair suited to ``interpolant`` (N(0, I) base if one-sided)."""
+    base, target = two_mixtures(dtype, dim)
+    if isinstance(interpolant, OneSidedInterpolant):
+        base = GaussianMixture.standard_normal(dim, dtype=dtype)
+    return base, target
