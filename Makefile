@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest docs clean
+.PHONY: test lint typecheck pytest docs demo clean
 
 $(VENV)/.dev-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ typecheck: $(VENV)/.dev-installed
 
 pytest: $(VENV)/.dev-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(VENV)/.dev-installed
+	$(VENV)/bin/interpolants demo --out demo
 
 docs: $(VENV)/.docs-installed
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -1,0 +1,255 @@
+"""The ``interpolants`` command line: ``train``, ``sample``, ``nll`` and ``demo``.
+
+Every command has ``--help``. Bad arguments print one line (``interpolants: error: ...``) and
+exit with status 2, never a traceback. Runs live in a folder holding ``config.json``,
+``checkpoint.pt`` (atomic, loaded with ``weights_only=True``) and ``metrics.json``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from .datasets import DigitsData
+from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
+from .metrics import wasserstein2
+from .recipes import (
+    BASES,
+    COUPLINGS,
+    DATASETS,
+    GAMMAS,
+    INTERPOLANTS,
+    OBJECTIVES,
+    ODE_METHODS,
+    SDE_METHODS,
+    Run,
+    RunConfig,
+    load_run,
+    write_text_atomic,
+)
+from .train import Trainer
+
+__all__ = ["main"]
+
+DEMO_NFES = (1, 2, 4, 8, 32)
+DEMO_EPSILONS = (0.0, 0.5, 1.0)
+
+
+def _add_run_options(p: argparse.ArgumentParser, defaults: RunConfig) -> None:
+    choices = {
+        "data": DATASETS,
+        "base": BASES,
+        "interpolant": tuple(INTERPOLANTS),
+        "gamma": tuple(GAMMAS),
+        "coupling": tuple(COUPLINGS),
+        "objective": tuple(OBJECTIVES),
+    }
+    for f in fields(RunConfig):
+        default = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(default)
+        if f.name in choices:
+            p.add_argument(
+                flag, default=default, choices=choices[f.name], help=f"(default {default})"
+            )
+        else:
+            p.add_argument(flag, type=kind, default=default, help=f"(default {default})")
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}).validate()
+
+
+def _train(config: RunConfig, out: Path, progress: bool = True) -> tuple[Run, Trainer, float]:
+    run = Run(config)
+    run.save_config(out)
+    trainer = Trainer(
+        run.model,
+        run.objective,
+        run.batches(),
+        lr=config.lr,
+        ema_decay=config.ema,
+        seed=config.seed,
+        device=config.device,
+    )
+    start = time.perf_counter()
+    state = trainer.fit(config.steps, checkpoint=out / "checkpoint.pt", progress=progress)
+    seconds = time.perf_counter() - start
+    tail = state.losses[-100:]
+    metrics = {
+        "steps": state.step,
+        "train_seconds": round(seconds, 2),
+        "final_loss": sum(tail) / len(tail),
+    }
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    return run, trainer, seconds
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _, _, seconds = _train(_config(args), out, progress=not args.quiet)
+    print(f"trained in {seconds:.1f} s; wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    run, model = load_run(Path(args.run))
+    gen = torch.Generator().manual_seed(args.seed)
+    x0 = run.base.sample(args.n, gen).to(run.config.device)
+    velocity = run.velocity(model)
+    if args.method in SDE_METHODS:
+        score = run.score(model)
+        if score is None:
+            raise ValueError(f"the {run.config.objective} objective learned no score: use an ODE")
+        sol = sde_samples(run.interpolant, velocity, score, x0, args.eps, args.steps, gen)
+        traj = None
+    else:
+        sol = ode_samples(velocity, x0, ODE_METHODS[args.method](), args.steps, save=20)
+        traj = sol.trajectory
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".samples.pt.tmp"
+    torch.save(sol.state.cpu(), tmp)
+    tmp.replace(out / "samples.pt")
+    if run.dim == 2:
+        reference = run.test_target
+        plot_run(out / "samples.png", reference, {f"{args.method} samples": sol.state}, traj)
+        print(f"W2 to held-out target: {wasserstein2(sol.state, reference):.4f} (NFE {sol.nfe})")
+    print(f"wrote {out / 'samples.pt'}" + (f" and {out / 'samples.png'}" if run.dim == 2 else ""))
+    return 0
+
+
+def cmd_nll(args: argparse.Namespace) -> int:
+    run, model = load_run(Path(args.run))
+    base_log_prob = run.base_log_prob()
+    if base_log_prob is None:
+        raise ValueError(f"base {run.config.base!r} has no closed-form log-density")
+    data = run.test_target[: args.n].to(run.config.device)
+    levels = DigitsData.levels if run.config.data == "digits" else None
+    result = heldout_nll(run.velocity(model), data, base_log_prob, steps=args.steps, levels=levels)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    config = RunConfig(steps=args.steps, seed=args.seed)
+    print(
+        f"Training an OT-coupled stochastic interpolant {config.base} -> {config.data} "
+        f"(linear, gamma = {config.gamma_scale} t(1-t), split (v, eta) objective, "
+        f"SDE diffusion eps(t) = eps * gamma(t) / max gamma, "
+        f"{config.steps} steps, batch {config.batch}) on the CPU ..."
+    )
+    run, trainer, seconds = _train(config, out, progress=not args.quiet)
+    model = trainer.sampling_model
+    velocity, score = run.velocity(model), run.score(model)
+    assert score is not None
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    x0 = run.base.sample(args.n, gen)
+    reference = run.test_target[: args.n]
+    rows = w2_table(velocity, x0, reference, DEMO_NFES, ODE_METHODS["euler"])
+    sde, sde_nfe, sde_states = {}, {}, {}
+    for eps in DEMO_EPSILONS:
+        sol = sde_samples(run.interpolant, velocity, score, x0, eps, args.sde_steps, gen)
+        sde[eps] = wasserstein2(sol.state, reference)
+        sde_nfe[eps] = sol.nfe
+        sde_states[eps] = sol.state
+    base_log_prob = run.base_log_prob()
+    assert base_log_prob is not None
+    nll = heldout_nll(velocity, reference[: args.nll_points], base_log_prob, steps=64)
+    floor = wasserstein2(run.target.sample(args.n, gen), reference)
+    ode = ode_samples(velocity, x0, ODE_METHODS["heun"](), 32, save=32)
+    plot_run(
+        out / "demo.png",
+        reference,
+        {"ODE (Heun, 32 steps)": ode.state, f"SDE (eps = {DEMO_EPSILONS[-1]})": sde_states[1.0]},
+        ode.trajectory,
+    )
+    metrics = {
+        "config": json.loads(config.to_json()),
+        "train_seconds": round(seconds, 1),
+        "w2_ode_euler": {str(k): v for k, v in rows.items()},
+        "w2_sde_euler_maruyama": {str(k): v for k, v in sde.items()},
+        "sde_steps": args.sde_steps,
+        "sde_nfe": {str(k): v for k, v in sde_nfe.items()},
+        "w2_two_target_samples": floor,
+        "heldout_nll_nats": nll["nll_nats"],
+        "nll_points": args.nll_points,
+    }
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    print(f"\ntrained in {seconds:.1f} s; {args.n} samples vs {args.n} held-out target points")
+    print("\n| sampler | NFE | W2 |\n|---|---|---|")
+    for nfe, w in rows.items():
+        print(f"| ODE Euler | {nfe} | {w:.3f} |")
+    for eps, w in sde.items():
+        print(f"| SDE Euler-Maruyama, eps = {eps} | {sde_nfe[eps]} | {w:.3f} |")
+    print(f"| two independent target samples (floor) | - | {floor:.3f} |")
+    print(f"\ntest NLL: {nll['nll_nats']:.3f} nats ({args.nll_points} points, RK4 64 steps)")
+    print(f"wrote {out / 'demo.png'}, {out / 'metrics.json'}, {out / 'checkpoint.pt'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``interpolants`` command."""
+    parser = argparse.ArgumentParser(
+        prog="interpolants", description="Train and sample stochastic interpolants."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model; writes config, checkpoint, metrics")
+    _add_run_options(p, RunConfig())
+    p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="sample a trained run by ODE or SDE")
+    p.add_argument("--run", required=True, help="run folder written by `train`")
+    p.add_argument("--method", default="heun", choices=(*ODE_METHODS, *SDE_METHODS))
+    p.add_argument("--steps", type=int, default=32, help="time steps (default 32)")
+    p.add_argument("--eps", type=float, default=1.0, help="SDE diffusion peak ε (default 1)")
+    p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default: the run folder)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("nll", help="test negative log-likelihood (and bits/dim for digits)")
+    p.add_argument("--run", required=True, help="run folder written by `train`")
+    p.add_argument("--n", type=int, default=500, help="test points (default 500)")
+    p.add_argument("--steps", type=int, default=64, help="RK4 steps (default 64)")
+    p.set_defaults(func=cmd_nll)
+
+    p = sub.add_parser("demo", help="train a small 2-D model and report W2 and NLL")
+    p.add_argument("--out", default="demo", help="output folder (default demo)")
+    p.add_argument("--steps", type=int, default=RunConfig().steps)
+    p.add_argument("--n", type=int, default=2000, help="samples for W2 (default 2000)")
+    p.add_argument("--sde-steps", type=int, default=100, help="SDE steps (default 100)")
+    p.add_argument("--nll-points", type=int, default=1000, help="NLL points (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``interpolants`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "out", "") is None:
+        args.out = args.run
+    for name in ("steps", "n", "sde_steps", "nll_points"):
+        if hasattr(args, name) and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"interpolants: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+r"""Exact minibatch optimal transport (OT-CFM; Multisample Flow Matching's BatchOT)."""
+
+import warnings
+from collections.abc import Callable
+from typing import final
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .assignment import AssignmentSolver, AutoAssignmentSolver
+from .base import (
+    Batch0,
+    Batch1,
+    PermutationCoupling,
+    Plan,
+    PlanCoupling,
+    check_batches,
+    sample_columns,
+    weights,
+)
+from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
+
+__all__ = ["OTCoupling"]
+
+
+def emd_plan(cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """POT's exact (network simplex) plan, solved on the host in float64 to optimality."""
+    import ot
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a truncated solve is not optimal
+        plan = ot.emd(
+            a.detach().cpu().double().numpy(),
+            b.detach().cpu().double().numpy(),
+            (cost - cost.min()).detach().cpu().double().numpy(),  # POT rejects some negatives
+            numItermax=10**9,
+        )
+    return torch.as_tensor(np.asarray(plan)).to(dtype=cost.dtype, device=cost.device)
+
+
+@final
+class OTCoupling(PermutationCoupling, PlanCoupling):
+    r"""Exact minibatch OT: the pairing minimising the total cost Σ_i c(x0_i, x1_σ(i)).
+
+    Solves min ⟨π, C⟩ over plans with uniform marginals. For equal batch sizes the optimum is
+    attained at a permutation (Birkhoff–von Neumann) and **is returned as one**: every x0 and
+    every x1 is used exactly once, so both minibatch marginals are exact (unlike sampling pairs
+    from the plan with replacement, which duplicates and drops points). For unequal sizes the
+    exact plan comes from POT's network simplex, every x1 is used once and its partner is drawn
+    from the plan's conditional π(· | x1) with ``generator``; the x1 marginal is then exact and
+    the x0 marginal exact in expectation.
+
+    What runs where: the cost matrix is one matrix product on the inputs' device (for the
+    squared Euclidean cost, its reduced form −2·x0·x1ᵀ, which has the same optimal pairings).
+    Only this n×n matrix crosses to the host, in float64, for the assignment solver; the indices
+    come back on the device. The default :class:`AutoAssignmentSolver` picks POT's network
+    simplex for d < 8 and LAPJV (``lap``) otherwise, by measurement (see
+    :mod:`interpolants.coupling.assignment`); on a 2-core CPU this is 4–13× faster than
+    torchcfm's ``OTPlanSampler(method="exact")`` for d ≥ 64 and n ≥ 1024, and always optimal.
+
+    Parameters
+    ----------
+    cost:
+        A :class:`Cost` or a callable ``(x0, x1) -> (n0, n1)`` matrix; squared Euclidean by
+        default.
+    solver:
+        The assignment solver for equal sizes (default :class:`AutoAssignmentSolver`).
+
+    References
+    ----------
+    A. Tong et al., *Improving and generalizing flow-based generative models with minibatch
+    optimal transport*, arXiv:2302.00482.
+    A.-A. Pooladian et al., *Multisample Flow Matching: Straightening Flows with Minibatch
+    Couplings*, arXiv:2304.14772.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants.coupling import OTCoupling
+    >>> x0 = torch.tensor([[0.0], [10.0]])
+    >>> x1 = torch.tensor([[11.0], [1.0]])
+    >>> OTCoupling()(x0, x1).x0
+    tensor([[10.],
+            [ 0.]])
+    """
+
+    def __init__(
+        self,
+        cost: Cost | Callable[[Tensor, Tensor], Tensor] | None = None,
+        solver: AssignmentSolver | None = None,
+    ) -> None:
+        self.cost = SquaredEuclideanCost() if cost is None else as_cost(cost)
+        if solver is not None and not isinstance(solver, AssignmentSolver):
+            raise TypeError(f"solver must be an AssignmentSolver, got {type(solver).__name__}")
+        self.solver = AutoAssignmentSolver() if solver is None else solver
+
+    def _pair(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        y0: tuple[Tensor, ...] | None,
+        y1: tuple[Tensor, ...] | None,
+        generator: torch.Generator | None,
+        want_plan: bool,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        n0, n1 = x0.shape[0], x1.shape[0]
+        index1 = torch.arange(n1, device=x1.device)
+        if n0 == n1:
+            perm = self.permutation(x0, x1)  # row i -> column perm[i]
+            index0 = torch.empty_like(perm)
+            index0[perm] = torch.arange(n0, device=x0.device)
+            plan = None
+            if want_plan:
+                plan = torch.zeros((n0, n1), dtype=x0.dtype, device=x0.device)
+                plan[index0, index1] = 1.0 / n0
+            return index0, index1, plan
+        cost = cost_matrix(self.cost, x0, x1, reduced=True)
+        a = weights(None, n0, cost, "w0")
+        b = weights(None, n1, cost, "w1")
+        plan = emd_plan(cost, a, b)
+        index0 = sample_columns(torch.log(plan), generator)
+        return index0, index1, plan if want_plan else None
+
+    def permutation(self, x0: Batch0, x1: Batch1) -> Int[Tensor, " n"]:
+        """The optimal permutation between equal-size batches, as ``int64`` on the device.
+
+        Row ``i`` of x0 is paired with row ``perm[i]`` of x1.
+        """
+        check_batches(x0, x1)
+        if x0.shape[0] != x1.shape[0]:
+            raise ValueError(f"batches must have equal sizes, got {x0.shape[0]} and {x1.shape[0]}")
+        if x0.shape[0] == 1:
+            return torch.zeros(1, dtype=torch.int64, device=x0.device)
+        with torch.no_grad():
+            cost = cost_matrix(self.cost, x0, x1, reduced=True)
+            host = cost.detach().to(device="cpu", dtype=torch.float64).numpy()
+        dim = int(np.prod(x0.shape[1:])) if x0.ndim > 1 else 1
+        perm = self.solver.solve(host, dim)
+        return torch.from_numpy(perm).to(x0.device)
+
+    def plan(
+        self,
+        x0: Batch0,
+        x1: Batch1,
+        w0: Float[Tensor, " n0"] | None = None,
+        w1: Float[Tensor, " n1"] | None = None,
+    ) -> Plan:
+        """The exact plan with weights ``w0``, ``w1`` (POT network simplex, float64 on host)."""
+        check_batches(x0, x1)
+        with torch.no_grad():
+            cost = cost_matrix(self.cost, x0, x1, reduced=True)
+            a = weights(w0, x0.shape[0], cost, "w0")
+            b = weights(w1, x1.shape[0], cost, "w1")
+            return emd_plan(cost, a, b)
+
+    def __repr__(self) -> str:
+        return f"OTCoupling(cost={self.cost!r}, solver={self.solver!r})"

@@ -1,0 +1,61 @@
+r"""Regression objectives for the fields of a stochastic interpolant.
+
+The model protocol
+------------------
+A model is any callable (typically a :class:`torch.nn.Module`) called as
+
+    ``model(t, x)``  or, when a ``condition`` is passed to the loss, ``model(t, x, condition=c)``
+
+with ``t`` of shape ``(B,)`` (one time per sample, in the dtype and on the device of ``x``)
+and ``x`` of shape ``(B, *dims)``; it returns a tensor of the shape of ``x`` (for
+:class:`SplitObjective`, a pair of such tensors). The condition is passed through untouched
+(labels, a context tensor, a dict ...). With ``antithetic=True`` the model is called twice per
+loss, with the same ``t`` and ``condition``. A model that returns a wrong shape raises
+:class:`ValueError`.
+
+The objectives
+--------------
+An objective receives already paired (x0, x1) (couplings live elsewhere) and returns a scalar
+loss (:meth:`Objective.loss`) or the per-sample losses (:meth:`Objective.per_sample_loss`):
+
+* :class:`VelocityObjective` learns b = E[İ + γ̇z | x_t] from the target α̇x0 + β̇x1 + γ̇z;
+* :class:`DenoiserObjective` learns η_z = E[z | x_t] from z (x0 if one-sided);
+* :class:`ScoreObjective` learns s = −η_z/γ with the weight γ² (σŝ regressed on −z, with
+  σ = γ, or α if one-sided);
+* :class:`SplitObjective` learns (v, η_z) with a two-headed model, from (α̇x0 + β̇x1, z);
+* :class:`TargetObjective` learns η1 = E[x1 | x_t] from x1.
+
+Times are drawn from a :class:`TimeSampler` (uniform by default), optionally importance
+weighted; antithetic noise pairs are an option of every objective. Use
+:mod:`interpolants.fields` to turn the learned fields into a velocity, a score or an SDE drift.
+
+References
+----------
+M. S. Albergo, N. M. Boffi, E. Vanden-Eijnden, *Stochastic Interpolants: A Unifying Framework
+for Flows and Diffusions*, arXiv:2303.08797.
+"""
+
+from .base import Model, Objective
+from .losses import (
+    DenoiserObjective,
+    ScoreObjective,
+    SplitObjective,
+    TargetObjective,
+    VelocityObjective,
+)
+from .time import BetaTime, ImportanceWeighted, InverseCDFTime, TimeSampler, UniformTime
+
+__all__ = [
+    "BetaTime",
+    "DenoiserObjective",
+    "ImportanceWeighted",
+    "InverseCDFTime",
+    "Model",
+    "Objective",
+    "ScoreObjective",
+    "SplitObjective",
+    "TargetObjective",
+    "TimeSampler",
+    "UniformTime",
+    "VelocityObjective",
+]

@@ -1,0 +1,176 @@
+r"""The concrete objectives: velocity, denoiser, score, split (v, η_z) and target prediction.
+
+Each is a small final class giving the target y (whose conditional mean given x_t = x is the
+learned field) and the per-sample loss ½|m̂|² − y·m̂ (see :class:`Objective`).
+"""
+
+from typing import final
+
+from torch import Tensor
+
+from .._validation import broadcast_time
+from ..interpolant import Coefficients, Interpolant, InterpolantSample, OneSidedInterpolant
+from .base import Objective, Predict, check_prediction, dot_loss
+from .time import TimeSampler
+
+__all__ = [
+    "DenoiserObjective",
+    "ScoreObjective",
+    "SplitObjective",
+    "TargetObjective",
+    "VelocityObjective",
+]
+
+
+def _needs_noise(interpolant: Interpolant, name: str) -> None:
+    if not (interpolant.is_stochastic or isinstance(interpolant, OneSidedInterpolant)):
+        raise ValueError(
+            f"{name} needs a noise to predict: a stochastic (γ ≠ 0) or one-sided interpolant, "
+            f"got {interpolant!r}"
+        )
+
+
+@final
+class VelocityObjective(Objective):
+    r"""Learn the velocity b(t, x) = E[α̇x0 + β̇x1 + γ̇z | x_t = x].
+
+    .. math:: L_b(\hat b) = E\,[\tfrac12|\hat b(t, x_t)|^2 − (\dot α x_0 + \dot β x_1
+              + \dot γ z)\cdot \hat b(t, x_t)]
+
+    For γ ≡ 0 and x0 ~ N(0, I) this is (Gaussian) flow matching. With the Brownian γ the
+    target's γ̇z diverges like t^{-1/2} at the ends; use ``antithetic=True`` to cancel it.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import LinearInterpolant
+    >>> objective = VelocityObjective(LinearInterpolant())
+    >>> model = lambda t, x: torch.zeros_like(x)
+    >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
+    >>> float(objective.loss(model, x0, x1))  # ½|0|² − (x1 − x0)·0
+    0.0
+    """
+
+    def _sample_loss(
+        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
+    ) -> Tensor:
+        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
+        return dot_loss(pred, sample.velocity)
+
+
+@final
+class DenoiserObjective(Objective):
+    r"""Learn the denoiser η_z(t, x) = E[z | x_t = x] (one-sided: E[x0 | x_t = x]).
+
+    .. math:: L_η(\hat η) = E\,[\tfrac12|\hat η(t, x_t)|^2 − z\cdot\hat η(t, x_t)]
+
+    Paper sign convention: the score is s = −η_z/γ (−η_z/α one-sided); see
+    :class:`~interpolants.fields.ScoreFromDenoiser`. Needs a stochastic or one-sided
+    interpolant.
+    """
+
+    def __init__(
+        self,
+        interpolant: Interpolant,
+        *,
+        time_sampler: TimeSampler | None = None,
+        antithetic: bool = False,
+    ) -> None:
+        _needs_noise(interpolant, "DenoiserObjective")
+        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+
+    def _sample_loss(
+        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
+    ) -> Tensor:
+        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
+        return dot_loss(pred, sample.noise)
+
+
+@final
+class ScoreObjective(Objective):
+    r"""Learn the score s(t, x) = ∇log ρ_t(x), with the weight σ(t)² that keeps it finite.
+
+    With σ = γ (two-sided) or σ = α (one-sided, the noise being x0):
+
+    .. math:: L_s(\hat s) = E\,[σ^2(\tfrac12|\hat s|^2 + σ^{-1} z\cdot \hat s)]
+              = E\,[\tfrac12|σ\hat s + z|^2] − \tfrac{d}{2},
+
+    i.e. σŝ is regressed on −z. The unweighted loss of the paper, ½|ŝ|² + γ⁻¹z·ŝ, has a
+    term of unbounded variance where γ → 0; the weight σ² removes it, keeps the minimiser
+    s wherever σ > 0, and gives the ends (σ = 0) no weight: a score learned this way is
+    accurate inside (0, 1) and unconstrained at the ends themselves.
+    """
+
+    def __init__(
+        self,
+        interpolant: Interpolant,
+        *,
+        time_sampler: TimeSampler | None = None,
+        antithetic: bool = False,
+    ) -> None:
+        _needs_noise(interpolant, "ScoreObjective")
+        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+
+    def _sample_loss(
+        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
+    ) -> Tensor:
+        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
+        scale = c.alpha if isinstance(self.interpolant, OneSidedInterpolant) else c.gamma
+        return dot_loss(broadcast_time(scale, pred) * pred, -sample.noise)
+
+
+@final
+class SplitObjective(Objective):
+    r"""Learn v(t, x) = E[α̇x0 + β̇x1 | x_t = x] and η_z(t, x) with one two-headed model.
+
+    The model returns a pair ``(v̂, η̂)`` of tensors of x's shape; the loss is L_v(v̂) + L_η(η̂)
+    with L_v = E[½|v̂|² − (α̇x0 + β̇x1)·v̂] and L_η as in :class:`DenoiserObjective`, so the two
+    heads are fitted independently. Recombine them into the velocity b = v + γ̇η_z with
+    :class:`~interpolants.fields.VelocityFromSplit`, and into the score s = −η_z/γ with
+    :class:`~interpolants.fields.ScoreFromDenoiser`. With two separate networks pass
+    ``lambda t, x: (v_net(t, x), eta_net(t, x))`` (and optimise both parameter sets).
+
+    Unlike b, the target of v holds no γ̇ and the target of η_z no γ⁻¹, so neither has a
+    singular variance at the ends (MATH.md §3). Needs a stochastic or one-sided interpolant.
+    """
+
+    def __init__(
+        self,
+        interpolant: Interpolant,
+        *,
+        time_sampler: TimeSampler | None = None,
+        antithetic: bool = False,
+    ) -> None:
+        _needs_noise(interpolant, "SplitObjective")
+        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+
+    def _sample_loss(
+        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
+    ) -> Tensor:
+        out = predict(t, sample.xt)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError(
+                "the model of SplitObjective must return a pair (v, eta) of tensors, got "
+                f"{type(out).__name__}"
+            )
+        v = check_prediction(out[0], sample.xt, "model (head v)")
+        eta = check_prediction(out[1], sample.xt, "model (head eta)")
+        return dot_loss(v, sample.mean_velocity) + dot_loss(eta, sample.noise)
+
+
+@final
+class TargetObjective(Objective):
+    r"""Learn the target prediction η1(t, x) = E[x1 | x_t = x] (x1-prediction).
+
+    .. math:: L_1(\hat η_1) = E\,[\tfrac12|\hat η_1(t, x_t)|^2 − x_1\cdot\hat η_1(t, x_t)]
+
+    For a deterministic interpolant (γ ≡ 0, one-sided included) the velocity follows as
+    b = (α̇x + (αβ̇ − α̇β)η1)/α (:class:`~interpolants.fields.VelocityFromTarget`); with γ > 0
+    η1 alone does not determine b.
+    """
+
+    def _sample_loss(
+        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
+    ) -> Tensor:
+        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
+        return dot_loss(pred, x1)

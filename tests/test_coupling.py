@@ -1,0 +1,300 @@
+"""Contract tests over every coupling, plus the conditional, matching and unbalanced ones."""
+
+import math
+
+import numpy as np
+import ot
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from interpolants.coupling import (
+    Coupling,
+    DataDependentCoupling,
+    IndependentCoupling,
+    LabelConditionalCoupling,
+    OTCoupling,
+    PartialOTCoupling,
+    PermutationCoupling,
+    SchrodingerBridgeCoupling,
+    SinkhornCoupling,
+    SquaredEuclideanCost,
+    StableMatchingCoupling,
+    UnbalancedOTCoupling,
+)
+
+
+def all_couplings() -> dict[str, Coupling]:
+    return {
+        "independent": IndependentCoupling(),
+        "ot": OTCoupling(),
+        "sinkhorn": SinkhornCoupling(reg=0.1),
+        "bridge": SchrodingerBridgeCoupling(sigma=1.0),
+        "stable": StableMatchingCoupling(),
+        "label-ot": LabelConditionalCoupling(),
+        "unbalanced": UnbalancedOTCoupling(),
+        "partial": PartialOTCoupling(mass=0.75),
+        "data-dependent": DataDependentCoupling(lambda x1, z: 0.5 * x1 + z),
+    }
+
+
+COUPLINGS = all_couplings()
+IDS = list(COUPLINGS)
+SHAPES = [(12, 3), (12, 2, 4, 4)]
+DTYPES = [torch.float32, torch.float64]
+
+
+def _batches(shape, dtype, device="cpu", seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+    x1 = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+    y = torch.arange(shape[0]) % 3
+    y1 = y[torch.randperm(shape[0], generator=gen)]
+    return x0, x1, y.to(device), y1.to(device)
+
+
+def _check_contract(coupling, shape, dtype, device):
+    x0, x1, y0, y1 = _batches(shape, dtype, device)
+    gen = torch.Generator(device=device).manual_seed(1)
+    p = coupling(x0, x1, y0, y1, generator=gen, return_plan=True)
+    m = p.index0.shape[0]
+    assert p.index0.dtype == p.index1.dtype == torch.int64
+    assert p.index0.device == p.index1.device == x0.device
+    assert p.x0.shape == p.x1.shape == (m, *shape[1:])
+    assert p.x0.dtype == p.x1.dtype == dtype and p.x0.device == x0.device
+    assert torch.equal(p.x1, x1[p.index1])
+    assert torch.equal(p.y1, y1[p.index1]) and torch.equal(p.y0, y0[p.index0])
+    if not isinstance(coupling, DataDependentCoupling):
+        assert torch.equal(p.x0, x0[p.index0])
+    if p.plan is not None:
+        assert p.plan.shape == (shape[0], shape[0]) and p.plan.dtype == dtype
+        assert bool((p.plan >= 0).all())
+        expected = coupling.mass if isinstance(coupling, PartialOTCoupling) else 1.0
+        if not isinstance(coupling, UnbalancedOTCoupling):
+            assert float(p.plan.sum()) == pytest.approx(expected, rel=1e-5)
+    if isinstance(coupling, PermutationCoupling):
+        n = shape[0]
+        assert torch.equal(torch.sort(p.index0).values, torch.arange(n, device=device))
+        assert torch.equal(p.index1, torch.arange(n, device=device))
+    return p
+
+
+@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_contract(name, shape, dtype):
+    _check_contract(COUPLINGS[name], shape, dtype, "cpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_contract_cuda(name, dtype):
+    _check_contract(COUPLINGS[name], (16, 3, 4, 4), dtype, "cuda")
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_label_tuples_are_carried(name):
+    x0, x1, y0, y1 = _batches((12, 2), torch.float64)
+    p = COUPLINGS[name](x0, x1, (y0, -y0), (y1, -y1), generator=torch.Generator().manual_seed(0))
+    assert isinstance(p.y0, tuple) and torch.equal(p.y0[1], -y0[p.index0])
+    assert isinstance(p.y1, tuple) and torch.equal(p.y1[1], -y1[p.index1])
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_errors(name):
+    c = COUPLINGS[name]
+    x = torch.randn(6, 3)
+    with pytest.raises(ValueError, match="trailing shape"):
+        c(x, torch.randn(6, 4))
+    with pytest.raises(ValueError, match="non-empty"):
+        c(x[:0], x[:0])
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        c(bad, x)
+    with pytest.raises(ValueError, match="NaN"):
+        c(x, bad.clone().fill_(float("inf")))
+    with pytest.raises(TypeError):
+        c(torch.ones(6, 3, dtype=torch.int64), x)
+    with pytest.raises(ValueError, match="shape"):
+        c(x, x, torch.zeros(5), torch.zeros(6))
+
+
+def test_invalid_parameters():
+    for reg in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="reg"):
+            SinkhornCoupling(reg=reg)
+        with pytest.raises(ValueError, match="reg"):
+            UnbalancedOTCoupling(reg=reg)
+    with pytest.raises(ValueError, match="sigma"):
+        SchrodingerBridgeCoupling(sigma=0.0)
+    with pytest.raises(ValueError, match="mass"):
+        PartialOTCoupling(mass=1.5)
+    with pytest.raises(TypeError):
+        OTCoupling(solver="lapjv")  # type: ignore[arg-type]
+
+
+# --- permutation couplings ------------------------------------------------------------------
+
+
+@given(n=st.integers(1, 24), d=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_permutation_couplings_use_each_point_once(n, d, seed):
+    x0, x1, _, _ = _batches((n, d), torch.float64, seed=seed)
+    for c in (IndependentCoupling(), OTCoupling(), StableMatchingCoupling()):
+        p = c(x0, x1, generator=torch.Generator().manual_seed(seed))
+        assert sorted(p.index0.tolist()) == list(range(n))
+        assert p.index1.tolist() == list(range(n))
+
+
+def test_independent_unequal_sizes_are_balanced():
+    x0, x1 = torch.randn(5, 2), torch.randn(13, 2)
+    p = IndependentCoupling()(x0, x1, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(p.index0, minlength=5)
+    assert int(counts.min()) == 2 and int(counts.max()) == 3  # ⌊13/5⌋ and ⌈13/5⌉
+
+
+def _gale_shapley(cost: np.ndarray) -> np.ndarray:
+    """Textbook proposer-side Gale–Shapley, rows propose, both sides rank by cost."""
+    n = cost.shape[0]
+    prefs = np.argsort(cost, axis=1, kind="stable")
+    nxt = [0] * n
+    holder = [-1] * n  # column -> row
+    free = list(range(n))
+    while free:
+        i = free.pop()
+        j = prefs[i, nxt[i]]
+        nxt[i] += 1
+        h = holder[j]
+        if h < 0:
+            holder[j] = i
+        elif (cost[i, j], i) < (cost[h, j], h):
+            holder[j] = i
+            free.append(h)
+        else:
+            free.append(i)
+    match = np.empty(n, dtype=np.int64)
+    for j, i in enumerate(holder):
+        match[i] = j
+    return match
+
+
+@given(n=st.integers(1, 20), d=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_stable_matching_equals_gale_shapley_and_is_stable(n, d, seed):
+    x0, x1, _, _ = _batches((n, d), torch.float64, seed=seed)
+    p = StableMatchingCoupling()(x0, x1)
+    cost = SquaredEuclideanCost()(x0, x1).numpy()
+    match = np.empty(n, dtype=np.int64)
+    match[p.index0.numpy()] = p.index1.numpy()
+    assert np.array_equal(match, _gale_shapley(cost))
+    partner_cost0 = cost[np.arange(n), match]  # what each x0 pays now
+    partner_cost1 = np.empty(n)
+    partner_cost1[match] = partner_cost0  # what each x1 pays now
+    blocking = (cost < partner_cost0[:, None]) & (cost < partner_cost1[None, :])
+    assert not blocking.any()
+
+
+# --- label-conditional and data-dependent ----------------------------------------------------
+
+
+def test_label_conditional_never_crosses_classes_and_is_optimal_per_class():
+    gen = torch.Generator().manual_seed(3)
+    n, d = 60, 4
+    x0, x1 = (
+        torch.randn(n, d, generator=gen, dtype=torch.float64),
+        torch.randn(n, d, generator=gen, dtype=torch.float64),
+    )
+    ya0 = torch.arange(n) % 3
+    yb0 = (torch.arange(n) // 3) % 2
+    perm = torch.randperm(n, generator=gen)
+    ya1, yb1 = ya0[perm], yb0[perm]
+    p = LabelConditionalCoupling()(x0, x1, (ya0, yb0), (ya1, yb1))
+    assert torch.equal(p.y0[0], p.y1[0]) and torch.equal(p.y0[1], p.y1[1])
+    assert sorted(p.index0.tolist()) == list(range(n))
+    cost = SquaredEuclideanCost()(x0, x1)
+    total = float(cost[p.index0, p.index1].sum())
+    expected = 0.0
+    for a in range(3):
+        for b in range(2):
+            i = torch.nonzero((ya0 == a) & (yb0 == b)).squeeze(1)
+            j = torch.nonzero((ya1 == a) & (yb1 == b)).squeeze(1)
+            m = cost[i][:, j].numpy()
+            k = len(i)
+            expected += k * ot.emd2(np.full(k, 1 / k), np.full(k, 1 / k), m, numItermax=10**7)
+    assert total == pytest.approx(expected, rel=1e-9)
+
+
+def test_label_conditional_errors():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="labels"):
+        LabelConditionalCoupling()(x, x)
+    with pytest.raises(ValueError, match="both sides"):
+        LabelConditionalCoupling()(x, x, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 2, 2]))
+
+
+def test_data_dependent_builds_x0_from_x1():
+    x1 = torch.randn(8, 1, 4, 4)
+    noise = torch.randn(8, 1, 4, 4)
+    mask = (torch.arange(16).reshape(1, 1, 4, 4) % 2).float().expand(8, 1, 4, 4)
+    c = DataDependentCoupling(lambda x, z: (mask * x + (1 - mask) * z, mask))
+    p = c(noise, x1)
+    assert torch.equal(p.x0, mask * x1 + (1 - mask) * noise)
+    assert torch.equal(p.x1, x1) and p.condition is mask
+    with pytest.raises(ValueError, match="fn must return"):
+        DataDependentCoupling(lambda x, z: x[:, :, :2])(noise, x1)
+
+
+# --- unbalanced and partial --------------------------------------------------------------------
+
+
+def test_unbalanced_and_partial_discount_an_outlier():
+    gen = torch.Generator().manual_seed(0)
+    n = 20
+    x0 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    x1 = torch.randn(n, 2, generator=gen, dtype=torch.float64)
+    x1[0] += 50.0  # an outlier in the x1 batch
+    plan = UnbalancedOTCoupling(reg=0.05, reg_m=0.1).plan(x0, x1)
+    mass = plan.sum(0) / plan.sum()
+    assert float(mass[0]) < 0.1 / n  # a balanced plan would give it 1/n
+    p = PartialOTCoupling(mass=0.95)(x0, x1)
+    assert p.index0.numel() == 19 and 0 not in p.index1.tolist()
+    assert len(set(p.index0.tolist())) == 19 and len(set(p.index1.tolist())) == 19
+    cost = SquaredEuclideanCost()(x0, x1)
+    exact = ot.partial.partial_wasserstein2(
+        np.full(n, 1 / n), np.full(n, 1 / n), cost.numpy(), m=0.95, numItermax=10**7
+    )
+    assert float(cost[p.index0, p.index1].sum()) / n == pytest.approx(exact, rel=1e-9)
+
+
+def test_partial_needs_equal_sizes():
+    with pytest.raises(ValueError, match="equal batch sizes"):
+        PartialOTCoupling()(torch.randn(4, 2), torch.randn(5, 2))
+
+
+def test_plans_with_weights_have_the_given_marginals():
+    gen = torch.Generator().manual_seed(0)
+    x0, x1 = (
+        torch.randn(7, 3, generator=gen, dtype=torch.float64),
+        torch.randn(9, 3, generator=gen, dtype=torch.float64),
+    )
+    w0, w1 = (
+        torch.rand(7, generator=gen, dtype=torch.float64) + 0.1,
+        torch.rand(9, generator=gen, dtype=torch.float64) + 0.1,
+    )
+    for c in (OTCoupling(), SinkhornCoupling(reg=0.2, tol=1e-10)):
+        plan = c.plan(x0, x1, w0, w1)
+        torch.testing.assert_close(plan.sum(1), w0 / w0.sum(), atol=1e-8, rtol=0)
+        torch.testing.assert_close(plan.sum(0), w1 / w1.sum(), atol=1e-8, rtol=0)
+    with pytest.raises(ValueError, match="w0"):
+        OTCoupling().plan(x0, x1, -w0)
+
+
+def test_pairs_keep_autograd():
+    x0 = torch.randn(6, 2, requires_grad=True)
+    x1 = torch.randn(6, 2)
+    p = OTCoupling()(x0, x1)
+    p.x0.sum().backward()
+    assert x0.grad is not None and torch.equal(x0.grad, torch.ones(6, 2))
+    assert math.isfinite(float(p.x0.detach().sum()))

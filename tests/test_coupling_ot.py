@@ -1,0 +1,229 @@
+"""Exact and entropic OT couplings: optimality against POT, equivariance, calibrated sampling."""
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import ot
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from interpolants.coupling import (
+    AutoAssignmentSolver,
+    EuclideanCost,
+    LapjvSolver,
+    NetworkSimplexSolver,
+    OTCoupling,
+    SchrodingerBridgeCoupling,
+    ScipySolver,
+    SinkhornCoupling,
+    SquaredEuclideanCost,
+    sinkhorn,
+)
+
+
+def _data(n, d, seed, dtype=torch.float64, n1=None):
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(n, d, generator=gen, dtype=dtype)
+    x1 = torch.randn(n if n1 is None else n1, d, generator=gen, dtype=dtype) + 0.5
+    return x0, x1
+
+
+def _emd2(cost: torch.Tensor) -> float:
+    n0, n1 = cost.shape
+    return float(
+        ot.emd2(np.full(n0, 1 / n0), np.full(n1, 1 / n1), cost.double().numpy(), numItermax=10**8)
+    )
+
+
+def _total(cost: torch.Tensor, p) -> float:
+    return float(cost[p.index0, p.index1].sum()) / p.index0.numel()
+
+
+# --- exact OT ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "d"), [(64, 2), (256, 2), (512, 2), (256, 16), (512, 128), (128, 3072)]
+)
+def test_ot_total_cost_equals_pot_emd2(n, d):
+    # ot.emd2 is optimal to float64 round-off; 1e-6 relative is far above that round-off
+    # (~n·1e-16) and far below the gap to the next-best permutation on random data.
+    x0, x1 = _data(n, d, seed=n + d)
+    cost = SquaredEuclideanCost()(x0, x1)
+    p = OTCoupling()(x0, x1)
+    assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", [NetworkSimplexSolver(), LapjvSolver(), ScipySolver()])
+@pytest.mark.parametrize("d", [2, 32])
+def test_every_solver_is_optimal(solver, d):
+    x0, x1 = _data(96, d, seed=d)
+    cost = SquaredEuclideanCost()(x0, x1)
+    p = OTCoupling(solver=solver)(x0, x1)
+    assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-6)
+
+
+def test_auto_solver_rule():
+    auto = AutoAssignmentSolver()
+    assert isinstance(auto.select(2), NetworkSimplexSolver)
+    assert isinstance(auto.select(7), NetworkSimplexSolver)
+    assert isinstance(auto.select(8), LapjvSolver)
+    assert isinstance(auto.select(3072), LapjvSolver)
+
+
+@given(n=st.integers(2, 40), d=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_ot_is_optimal_and_no_swap_improves(n, d, seed):
+    x0, x1 = _data(n, d, seed)
+    cost = SquaredEuclideanCost()(x0, x1)
+    p = OTCoupling()(x0, x1)
+    i, j = p.index0, p.index1
+    assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-6, abs=1e-12)
+    # swapping the partners of any two pairs never lowers the cost (2-optimality)
+    c = cost[i, j]
+    swapped = cost[i[:, None], j[None, :]] + cost[i[None, :], j[:, None]]
+    assert bool((swapped >= c[:, None] + c[None, :] - 1e-9).all())
+
+
+@pytest.mark.parametrize("cost", [EuclideanCost(), lambda a, b: torch.cdist(a, b, p=1)])
+def test_ot_other_costs(cost):
+    x0, x1 = _data(50, 3, seed=5)
+    c = OTCoupling(cost=cost)
+    matrix = c.cost(x0, x1)
+    assert _total(matrix, c(x0, x1)) == pytest.approx(_emd2(matrix), rel=1e-6)
+
+
+@given(n=st.integers(2, 30), seed=st.integers(0, 2**16))
+def test_ot_is_equivariant_to_permutations(n, seed):
+    x0, x1 = _data(n, 3, seed)
+    gen = torch.Generator().manual_seed(seed)
+    s0, s1 = torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
+    p = OTCoupling()(x0, x1)
+    q = OTCoupling()(x0[s0], x1[s1])
+    pairs_p = {(int(a), int(b)) for a, b in zip(p.index0, p.index1)}
+    pairs_q = {(int(s0[a]), int(s1[b])) for a, b in zip(q.index0, q.index1)}
+    assert pairs_p == pairs_q  # random data: the optimum is unique almost surely
+
+
+def test_ot_preserves_image_shape_and_float32():
+    x0, x1 = (t.reshape(16, 3, 4, 4).float() for t in _data(16, 48, seed=1))
+    p = OTCoupling()(x0, x1)
+    assert p.x0.shape == (16, 3, 4, 4) and p.x0.dtype == torch.float32
+    flat = SquaredEuclideanCost()(x0.double().flatten(1), x1.double().flatten(1))
+    assert _total(flat, p) == pytest.approx(_emd2(flat), rel=1e-6)
+
+
+def test_ot_unequal_sizes_follow_the_exact_plan():
+    x0, x1 = _data(7, 2, seed=2, n1=12)
+    c = OTCoupling()
+    p = c(x0, x1, generator=torch.Generator().manual_seed(0), return_plan=True)
+    assert p.index1.tolist() == list(range(12))
+    assert bool((p.plan[p.index0, p.index1] > 0).all())  # pairs lie in the plan's support
+    cost = SquaredEuclideanCost()(x0, x1)
+    assert float((p.plan * cost).sum()) == pytest.approx(_emd2(cost), rel=1e-9)
+
+
+# --- Sinkhorn and the Schrödinger bridge ----------------------------------------------------------
+
+
+def test_sinkhorn_marginals_and_potentials():
+    x0, x1 = _data(40, 3, seed=0, dtype=torch.float64, n1=30)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a, b = (
+        torch.full((40,), 1 / 40, dtype=torch.float64),
+        torch.full((30,), 1 / 30, dtype=torch.float64),
+    )
+    res = sinkhorn(cost, a, b, eps=0.5, tol=1e-9)
+    plan = torch.exp(res.log_plan(cost))
+    assert res.converged
+    torch.testing.assert_close(plan.sum(0), b, atol=1e-12, rtol=0)  # columns exact
+    assert float(torch.linalg.vector_norm(plan.sum(1) - a)) < 1e-9
+    # agrees with POT's log-domain solver on the same problem
+    ref = ot.sinkhorn(a.numpy(), b.numpy(), cost.numpy(), 0.5, method="sinkhorn_log", stopThr=1e-12)
+    np.testing.assert_allclose(plan.numpy(), ref, atol=1e-8)
+
+
+def test_sinkhorn_is_stable_in_float32_at_small_reg():
+    x0, x1 = _data(64, 8, seed=3, dtype=torch.float32)
+    for reg in (1e-2, 1e-3):
+        c = SinkhornCoupling(reg=reg, tol=1e-4, max_iter=300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # not converged in 300: fine here
+            p = c(x0, x1, generator=torch.Generator().manual_seed(0), return_plan=True)
+        assert bool(torch.isfinite(p.plan).all()) and p.plan.dtype == torch.float32
+        torch.testing.assert_close(p.plan.sum(0), torch.full((64,), 1 / 64), atol=1e-6, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_sinkhorn_cost_tends_to_exact_as_reg_decreases():
+    # Entropic bound: 0 ≤ ⟨π_ε, C⟩ − OT ≤ ε·2·log n, so the gap shrinks with reg.
+    x0, x1 = _data(32, 4, seed=4)
+    cost = SquaredEuclideanCost()(x0, x1)
+    exact = _emd2(cost)
+    gaps = []
+    for reg in (1.0, 0.1, 0.01, 0.002):
+        plan = SinkhornCoupling(reg=reg, tol=1e-7, max_iter=3000).plan(x0, x1)
+        gaps.append(float((plan * cost).sum()) / exact - 1)
+    assert all(g >= -1e-6 for g in gaps)  # never below the optimum (up to the tolerance)
+    assert all(a > b for a, b in itertools.pairwise(gaps))  # decreasing in reg
+    assert gaps[-1] < 2 * 0.002 * float(cost.mean()) * math.log(32) / exact
+
+
+def _bernstein_halfwidth(var: np.ndarray, delta: float) -> np.ndarray:
+    """t with P(|X − EX| ≥ t) ≤ δ for a sum of independent [0, 1] variables of variance var."""
+    log_term = math.log(2 / delta)
+    return log_term / 3 + np.sqrt((log_term / 3) ** 2 + 2 * var * log_term)
+
+
+@pytest.mark.parametrize(
+    "coupling", [SinkhornCoupling(reg=0.05, tol=1e-8), SchrodingerBridgeCoupling(1.0, tol=1e-8)]
+)
+def test_sampled_pairs_follow_the_plan(coupling):
+    # x1 is used exactly once per draw; each x0's count over R draws is a sum of independent
+    # Bernoulli(π_ij / b_j) variables, bounded by Bernstein's inequality at δ = 1e-9 per point
+    # (a false alarm probability below 1e-7 for the whole test).
+    n, reps = 24, 120
+    x0, x1 = _data(n, 2, seed=7)
+    plan = coupling.plan(x0, x1)
+    p_cond = (plan / plan.sum(0, keepdim=True)).numpy()  # column conditionals
+    gen = torch.Generator().manual_seed(0)
+    counts = np.zeros((n, n))
+    for _ in range(reps):
+        p = coupling(x0, x1, generator=gen)
+        assert p.index1.tolist() == list(range(n))
+        counts[p.index0.numpy(), np.arange(n)] += 1
+    row_counts = counts.sum(1)
+    mean = reps * p_cond.sum(1)
+    var = reps * (p_cond * (1 - p_cond)).sum(1)
+    assert np.all(np.abs(row_counts - mean) <= _bernstein_halfwidth(var, 1e-9))
+    np.testing.assert_allclose(mean, reps, rtol=1e-5)  # the x0 marginal is exact in expectation
+
+
+def test_bridge_uses_eps_two_sigma_squared():
+    x0, x1 = _data(20, 3, seed=8)
+    sigma = 0.7
+    bridge = SchrodingerBridgeCoupling(sigma, tol=1e-10)
+    assert bridge.eps == pytest.approx(2 * sigma**2)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((20,), 1 / 20, dtype=torch.float64)
+    ref = ot.sinkhorn(
+        a.numpy(), a.numpy(), cost.numpy(), 2 * sigma**2, method="sinkhorn_log", stopThr=1e-12
+    )
+    np.testing.assert_allclose(bridge.plan(x0, x1).numpy(), ref, atol=1e-8)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_ot_and_sinkhorn_on_cuda_match_cpu():
+    x0, x1 = _data(256, 32, seed=9, dtype=torch.float32)
+    p_cpu = OTCoupling()(x0, x1)
+    p_gpu = OTCoupling()(x0.cuda(), x1.cuda())
+    assert p_gpu.x0.device.type == "cuda" and torch.equal(p_gpu.index0.cpu(), p_cpu.index0)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    q = SinkhornCoupling(reg=1e-3, tol=1e-4, max_iter=3000)(
+        x0.cuda(), x1.cuda(), generator=gen, return_plan=True
+    )
+    assert q.index0.device.type == "cuda" and bool(torch.isfinite(q.plan).all())
