@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest docs demo clean
+.PHONY: test lint typecheck pytest docs demo bench bench-quick clean
 
 $(VENV)/.dev-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(VENV)/.dev-installed: pyproject.toml
 $(VENV)/.docs-installed: $(VENV)/.dev-installed
 	$(PIP) -e ".[docs]"
 	touch $@
+
+# The benchmarks compare with torchcfm and flow_matching from the registry. torchcfm is
+# installed with --no-deps: its requirements pull torchdyn -> torchvision -> a CUDA torch.
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(PIP) -e ".[bench]"
+	$(PIP) --no-deps torchcfm
+	touch $@
+
+BENCH_SUITES := coupling training_step sampling_quality likelihood density
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 
@@ -32,6 +41,12 @@ pytest: $(VENV)/.dev-installed
 
 demo: $(VENV)/.dev-installed
 	$(VENV)/bin/interpolants demo --out demo
+
+bench: $(VENV)/.bench-installed
+	set -e; for suite in $(BENCH_SUITES); do $(PY) benchmarks/$$suite.py; done
+
+bench-quick: $(VENV)/.bench-installed
+	set -e; for suite in $(BENCH_SUITES); do $(PY) benchmarks/$$suite.py --quick; done
 
 docs: $(VENV)/.docs-installed
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -255,5 +255,12 @@ def test_any_trailing_shape() -> None:
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(fields_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+    import interpolants.fields.combinators as combinators
+    import interpolants.fields.convert as convert
+    import interpolants.fields.drift as drift
+
+    results = [
+        doctest.testmod(m, optionflags=doctest.ELLIPSIS)
+        for m in (fields_module, convert, combinators, drift)
+    ]
+    assert sum(r.attempted for r in results) > 0 and all(r.failed == 0 for r in results)

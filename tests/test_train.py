@@ -205,11 +205,32 @@ def _run(rank: int, world: int) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+def _global_coupling_slices() -> dict[str, torch.Tensor]:
+    """Each rank's slice of one OT coupling of the all-gathered batch (global_coupling=True)."""
+    batches = PairedBatches(
+        GaussianMixture.standard_normal(2),
+        EightGaussians(),
+        batch_size=LOCAL,
+        coupling=OTCoupling(),
+    )
+    objective = VelocityObjective(LinearInterpolant())
+    trainer = Trainer(MLP(2, 8, 1), objective, batches, seed=5, global_coupling=True)
+    mine = trainer.next_batch()
+    gathered = (
+        [torch.empty_like(mine.x0) for _ in range(2)],
+        [torch.empty_like(mine.x1) for _ in range(2)],
+    )
+    dist.all_gather(gathered[0], mine.x0)
+    dist.all_gather(gathered[1], mine.x1)
+    return {"x0": torch.cat(gathered[0]), "x1": torch.cat(gathered[1])}
+
+
 def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         params = _run(rank, world)
         torch.save(params, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(_global_coupling_slices(), os.path.join(out_dir, f"global{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -223,3 +244,13 @@ def test_two_process_ddp_matches_single_process_on_the_combined_batch(tmp_path: 
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # DDP keeps the replicas identical
         # Same math, different float summation order (all-reduce of two half-batch means).
         torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+    # global_coupling=True: both ranks see the same global pairing, made of their two slices,
+    # which is an optimal assignment of the gathered batch (no swap of two pairs lowers it).
+    g0 = torch.load(tmp_path / "global0.pt", weights_only=True)
+    g1 = torch.load(tmp_path / "global1.pt", weights_only=True)
+    torch.testing.assert_close(g0["x0"], g1["x0"], rtol=0, atol=0)
+    x0, x1 = g0["x0"], g0["x1"]
+    assert x0.shape == (2 * LOCAL, 2)
+    cost = torch.cdist(x0, x1) ** 2
+    diag = cost.diagonal()
+    assert float((cost + cost.T - diag[:, None] - diag[None, :]).min()) >= -1e-4

@@ -13,14 +13,30 @@ if _os.environ.get("INTERPOLANTS_TYPECHECK", "").lower() in {"1", "true", "yes"}
 
 from .analytic import ExactInterpolantFields as ExactInterpolantFields
 from .analytic import GaussianMixture as GaussianMixture
+from .coupling import AssignmentSolver as AssignmentSolver
+from .coupling import AutoAssignmentSolver as AutoAssignmentSolver
+from .coupling import Cost as Cost
 from .coupling import Coupling as Coupling
+from .coupling import CustomCost as CustomCost
+from .coupling import DataDependentCoupling as DataDependentCoupling
+from .coupling import EuclideanCost as EuclideanCost
 from .coupling import IndependentCoupling as IndependentCoupling
 from .coupling import LabelConditionalCoupling as LabelConditionalCoupling
+from .coupling import LapjvSolver as LapjvSolver
+from .coupling import NetworkSimplexSolver as NetworkSimplexSolver
 from .coupling import OTCoupling as OTCoupling
 from .coupling import Pairing as Pairing
+from .coupling import PartialOTCoupling as PartialOTCoupling
+from .coupling import PermutationCoupling as PermutationCoupling
+from .coupling import PlanCoupling as PlanCoupling
 from .coupling import SchrodingerBridgeCoupling as SchrodingerBridgeCoupling
+from .coupling import ScipySolver as ScipySolver
 from .coupling import SinkhornCoupling as SinkhornCoupling
+from .coupling import SinkhornResult as SinkhornResult
+from .coupling import SquaredEuclideanCost as SquaredEuclideanCost
 from .coupling import StableMatchingCoupling as StableMatchingCoupling
+from .coupling import UnbalancedOTCoupling as UnbalancedOTCoupling
+from .coupling import sinkhorn as sinkhorn
 from .data import CoupledBatchStream as CoupledBatchStream
 from .data import PairedBatches as PairedBatches
 from .data import TensorData as TensorData
@@ -117,23 +133,29 @@ __all__ = [
     "MLP",
     "RK4",
     "AdaptiveIntegrator",
+    "AssignmentSolver",
+    "AutoAssignmentSolver",
     "BetaTime",
     "BrownianGamma",
     "ClassifierFreeGuidance",
     "Coefficients",
     "ConstantDiffusion",
     "ConvertedField",
+    "Cost",
     "CoupledBatchStream",
     "Coupling",
+    "CustomCost",
     "CustomDiffusion",
     "CustomGamma",
     "CustomInterpolant",
+    "DataDependentCoupling",
     "DenoiserFromScore",
     "DenoiserFromVelocity",
     "DenoiserObjective",
     "Diffusion",
     "Dopri5",
     "EncoderDecoderInterpolant",
+    "EuclideanCost",
     "Euler",
     "EulerMaruyama",
     "ExactDivergence",
@@ -151,11 +173,13 @@ __all__ = [
     "InterpolantSample",
     "InverseCDFTime",
     "LabelConditionalCoupling",
+    "LapjvSolver",
     "LikelihoodResult",
     "LinearInterpolant",
     "Midpoint",
     "MirrorInterpolant",
     "Model",
+    "NetworkSimplexSolver",
     "NoGamma",
     "ODEIntegrator",
     "OTCoupling",
@@ -164,18 +188,24 @@ __all__ = [
     "OneSidedLinearInterpolant",
     "PairedBatches",
     "Pairing",
+    "PartialOTCoupling",
+    "PermutationCoupling",
+    "PlanCoupling",
     "QuadraticGamma",
     "SDEDrift",
     "SDEIntegrator",
     "SchrodingerBridgeCoupling",
+    "ScipySolver",
     "ScoreFromDenoiser",
     "ScoreFromVelocity",
     "ScoreObjective",
     "SineSquaredGamma",
     "SinkhornCoupling",
+    "SinkhornResult",
     "Solution",
     "SplitField",
     "SplitObjective",
+    "SquaredEuclideanCost",
     "StableMatchingCoupling",
     "StochasticHeun",
     "TargetFromVelocity",
@@ -186,6 +216,7 @@ __all__ = [
     "Trainer",
     "TrigonometricInterpolant",
     "TwoHeadMLP",
+    "UnbalancedOTCoupling",
     "UniformTime",
     "VPInterpolant",
     "VelocityFromDenoiser",
@@ -207,6 +238,7 @@ __all__ = [
     "score_from_denoiser",
     "score_from_velocity",
     "sde_drift",
+    "sinkhorn",
     "target_from_velocity",
     "time_grid",
     "velocity_from_denoiser",

@@ -194,6 +194,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: small models gain little from more, and on a busy "
+        "machine spin-waiting threads can make a step ten times slower; 0 keeps torch's default)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``interpolants`` command."""
     parser = argparse.ArgumentParser(
@@ -205,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p, RunConfig())
     p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_threads(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="sample a trained run by ODE or SDE")
@@ -231,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nll-points", type=int, default=1000, help="NLL points (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_threads(p)
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -244,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("steps", "n", "sde_steps", "nll_points"):
         if hasattr(args, name) and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if getattr(args, "threads", 0) > 0:
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args))
     except (ValueError, TypeError, FileNotFoundError) as err:
