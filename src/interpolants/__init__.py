@@ -226,8 +226,6 @@ __all__ = [
     "VelocityFromSplit",
     "VelocityFromTarget",
     "VelocityObjective",
-    "_install_import_hook",
-    "_os",
     "bits_per_dim",
     "denoiser_from_score",
     "denoiser_from_velocity",

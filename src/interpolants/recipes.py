@@ -95,12 +95,14 @@ INTERPOLANTS: dict[str, Callable[[GammaSchedule], Interpolant]] = {
     "onesided-linear": lambda g: OneSidedLinearInterpolant(),
     "vp": lambda g: VPInterpolant(),
 }
+"""Command-line names of the interpolant families (γ given separately)."""
 GAMMAS: dict[str, Callable[[float], GammaSchedule]] = {
     "none": lambda a: NoGamma(),
     "brownian": lambda a: BrownianGamma(a),
     "quadratic": lambda a: QuadraticGamma(a),
     "sinesq": lambda a: SineSquaredGamma(a),
 }
+"""Command-line names of the γ schedules; the argument is the scale a."""
 COUPLINGS: dict[str, Callable[[float], Coupling]] = {
     "independent": lambda reg: IndependentCoupling(),
     "ot": lambda reg: OTCoupling(),
@@ -108,6 +110,7 @@ COUPLINGS: dict[str, Callable[[float], Coupling]] = {
     "sb": lambda reg: SchrodingerBridgeCoupling(sigma=math.sqrt(reg / 2)),
     "stable": lambda reg: StableMatchingCoupling(),
 }
+"""Command-line names of the couplings; the argument is the entropic regularisation."""
 OBJECTIVES: dict[str, type[Objective]] = {
     "velocity": VelocityObjective,
     "split": SplitObjective,
@@ -115,6 +118,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "score": ScoreObjective,
     "target": TargetObjective,
 }
+"""Command-line names of the objectives."""
 ODE_METHODS: dict[str, Callable[[], ODEIntegrator]] = {
     "euler": Euler,
     "heun": Heun,
@@ -122,12 +126,16 @@ ODE_METHODS: dict[str, Callable[[], ODEIntegrator]] = {
     "rk4": RK4,
     "dopri5": Dopri5,
 }
+"""Command-line names of the ODE integrators."""
 SDE_METHODS: dict[str, Callable[[], SDEIntegrator]] = {
     "em": EulerMaruyama,
     "sheun": StochasticHeun,
 }
+"""Command-line names of the SDE integrators."""
 DATASETS = (*TOY_DATASETS, "digits")
+"""Command-line names of the targets: the 2-D toys and the bundled digits."""
 BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians"])
+"""Command-line names of the bases: N(0, I) or a 2-D toy."""
 
 
 def _choice(name: str, value: str, options: Any) -> None:
