@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interpolants.coupling import (
+    AssignmentSolver,
     AutoAssignmentSolver,
     EuclideanCost,
     LapjvSolver,
+    LapxSolver,
     NetworkSimplexSolver,
     OTCoupling,
     SchrodingerBridgeCoupling,
@@ -23,6 +25,7 @@ from interpolants.coupling import (
     SquaredEuclideanCost,
     sinkhorn,
 )
+from interpolants.coupling import assignment as assignment_module
 
 
 def _data(n, d, seed, dtype=torch.float64, n1=None):
@@ -58,7 +61,19 @@ def test_ot_total_cost_equals_pot_emd2(n, d):
     assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-6)
 
 
-@pytest.mark.parametrize("solver", [NetworkSimplexSolver(), LapjvSolver(), ScipySolver()])
+_HAVE_LAPX = assignment_module._lapx_lapjvr() is not None
+_SOLVERS = [
+    NetworkSimplexSolver(),
+    LapjvSolver(),
+    ScipySolver(),
+    pytest.param(
+        LapxSolver(),
+        marks=pytest.mark.skipif(not _HAVE_LAPX, reason="needs lapx (pip install lapx)"),
+    ),
+]
+
+
+@pytest.mark.parametrize("solver", _SOLVERS)
 @pytest.mark.parametrize("d", [2, 32])
 def test_every_solver_is_optimal(solver, d):
     x0, x1 = _data(96, d, seed=d)
@@ -67,12 +82,81 @@ def test_every_solver_is_optimal(solver, d):
     assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-6)
 
 
-def test_auto_solver_rule():
+@pytest.mark.parametrize("solver", _SOLVERS)
+@pytest.mark.parametrize("full", [True, False])
+def test_every_solver_is_optimal_on_either_cost_form(solver, full):
+    # the full ‖x0 − x1‖² and the reduced −2·x0·x1ᵀ (negative entries) share their optima
+    x0, x1 = _data(80, 5, seed=11)
+    cost = SquaredEuclideanCost()(x0, x1)
+    form = cost if full else -2.0 * x0 @ x1.T
+    perm = torch.from_numpy(solver.solve(form.numpy(), dim=5))
+    total = float(cost[torch.arange(80), perm].sum()) / 80
+    assert total == pytest.approx(_emd2(cost), rel=1e-9)
+
+
+def test_auto_solver_rule(monkeypatch):
     auto = AutoAssignmentSolver()
-    assert isinstance(auto.select(2), NetworkSimplexSolver)
+    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
+    assert isinstance(auto.select(2), NetworkSimplexSolver) and auto.prefers_full_cost(2)
     assert isinstance(auto.select(7), NetworkSimplexSolver)
-    assert isinstance(auto.select(8), LapjvSolver)
+    assert isinstance(auto.select(8), LapjvSolver) and not auto.prefers_full_cost(8)
     assert isinstance(auto.select(3072), LapjvSolver)
+
+
+def test_auto_solver_prefers_lapx_in_every_regime(monkeypatch):
+    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: lambda c, **kw: None)
+    auto = AutoAssignmentSolver()
+    for dim in (1, 2, 8, 64, 3072):
+        assert isinstance(auto.select(dim), LapxSolver)
+    assert auto.prefers_full_cost(2) and not auto.prefers_full_cost(64)
+
+
+def test_auto_solver_falls_back_to_scipy_without_lap(monkeypatch):
+    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
+    monkeypatch.setattr(assignment_module, "_LAP_WARNED", False)
+    real_find_spec = assignment_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        assignment_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "lap" else real_find_spec(name, *a),
+    )
+    auto = AutoAssignmentSolver()
+    with pytest.warns(RuntimeWarning, match="lap"):
+        assert isinstance(auto.select(64), ScipySolver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        assert isinstance(auto.select(64), ScipySolver)
+    x0, x1 = _data(64, 16, seed=3)
+    cost = SquaredEuclideanCost()(x0, x1)
+    assert _total(cost, OTCoupling(solver=auto)(x0, x1)) == pytest.approx(_emd2(cost), rel=1e-6)
+
+
+def test_lapx_solver_without_lapx_raises(monkeypatch):
+    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
+    with pytest.raises(ImportError, match="lapx"):
+        LapxSolver().solve(np.eye(3), dim=2)
+
+
+def test_solver_output_is_checked_to_be_a_permutation():
+    class Broken(AssignmentSolver):
+        def _solve(self, cost, dim):
+            return np.zeros(cost.shape[0], dtype=np.int64)
+
+    with pytest.raises(RuntimeError, match="permutation"):
+        OTCoupling(solver=Broken())(*_data(5, 2, seed=0))
+    with pytest.raises(ValueError, match="square"):
+        Broken().solve(np.zeros((2, 3)), dim=1)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_cost_matrix_is_rejected(bad):
+    def cost(a, b):
+        m = torch.cdist(a, b)
+        m[1, 2] = bad
+        return m
+
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        OTCoupling(cost=cost)(*_data(4, 2, seed=0))
 
 
 @given(n=st.integers(2, 40), d=st.integers(1, 6), seed=st.integers(0, 2**16))

@@ -23,6 +23,7 @@ from .coupling import EuclideanCost as EuclideanCost
 from .coupling import IndependentCoupling as IndependentCoupling
 from .coupling import LabelConditionalCoupling as LabelConditionalCoupling
 from .coupling import LapjvSolver as LapjvSolver
+from .coupling import LapxSolver as LapxSolver
 from .coupling import NetworkSimplexSolver as NetworkSimplexSolver
 from .coupling import OTCoupling as OTCoupling
 from .coupling import Pairing as Pairing
@@ -174,6 +175,7 @@ __all__ = [
     "InverseCDFTime",
     "LabelConditionalCoupling",
     "LapjvSolver",
+    "LapxSolver",
     "LikelihoodResult",
     "LinearInterpolant",
     "Midpoint",

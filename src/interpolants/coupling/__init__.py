@@ -7,6 +7,7 @@ and returns a :class:`Pairing` on the inputs' device and dtype (see :mod:`.base`
 from .assignment import AssignmentSolver as AssignmentSolver
 from .assignment import AutoAssignmentSolver as AutoAssignmentSolver
 from .assignment import LapjvSolver as LapjvSolver
+from .assignment import LapxSolver as LapxSolver
 from .assignment import NetworkSimplexSolver as NetworkSimplexSolver
 from .assignment import ScipySolver as ScipySolver
 from .base import Coupling as Coupling
@@ -40,6 +41,7 @@ __all__ = [
     "IndependentCoupling",
     "LabelConditionalCoupling",
     "LapjvSolver",
+    "LapxSolver",
     "NetworkSimplexSolver",
     "OTCoupling",
     "Pairing",
