@@ -88,7 +88,7 @@ def test_checkpoint_is_atomic_and_loads_with_weights_only(
 
 def test_ema_follows_the_exponential_average() -> None:
     net = torch.nn.Linear(2, 1)
-    ema = EMA(net, decay=0.75)
+    ema = EMA(net, decay=0.75, warmup=False)
     start = net.weight.detach().clone()
     with torch.no_grad():
         net.weight.add_(1.0)
@@ -97,6 +97,39 @@ def test_ema_follows_the_exponential_average() -> None:
     # After two updates towards w + 1: w + (1 − 0.75²).
     torch.testing.assert_close(ema.model.weight, start + (1 - 0.75**2))
     assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_ema_warmup_decay_schedule() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    ema = EMA(net, decay=0.999)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+        ema.model.weight.fill_(0.0)
+        net.weight.fill_(1.0)
+    ema.update(net)  # δ₀ = min(0.999, 1/10) = 0.1: the average moves 90 % of the way
+    torch.testing.assert_close(ema.model.weight, torch.full((1, 1), 0.9))
+    assert ema.updates == 1
+
+
+def test_scheduler_is_stepped_and_resumed(tmp_path: Path) -> None:
+    def make() -> Trainer:
+        torch.manual_seed(0)
+        model = MLP(2, hidden=8, depth=1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20)
+        batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 16)
+        objective = VelocityObjective(LinearInterpolant())
+        return Trainer(model, objective, batches, optimizer=opt, scheduler=sched)
+
+    full = make()
+    full_losses = full.fit(10, progress=False).losses
+    first = make()
+    head = first.fit(5, progress=False, checkpoint=tmp_path / "s.pt").losses
+    second = make()
+    second.load(tmp_path / "s.pt")
+    assert head + second.fit(5, progress=False).losses == full_losses
+    lr = second.optimizer.param_groups[0]["lr"]
+    assert lr == pytest.approx(1e-2 * (1 + math.cos(math.pi * 10 / 20)) / 2)
 
 
 def test_gradient_clipping_bounds_the_sgd_update() -> None:

@@ -24,6 +24,7 @@ from .recipes import (
     DATASETS,
     GAMMAS,
     INTERPOLANTS,
+    LR_SCHEDULES,
     OBJECTIVES,
     ODE_METHODS,
     SDE_METHODS,
@@ -48,6 +49,7 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: RunConfig) -> None:
         "gamma": tuple(GAMMAS),
         "coupling": tuple(COUPLINGS),
         "objective": tuple(OBJECTIVES),
+        "lr_schedule": LR_SCHEDULES,
     }
     for f in fields(RunConfig):
         default = getattr(defaults, f.name)
@@ -68,11 +70,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
 def _train(config: RunConfig, out: Path, progress: bool = True) -> tuple[Run, Trainer, float]:
     run = Run(config)
     run.save_config(out)
+    optimizer, scheduler = run.optimizer()
     trainer = Trainer(
         run.model,
         run.objective,
         run.batches(),
-        lr=config.lr,
+        optimizer=optimizer,
+        scheduler=scheduler,
         ema_decay=config.ema,
         seed=config.seed,
         device=config.device,
@@ -138,7 +142,9 @@ def cmd_nll(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    config = RunConfig(steps=args.steps, seed=args.seed)
+    config = RunConfig(
+        steps=args.steps, seed=args.seed, lr=args.lr, lr_schedule=args.lr_schedule
+    ).validate()
     print(
         f"Training an OT-coupled stochastic interpolant {config.base} -> {config.data} "
         f"(linear, gamma = {config.gamma_scale} t(1-t), split (v, eta) objective, "
@@ -237,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train a small 2-D model and report W2 and NLL")
     p.add_argument("--out", default="demo", help="output folder (default demo)")
     p.add_argument("--steps", type=int, default=RunConfig().steps)
+    p.add_argument("--lr", type=float, default=RunConfig().lr, help="peak learning rate")
+    p.add_argument("--lr-schedule", default=RunConfig().lr_schedule, choices=LR_SCHEDULES)
     p.add_argument("--n", type=int, default=2000, help="samples for W2 (default 2000)")
     p.add_argument("--sde-steps", type=int, default=100, help="SDE steps (default 100)")
     p.add_argument("--nll-points", type=int, default=1000, help="NLL points (default 1000)")

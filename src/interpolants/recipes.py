@@ -78,6 +78,7 @@ __all__ = [
     "DATASETS",
     "GAMMAS",
     "INTERPOLANTS",
+    "LR_SCHEDULES",
     "OBJECTIVES",
     "ODE_METHODS",
     "SDE_METHODS",
@@ -132,6 +133,8 @@ SDE_METHODS: dict[str, Callable[[], SDEIntegrator]] = {
     "sheun": StochasticHeun,
 }
 """Command-line names of the SDE integrators."""
+LR_SCHEDULES = ("cosine", "constant")
+"""Learning-rate schedules: cosine decay to zero over the run, or constant."""
 DATASETS = (*TOY_DATASETS, "digits")
 """Command-line names of the targets: the 2-D toys and the bundled digits."""
 BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians"])
@@ -157,7 +160,8 @@ class RunConfig:
     objective: str = "split"
     steps: int = 3000
     batch: int = 256
-    lr: float = 1e-3
+    lr: float = 1e-2
+    lr_schedule: str = "cosine"
     hidden: int = 256
     depth: int = 3
     ema: float = 0.995
@@ -172,6 +176,7 @@ class RunConfig:
         _choice("gamma", self.gamma, GAMMAS)
         _choice("coupling", self.coupling, COUPLINGS)
         _choice("objective", self.objective, OBJECTIVES)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("steps", "batch", "hidden", "depth"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -223,6 +228,15 @@ class Run:
         if self.dim != 2:
             raise ValueError(f"base {self.config.base!r} is 2-D but the data has {self.dim} dims")
         return TOY_DATASETS[self.config.base]()
+
+    def optimizer(
+        self,
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """Adam at ``lr`` and the configured schedule over ``steps``."""
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        if self.config.lr_schedule == "cosine":
+            return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.config.steps)
+        return opt, None
 
     def batches(self) -> PairedBatches:
         """The inline coupled-batch pipeline."""

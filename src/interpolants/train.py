@@ -38,23 +38,30 @@ __all__ = ["EMA", "TrainState", "Trainer", "load_checkpoint", "save_checkpoint"]
 
 @final
 class EMA:
-    """Exponential moving average of a model's parameters: θ̄ ← δ θ̄ + (1 − δ) θ.
+    """Exponential moving average of a model's parameters: θ̄ ← δₙ θ̄ + (1 − δₙ) θ.
 
     The average lives in a frozen deep copy of the model (:attr:`model`), usable as a field.
-    Buffers are copied, not averaged.
+    Buffers are copied, not averaged. With ``warmup`` (default) the decay of the n-th update
+    is δₙ = min(δ, (1 + n)/(10 + n)), so that early averages are not dominated by the random
+    initialisation (short runs with δ = 0.999 otherwise sample from weights far behind).
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True) -> None:
         if not 0 <= decay < 1:
             raise ValueError(f"decay must lie in [0, 1), got {decay}")
         self.decay = decay
+        self.warmup = warmup
+        self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Move the average towards ``model``'s current parameters."""
+        n = self.updates
+        decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+        self.updates += 1
         for avg, p in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(p.detach(), 1 - self.decay)
+            avg.lerp_(p.detach(), 1 - decay)
         for avg_b, b in zip(self.model.buffers(), model.buffers()):
             avg_b.copy_(b)
 
@@ -115,6 +122,9 @@ class Trainer:
         :class:`~interpolants.data.CoupledBatchStream`, so couplings run in worker processes).
     optimizer:
         Defaults to Adam with learning rate ``lr``.
+    scheduler:
+        An optional learning-rate scheduler of ``optimizer``, stepped after every optimiser
+        step and saved in checkpoints.
     ema_decay:
         Decay of the EMA of the weights (``None``: no EMA).
     grad_clip:
@@ -152,6 +162,7 @@ class Trainer:
         batches: PairedBatches | Iterable[Batch],
         *,
         optimizer: torch.optim.Optimizer | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         lr: float = 1e-3,
         ema_decay: float | None = 0.999,
         grad_clip: float | None = 1.0,
@@ -176,6 +187,7 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.scheduler = scheduler
         self.ema = EMA(self.model, ema_decay) if ema_decay is not None else None
         self.grad_clip = grad_clip
         self.conditional = conditional
@@ -251,6 +263,8 @@ class Trainer:
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
         self.step_count += 1
@@ -308,11 +322,13 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Model, EMA, optimiser, step and every RNG state."""
+        """Model, EMA, optimiser, scheduler, step and every RNG state."""
         return {
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.model.state_dict(),
+            "ema_updates": 0 if self.ema is None else self.ema.updates,
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "step": self.step_count,
             "rng": {
                 "data": self.data_generator.get_state(),
@@ -329,7 +345,12 @@ class Trainer:
             if state.get("ema") is None:
                 raise ValueError("the checkpoint has no EMA weights but this trainer uses EMA")
             self.ema.model.load_state_dict(state["ema"])
+            self.ema.updates = int(state.get("ema_updates", 0))
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            if state.get("scheduler") is None:
+                raise ValueError("the checkpoint has no scheduler state but this trainer has one")
+            self.scheduler.load_state_dict(state["scheduler"])
         self.step_count = int(state["step"])
         rng = state["rng"]
         self.data_generator.set_state(rng["data"])
