@@ -78,8 +78,8 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     for d < 8, otherwise the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
     there by its min and max), for the assignment solver; the indices come back on the device.
-    The default :class:`AutoAssignmentSolver` picks lapx's ``lapjvr`` when lapx is installed,
-    else POT's network simplex for d < 8 and ``lap.lapjv`` otherwise, by measurement (see
+    The default :class:`AutoAssignmentSolver` picks POT's network simplex for d < 8 and
+    lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise, by measurement (see
     :mod:`interpolants.coupling.assignment`). Against torchcfm's
     ``OTPlanSampler(method="exact").sample_plan`` on a shared 2-core CPU with one torch thread
     (``benchmarks/coupling.py``, n ∈ {256, 1024, 4096}, d ∈ {2, 64, 3072}) it was 1.4–10× faster
