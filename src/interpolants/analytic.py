@@ -154,6 +154,12 @@ class GaussianMixture:
         """``n`` independent samples, shape ``(n, dim)``."""
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}")
+        if self.num_components == 1:  # one matrix product, no component draw
+            eps = torch.randn(
+                n, self.dim, dtype=self.means.dtype, device=self.means.device, generator=generator
+            )
+            out: Tensor = self.means[0] + eps @ self._chol[0].T
+            return out
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(
             n, self.dim, dtype=self.means.dtype, device=self.means.device, generator=generator

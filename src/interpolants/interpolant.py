@@ -258,9 +258,20 @@ class Interpolant(abc.ABC):
         tt, z = self._inputs(t, x0, x1, z)
         return self._sample(tt, x0, x1, z)
 
-    def _sample(self, t: Tensor, x0: Tensor, x1: Tensor, z: Tensor | None) -> InterpolantSample:
-        """Unchecked core of :meth:`sample`; ``t`` is already a tensor on x0's device."""
-        c = self._coefficients(t)
+    def _sample(
+        self,
+        t: Tensor,
+        x0: Tensor,
+        x1: Tensor,
+        z: Tensor | None,
+        c: Coefficients | None = None,
+    ) -> InterpolantSample:
+        """Unchecked core of :meth:`sample`; ``t`` is already a tensor on x0's device.
+
+        ``c`` may pass the coefficients at ``t`` when the caller has them already.
+        """
+        if c is None:
+            c = self._coefficients(t)
         a, b, ad, bd = (broadcast_time(v, x0) for v in (c.alpha, c.beta, c.alpha_dot, c.beta_dot))
         xt = a * x0 + b * x1
         mean_velocity = ad * x0 + bd * x1

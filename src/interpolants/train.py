@@ -246,7 +246,8 @@ class Trainer:
                 if null < 0:
                     raise ValueError("label_dropout needs a model with a num_classes attribute")
                 condition = drop_labels(condition, null, self.label_dropout, self.data_generator)
-        self.train_model.train()
+        if not self.train_model.training:
+            self.train_model.train()
         loss = self.objective.loss(
             self.train_model,
             batch.x0,
@@ -256,8 +257,9 @@ class Trainer:
             generator=self.noise_generator,
             condition=condition,
         )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step_count}")
+        value = float(loss.detach())  # the one host sync of the step
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite loss {value} at step {self.step_count}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip is not None:
@@ -268,7 +270,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step_count += 1
-        return float(loss.detach())
+        return value
 
     def step(self) -> float:
         """Draw the next batch and take one optimiser step; returns the loss."""

@@ -87,10 +87,13 @@ class ExactDivergence(DivergenceEstimator):
     ----------
     chunk_size:
         Passed to ``torch.func.vmap``: evaluate this many basis vectors at once to bound the
-        O(D²B) memory (``None``: all D at once).
+        O(D²B) memory (``None``: all D at once). The default 16 was measured on a CPU
+        (3×256 MLP, B = 1000, D = 64, one thread: 280 ms an evaluation against 330 ms for all
+        64 at once, whose intermediates no longer fit the caches); on a GPU ``None`` is
+        usually fastest.
     """
 
-    def __init__(self, chunk_size: int | None = None) -> None:
+    def __init__(self, chunk_size: int | None = 16) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be positive or None, got {chunk_size}")
         self._chunk_size = chunk_size

@@ -26,7 +26,7 @@ Predict = Callable[[Tensor, Tensor], Any]
 
 def dot_loss(prediction: Tensor, target: Tensor) -> Tensor:
     """Per-sample ½|m̂|² − y·m̂ summed over the trailing dims, shape ``(B,)``."""
-    return (0.5 * prediction.square() - target * prediction).flatten(1).sum(1)
+    return (prediction * (0.5 * prediction - target)).flatten(1).sum(1)
 
 
 def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
@@ -139,13 +139,19 @@ class Objective(abc.ABC):
         if x0.ndim == 0 or x0.shape[0] == 0:
             raise ValueError(f"x0 must have shape (batch, *dims) with batch > 0, got {x0.shape}")
         n = x0.shape[0]
-        if t is None:
+        if t is not None or z is not None:  # caller-given values: validate them once
+            tt = (
+                as_time(t, x0, "t").expand(n)
+                if t is not None
+                else self.time_sampler.sample(
+                    n, generator=generator, dtype=x0.dtype, device=x0.device
+                )
+            )
+            tt, z = self.interpolant._inputs(tt, x0, x1, z)
+        else:  # sampled here: in range and of the right shape by construction
             tt = self.time_sampler.sample(n, generator=generator, dtype=x0.dtype, device=x0.device)
-        else:
-            tt = as_time(t, x0, "t").expand(n)
         if self.interpolant.is_stochastic and z is None:
             z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        tt, z = self.interpolant._inputs(tt, x0, x1, z)
         c = self.interpolant._coefficients(tt)
 
         def predict(time: Tensor, x: Tensor) -> Any:
@@ -153,13 +159,13 @@ class Objective(abc.ABC):
                 return model(time, x)
             return model(time, x, condition=condition)
 
-        losses = self._sample_loss(predict, tt, self.interpolant._sample(tt, x0, x1, z), c, x1)
+        losses = self._sample_loss(predict, tt, self.interpolant._sample(tt, x0, x1, z, c), c, x1)
         if self.antithetic:
             if isinstance(self.interpolant, OneSidedInterpolant):
-                flipped = self.interpolant._sample(tt, -x0, x1, z)
+                flipped = self.interpolant._sample(tt, -x0, x1, z, c)
             else:
                 assert z is not None
-                flipped = self.interpolant._sample(tt, x0, x1, -z)
+                flipped = self.interpolant._sample(tt, x0, x1, -z, c)
             losses = 0.5 * (losses + self._sample_loss(predict, tt, flipped, c, x1))
         return self.time_sampler.weight(tt) * losses
 

@@ -71,6 +71,8 @@ class UniformTime(TimeSampler):
         device: torch.device | str | None = None,
     ) -> Time:
         u = torch.rand(n, generator=generator, dtype=dtype, device=device)
+        if self.low == 0.0 and self.high == 1.0:
+            return u
         return self.low + (self.high - self.low) * u
 
     def density(self, t: Tensor) -> Tensor:

@@ -1,0 +1,279 @@
+"""Benchmark exact log-likelihoods against flow_matching's ``ODESolver.compute_likelihood``.
+
+    python benchmarks/likelihood.py             # d ∈ {2, 64}, 1000 points (~5 min on 2 cores)
+    python benchmarks/likelihood.py --quick     # d ∈ {2, 64}, 250 points (~1 min)
+    python benchmarks/likelihood.py --threads 0 # torch's default thread count (default: 1)
+
+Both sides integrate the same field (the :class:`Net` of ``training_step.py``, a 3×256 SiLU
+MLP on [x, t]) backwards from the data at t = 1 to the base N(0, I) at t = 0 with 20 explicit
+midpoint steps and the *exact* divergence, and return log ρ1(x) = log ρ0(X_0) − ∫₀¹ ∇·b dt
+for the same points:
+
+* ours: ``log_likelihood(net, x, log_p0, integrator=Midpoint(), grid=time_grid(20, 1.0, 0.0),
+  divergence=ExactDivergence())``;
+* flow_matching: ``ODESolver(velocity_model=wrapper).compute_likelihood(x_1=x, log_p0=log_p0,
+  step_size=1/20, method="midpoint", exact_divergence=True)`` (torchdiffeq; time grid
+  [1, 0]; the wrapper calls ``net(t, x)`` from flow_matching's ``forward(x, t)``). It returns
+  ``(X_0, log_p0(X_0) + log_det)`` with log_det = ∫₁⁰ ∇·b dt, the same quantity.
+
+For d = 2 the field is trained first (our ``Trainer``, ``VelocityObjective(LinearInterpolant())``,
+N(0, I) → moons, batch 256, Adam 1e-3, no EMA) and the points are fresh moons samples; for
+d = 64 the network is untrained (random initialisation, seed 0) and the points are N(0, I)
+samples. Both sides count their field evaluations (both must be 40). Timings are medians of
+alternating calls (ours, theirs, …) after a warm-up of each. Nothing here is asserted.
+"""
+
+import argparse
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from common import alternate, machine, table, versions, write_results
+from interpolants import (
+    ExactDivergence,
+    GaussianMixture,
+    LinearInterpolant,
+    Midpoint,
+    PairedBatches,
+    Trainer,
+    VelocityObjective,
+    log_likelihood,
+    time_grid,
+)
+from interpolants.datasets import Moons
+from training_step import Net, load_average, wait_for_quiet
+
+STEPS = 20
+
+
+def standard_normal_log_prob(x: Tensor) -> Tensor:
+    """log N(x; 0, I) per sample, shape ``(B,)`` (the same callable for both sides)."""
+    d = x.shape[1]
+    return -0.5 * x.square().sum(1) - 0.5 * d * math.log(2 * math.pi)
+
+
+class Counted(nn.Module):
+    """``net`` with a call counter (NFE), called as ``f(t, x)``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.count = net, 0
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        self.count += 1
+        out: Tensor = self.net(t, x)
+        return out
+
+
+def flow_matching_wrapper(field: nn.Module) -> nn.Module:
+    """flow_matching's model protocol, ``forward(x, t, **extras)``, around ``field(t, x)``."""
+    from flow_matching.utils import ModelWrapper
+
+    class Wrapper(ModelWrapper):
+        def forward(self, x: Tensor, t: Tensor, **extras: Any) -> Tensor:
+            out: Tensor = self.model(t, x)
+            return out
+
+    return Wrapper(field)
+
+
+def trained_net(dim: int, train_steps: int) -> Net:
+    torch.manual_seed(0)
+    net = Net(dim)
+    if dim == 2 and train_steps > 0:
+        batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), batch_size=256)
+        trainer = Trainer(
+            net,
+            VelocityObjective(LinearInterpolant()),
+            batches,
+            lr=1e-3,
+            ema_decay=None,
+            grad_clip=None,
+            seed=0,
+        )
+        trainer.fit(train_steps, progress=False)
+    return net.eval().requires_grad_(False)
+
+
+def points(dim: int, n: int) -> Tensor:
+    gen = torch.Generator().manual_seed(12345)
+    if dim == 2:
+        return Moons().sample(n, gen)
+    return torch.randn(n, dim, generator=gen)
+
+
+def bench(
+    dim: int, n: int, reps: int, train_steps: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    from flow_matching.solver import ODESolver
+
+    t0 = time.perf_counter()
+    net = trained_net(dim, train_steps)
+    train_s = time.perf_counter() - t0
+    x = points(dim, n)
+    ours_field, theirs_field = Counted(net), Counted(net)
+    solver = ODESolver(velocity_model=flow_matching_wrapper(theirs_field))
+    grid = time_grid(STEPS, 1.0, 0.0)
+
+    def ours() -> Tensor:
+        res = log_likelihood(
+            ours_field,
+            x,
+            standard_normal_log_prob,
+            integrator=Midpoint(),
+            grid=grid,
+            divergence=ExactDivergence(),
+        )
+        return res.log_prob
+
+    def theirs() -> Tensor:
+        _, log_p = solver.compute_likelihood(
+            x_1=x,
+            log_p0=standard_normal_log_prob,
+            step_size=1.0 / STEPS,
+            method="midpoint",
+            exact_divergence=True,
+        )
+        return log_p.detach()
+
+    # one call each for the numbers (and the NFE), then the timed rounds
+    ours_field.count = theirs_field.count = 0
+    lp_ours, lp_theirs = ours(), theirs()
+    nfe_ours, nfe_theirs = ours_field.count, theirs_field.count
+    nll_ours, nll_theirs = -float(lp_ours.mean()), -float(lp_theirs.mean())
+    load_before = wait_for_quiet(args.max_load, args.max_wait)
+    t_ours, t_theirs = alternate([ours, theirs], reps, warmup=0)
+    return {
+        "dim": dim,
+        "points": n,
+        "steps": STEPS,
+        "reps": reps,
+        "field": f"trained {train_steps} steps on moons" if dim == 2 else "untrained (seed 0)",
+        "train_s": train_s,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "nfe_ours": nfe_ours,
+        "nfe_flow_matching": nfe_theirs,
+        "nll_ours": nll_ours,
+        "nll_flow_matching": nll_theirs,
+        "abs_nll_diff": abs(nll_ours - nll_theirs),
+        "max_abs_logp_diff": float((lp_ours - lp_theirs).abs().max()),
+        "ours_s": t_ours,
+        "flow_matching_s": t_theirs,
+        "speedup": t_theirs / t_ours,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    quick = " (quick)" if report["quick"] else ""
+    m = report["machine"]
+    rows = [
+        [
+            r["dim"],
+            r["points"],
+            r["field"],
+            f"{r['nll_ours']:.6f}",
+            f"{r['nll_flow_matching']:.6f}",
+            f"{r['abs_nll_diff']:.1e}",
+            f"{r['max_abs_logp_diff']:.1e}",
+            f"{r['nfe_ours']} / {r['nfe_flow_matching']}",
+            r["ours_s"],
+            r["flow_matching_s"],
+            f"{r['speedup']:.2f}×",
+            f"{r['load_before']:.2f}",
+        ]
+        for r in report["results"]
+    ]
+    lines = [
+        f"# Likelihood{quick}",
+        "",
+        f"Exact-divergence log-likelihood, {STEPS} midpoint steps from t = 1 to 0, base N(0, I), "
+        f"the same 3×256 SiLU MLP field and the same points on both sides. Ours: "
+        "`log_likelihood(..., integrator=Midpoint(), grid=time_grid(20, 1.0, 0.0), "
+        "divergence=ExactDivergence())`; flow_matching: `ODESolver.compute_likelihood(..., "
+        'step_size=0.05, method="midpoint", exact_divergence=True)`. Seconds per call '
+        "(median of 3–5 alternating calls after one call each for the numbers); torch threads: "
+        f"{m['torch_threads']}; {m['cpu']} ({m['cpu_count']} cores, shared with other jobs).",
+        "",
+        table(
+            [
+                "d",
+                "points",
+                "field",
+                "NLL ours",
+                "NLL flow_matching",
+                "abs ΔNLL",
+                "max abs Δlog p",
+                "NFE ours / theirs",
+                "ours (s)",
+                "flow_matching (s)",
+                "speed-up",
+                "load",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    lines += [
+        "Where the time goes (profiled): per field evaluation both sides do one forward pass and "
+        "D vector–Jacobian products (the exact divergence needs all D); flow_matching loops "
+        "over D `autograd.grad(..., create_graph=True)` calls, ours batches the D products with "
+        "`torch.func.vmap` over `torch.func.vjp`. On this CPU the vmap-ed products are slower "
+        "than D plain `torch.autograd.grad(..., retain_graph=True)` calls (measured separately: "
+        "the functorch transforms' dispatch overhead at small D, memory traffic of the "
+        "(D, B, 256) intermediates at large D). Even without that overhead, ≥ 3× is out of "
+        "reach: an exact divergence needs D backward passes per evaluation on both sides, so "
+        "only flow_matching's `create_graph` and per-call overheads can be saved.",
+        "",
+    ]
+    for r in report["results"]:
+        agree = "met" if r["abs_nll_diff"] <= 1e-3 else "**not met**"
+        fast = "met" if r["speedup"] >= 3 else "**not met**"
+        lines.append(
+            f"- d = {r['dim']}: |ΔNLL| ≤ 1e-3 {agree} ({r['abs_nll_diff']:.1e}); "
+            f"≥ 3× faster {fast} ({r['speedup']:.2f}×)."
+        )
+        if r["speedup"] < 1:
+            lines.append(f"  **Where a peer wins:** flow_matching is faster at d = {r['dim']}.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="250 points, 3 rounds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument("--max-load", type=float, default=1.5, help="wait below this load")
+    parser.add_argument("--max-wait", type=float, default=90.0, help="longest wait (s)")
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    n = 250 if args.quick else 1000
+    results = []
+    for dim in (2, 64):
+        reps = 3 if args.quick or dim == 64 else 5
+        print(f"d = {dim}: {n} points, {reps} rounds", flush=True)
+        res = bench(dim, n, reps, 500, args)
+        results.append(res)
+        print(
+            f"  NLL ours {res['nll_ours']:.6f} flow_matching {res['nll_flow_matching']:.6f} "
+            f"(|Δ| {res['abs_nll_diff']:.1e}); ours {res['ours_s']:.3f} s, flow_matching "
+            f"{res['flow_matching_s']:.3f} s ({res['speedup']:.2f}×)",
+            flush=True,
+        )
+    report = {
+        "suite": "likelihood",
+        "quick": args.quick,
+        "machine": machine(),
+        "versions": versions("flow_matching", "torchdiffeq"),
+        "results": results,
+    }
+    suite = "likelihood_quick" if args.quick else "likelihood"
+    write_results(suite, report, markdown(report))
+    print(f"wrote benchmarks/results/{suite}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
