@@ -161,10 +161,22 @@ def _iterate(
         z = (f[:, None] + g[None, :] - c) / eps
         return torch.exp(z).masked_fill_(z < floor, 0.0)
 
-    f, g = log_step(f, g)  # columns exact: no column of the kernel underflows
-    kernel = stabilised_kernel(f, g)
+    if not bool((f != 0).any() | (g != 0).any()):  # cold start: try the plain kernel first
+        g = g + c.min()
+        kernel = stabilised_kernel(f, g)
+        if not bool((kernel.sum(0) > 0).all() & (kernel.sum(1) > 0).all()):
+            f, g = log_step(f, g)  # an empty row or column: start in the log domain instead
+            kernel = stabilised_kernel(f, g)
+    else:
+        f, g = log_step(f, g)  # warm start (ε-scaling): re-balance at the new ε
+        kernel = stabilised_kernel(f, g)
+    kernel_t = kernel.T.contiguous()  # row-major copy: the transposed products stay fast
     error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
     n_iter, failures = 1, 0
+    u, v = torch.ones_like(a), torch.ones_like(b)
+    # Scalings are absorbed into the potentials (one exponential of the n0×n1 matrix) only when
+    # they leave [e^-τ, e^τ]; in between the iterations are plain matrix–vector products.
+    tau = 0.25 * -floor
     while error >= tol and n_iter < max_iter:
         steps = min(check_every, max_iter - n_iter)
         n_iter += steps
@@ -172,21 +184,33 @@ def _iterate(
             failures = 0
             for _ in range(steps):
                 f, g = log_step(f, g)
-        else:
             u, v = torch.ones_like(a), torch.ones_like(b)
-            for _ in range(steps):
-                u = a / (kernel @ v)
-                v = b / (kernel.T @ u)
-            ok = torch.isfinite(u).all() & torch.isfinite(v).all() & (u > 0).all() & (v > 0).all()
-            if bool(ok):
-                f = f + eps * torch.log(u)  # absorb the scalings into the potentials
-                g = g + eps * torch.log(v)
-            else:  # restart from the last potentials with a log-domain step
-                failures = 1
-                f, g = log_step(f, g)
-        kernel = stabilised_kernel(f, g)
-        error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
-    return f, g, n_iter, error
+            kernel = stabilised_kernel(f, g)
+            kernel_t = kernel.T.contiguous()
+            error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
+            continue
+        u0, v0 = u, v
+        for _ in range(steps):
+            u = a / (kernel @ v)
+            v = b / (kernel_t @ u)
+        ok = torch.isfinite(u).all() & torch.isfinite(v).all() & (u > 0).all() & (v > 0).all()
+        if not bool(ok):  # restart from the last good scalings with a log-domain step
+            failures = 1
+            f, g = f + eps * torch.log(u0), g + eps * torch.log(v0)
+            f, g = log_step(f, g)
+            u, v = torch.ones_like(a), torch.ones_like(b)
+            kernel = stabilised_kernel(f, g)
+            kernel_t = kernel.T.contiguous()
+            error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
+            continue
+        error = float(torch.linalg.vector_norm(u * (kernel @ v) - a))
+        log_u, log_v = torch.log(u), torch.log(v)
+        if float(torch.maximum(log_u.abs().max(), log_v.abs().max())) > tau:
+            f, g = f + eps * log_u, g + eps * log_v
+            u, v = torch.ones_like(a), torch.ones_like(b)
+            kernel = stabilised_kernel(f, g)
+            kernel_t = kernel.T.contiguous()
+    return f + eps * torch.log(u), g + eps * torch.log(v), n_iter, error
 
 
 def _entropic_pairs(
