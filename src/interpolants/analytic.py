@@ -318,18 +318,22 @@ class ExactInterpolantFields:
 
     def velocity(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
         """b(t, x) = E[α̇x0 + β̇x1 + γ̇z | x_t = x], the probability-flow velocity."""
+        return self._velocity_and_score(t, x)[0]
+
+    def _velocity_and_score(self, t: TimeLike, x: Tensor) -> tuple[Tensor, Tensor]:
+        """b and s from one evaluation of the posterior weights."""
         _, w, prec_diff, mean_rate, cov_rate = self._posterior(t, x)
         cond = mean_rate + 0.5 * torch.einsum("bpij,bpj->bpi", cov_rate, prec_diff)
-        return (w[..., None] * cond).sum(1)
+        return (w[..., None] * cond).sum(1), -(w[..., None] * prec_diff).sum(1)
 
     def mean_velocity(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
         """v(t, x) = E[α̇x0 + β̇x1 | x_t = x] = b + γγ̇ s (for one-sided: b itself)."""
-        b = self.velocity(t, x)
         if isinstance(self.interpolant, OneSidedInterpolant):
-            return b
+            return self.velocity(t, x)
+        b, s = self._velocity_and_score(t, x)
         tt = self._time(t, self._check_x(x))
         ggd = self.interpolant._coefficients(tt).gamma_gamma_dot[:, None]
-        return b + ggd * self.score(t, x)
+        return b + ggd * s
 
     def denoiser(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
         """η_z(t, x) = E[z | x_t = x] = −γ s; for one-sided interpolants E[x0 | x_t] = −α s."""
@@ -340,4 +344,5 @@ class ExactInterpolantFields:
 
     def drift(self, t: TimeLike, x: Float[Tensor, "batch dim"], epsilon: float) -> State:
         """The forward SDE drift b + ε s (use −ε for the backward drift b − ε s)."""
-        return self.velocity(t, x) + epsilon * self.score(t, x)
+        b, s = self._velocity_and_score(t, x)
+        return b + epsilon * s

@@ -25,6 +25,7 @@ from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from .._validation import check_finite, check_floating
+from .cost import Cost, cost_matrix
 
 __all__ = [
     "Coupling",
@@ -203,10 +204,14 @@ class PlanCoupling(Coupling):
     """Marker: the coupling solves a transport problem and exposes its plan.
 
     :meth:`plan` accepts weighted batches; the call (:meth:`Coupling.__call__`) uses uniform
-    weights.
+    weights. Subclasses hold their :class:`~interpolants.coupling.Cost` in ``self.cost`` and
+    solve the weighted problem in :meth:`_weighted_plan`; ``reduced_plan_cost`` says whether
+    the solver may take the reduced cost −2·x0·x1ᵀ (same optimum for exact OT only).
     """
 
-    @abc.abstractmethod
+    cost: Cost
+    reduced_plan_cost: bool = False
+
     def plan(
         self,
         x0: Batch0,
@@ -219,6 +224,16 @@ class PlanCoupling(Coupling):
         Weights must be non-negative with equal positive sums (they are normalised to 1);
         ``None`` means uniform.
         """
+        check_batches(x0, x1)
+        with torch.no_grad():
+            cost = cost_matrix(self.cost, x0, x1, reduced=self.reduced_plan_cost)
+            a = weights(w0, x0.shape[0], cost, "w0")
+            b = weights(w1, x1.shape[0], cost, "w1")
+            return self._weighted_plan(cost, a, b)
+
+    @abc.abstractmethod
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The plan for a validated ``(n0, n1)`` cost and marginals ``a``, ``b`` (no grad)."""
 
 
 def weights(w: Tensor | None, n: int, like: Tensor, name: str) -> Tensor:

@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .base import Batch0, Batch1, Plan, PlanCoupling, check_batches, sample_columns, weights
+from .base import PlanCoupling, sample_columns, weights
 from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
 
 __all__ = ["SchrodingerBridgeCoupling", "SinkhornCoupling", "SinkhornResult", "sinkhorn"]
@@ -318,22 +318,11 @@ class SinkhornCoupling(PlanCoupling):
         eps = self.reg * _scale(cost)
         return _entropic_pairs(cost, eps, self.tol, self.max_iter, generator, want_plan, repr(self))
 
-    def plan(
-        self,
-        x0: Batch0,
-        x1: Batch1,
-        w0: Float[Tensor, " n0"] | None = None,
-        w1: Float[Tensor, " n1"] | None = None,
-    ) -> Plan:
-        """The entropic plan with weights ``w0``, ``w1`` (uniform by default)."""
-        check_batches(x0, x1)
-        with torch.no_grad():
-            cost = cost_matrix(self.cost, x0, x1, reduced=False)
-            a = weights(w0, x0.shape[0], cost, "w0")
-            b = weights(w1, x1.shape[0], cost, "w1")
-            res = sinkhorn(cost, a, b, self.reg * _scale(cost), self.tol, self.max_iter)
-            _warn_unconverged(res, self.tol, repr(self))
-            return torch.exp(res.log_plan(cost))
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The entropic plan with marginals ``a``, ``b``."""
+        res = sinkhorn(cost, a, b, self.reg * _scale(cost), self.tol, self.max_iter)
+        _warn_unconverged(res, self.tol, repr(self))
+        return torch.exp(res.log_plan(cost))
 
     def __repr__(self) -> str:
         return f"SinkhornCoupling(reg={self.reg:g}, cost={self.cost!r})"
@@ -381,6 +370,7 @@ class SchrodingerBridgeCoupling(PlanCoupling):
             raise ValueError(f"sigma must be a positive finite number, got {sigma}")
         _check(2 * sigma**2, tol, max_iter)
         self.sigma = float(sigma)
+        self.cost = SquaredEuclideanCost()  # the Brownian-bridge reference kernel
         self.tol = float(tol)
         self.max_iter = int(max_iter)
 
@@ -398,27 +388,16 @@ class SchrodingerBridgeCoupling(PlanCoupling):
         generator: torch.Generator | None,
         want_plan: bool,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        cost = cost_matrix(SquaredEuclideanCost(), x0, x1, reduced=False)
+        cost = cost_matrix(self.cost, x0, x1, reduced=False)
         return _entropic_pairs(
             cost, self.eps, self.tol, self.max_iter, generator, want_plan, repr(self)
         )
 
-    def plan(
-        self,
-        x0: Batch0,
-        x1: Batch1,
-        w0: Float[Tensor, " n0"] | None = None,
-        w1: Float[Tensor, " n1"] | None = None,
-    ) -> Plan:
-        """The bridge's static coupling between the (weighted) batches."""
-        check_batches(x0, x1)
-        with torch.no_grad():
-            cost = cost_matrix(SquaredEuclideanCost(), x0, x1, reduced=False)
-            a = weights(w0, x0.shape[0], cost, "w0")
-            b = weights(w1, x1.shape[0], cost, "w1")
-            res = sinkhorn(cost, a, b, self.eps, self.tol, self.max_iter)
-            _warn_unconverged(res, self.tol, repr(self))
-            return torch.exp(res.log_plan(cost))
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The bridge's static coupling with marginals ``a``, ``b``."""
+        res = sinkhorn(cost, a, b, self.eps, self.tol, self.max_iter)
+        _warn_unconverged(res, self.tol, repr(self))
+        return torch.exp(res.log_plan(cost))
 
     def __repr__(self) -> str:
         return f"SchrodingerBridgeCoupling(sigma={self.sigma:g})"

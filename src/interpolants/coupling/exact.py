@@ -7,7 +7,7 @@ from typing import final
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from numpy.typing import NDArray
 from torch import Tensor
 
@@ -16,7 +16,6 @@ from .base import (
     Batch0,
     Batch1,
     PermutationCoupling,
-    Plan,
     PlanCoupling,
     check_batches,
     sample_columns,
@@ -172,20 +171,11 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
         perm = self.solver.solve(host, dim)
         return torch.from_numpy(perm).to(x0.device)
 
-    def plan(
-        self,
-        x0: Batch0,
-        x1: Batch1,
-        w0: Float[Tensor, " n0"] | None = None,
-        w1: Float[Tensor, " n1"] | None = None,
-    ) -> Plan:
-        """The exact plan with weights ``w0``, ``w1`` (POT network simplex, float64 on host)."""
-        check_batches(x0, x1)
-        with torch.no_grad():
-            cost = cost_matrix(self.cost, x0, x1, reduced=True)
-            a = weights(w0, x0.shape[0], cost, "w0")
-            b = weights(w1, x1.shape[0], cost, "w1")
-            return emd_plan(cost, a, b)
+    reduced_plan_cost = True
+
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The exact plan (POT network simplex, float64 on the host)."""
+        return emd_plan(cost, a, b)
 
     def __repr__(self) -> str:
         return f"OTCoupling(cost={self.cost!r}, solver={self.solver!r})"

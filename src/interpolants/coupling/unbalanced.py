@@ -13,10 +13,9 @@ from typing import final
 
 import numpy as np
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
-from .base import Batch0, Batch1, Plan, PlanCoupling, check_batches, weights
+from .base import PlanCoupling, weights
 from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
 
 __all__ = ["PartialOTCoupling", "UnbalancedOTCoupling"]
@@ -98,20 +97,9 @@ class UnbalancedOTCoupling(PlanCoupling):
         draws = torch.multinomial(flat, n1, replacement=True, generator=generator)
         return draws // n1, draws % n1, plan if want_plan else None
 
-    def plan(
-        self,
-        x0: Batch0,
-        x1: Batch1,
-        w0: Float[Tensor, " n0"] | None = None,
-        w1: Float[Tensor, " n1"] | None = None,
-    ) -> Plan:
-        """The unbalanced plan (its marginals differ from ``w0``, ``w1`` by design)."""
-        check_batches(x0, x1)
-        with torch.no_grad():
-            cost = cost_matrix(self.cost, x0, x1, reduced=False)
-            a = weights(w0, x0.shape[0], cost, "w0")
-            b = weights(w1, x1.shape[0], cost, "w1")
-            return self._plan(cost, a, b)
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The unbalanced plan (its marginals differ from ``a``, ``b`` by design)."""
+        return self._plan(cost, a, b)
 
     def __repr__(self) -> str:
         return f"UnbalancedOTCoupling(reg={self.reg:g}, reg_m={self.reg_m:g}, cost={self.cost!r})"
@@ -186,20 +174,9 @@ class PartialOTCoupling(PlanCoupling):
         order = torch.argsort(index1)
         return index0[order], index1[order], plan if want_plan else None
 
-    def plan(
-        self,
-        x0: Batch0,
-        x1: Batch1,
-        w0: Float[Tensor, " n0"] | None = None,
-        w1: Float[Tensor, " n1"] | None = None,
-    ) -> Plan:
-        """The partial plan of total mass ``mass`` between the weighted batches."""
-        check_batches(x0, x1)
-        with torch.no_grad():
-            cost = cost_matrix(self.cost, x0, x1, reduced=False)
-            a = weights(w0, x0.shape[0], cost, "w0")
-            b = weights(w1, x1.shape[0], cost, "w1")
-            return self._solve(cost, a, b, self.mass)
+    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """The partial plan of total mass ``mass``."""
+        return self._solve(cost, a, b, self.mass)
 
     def __repr__(self) -> str:
         return f"PartialOTCoupling(mass={self.mass:g}, cost={self.cost!r})"
