@@ -2,7 +2,8 @@
 
     python benchmarks/coupling.py            # full grid, n ∈ {256, 1024, 4096} (~10 min on 2 cores)
     python benchmarks/coupling.py --quick    # small subset (< 2 min)
-    python benchmarks/coupling.py --threads 0  # torch's default thread count (default: 1)
+    python benchmarks/coupling.py --threads 0  # default thread counts (default: 1 for torch
+                                               # and for numpy's BLAS, which POT uses)
     python benchmarks/coupling.py --name coupling_lapx  # results file name (e.g. with lapx)
 
 Exact OT: ``OTCoupling()(x0, x1)`` against torchcfm's ``OTPlanSampler(method="exact")
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import ot
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from interpolants.coupling import OTCoupling, SinkhornCoupling, SquaredEuclideanCost, sinkhorn
 
@@ -144,7 +146,8 @@ def _markdown(report: dict[str, Any]) -> str:
         "# Coupling benchmark",
         "",
         f"Machine: {m['processor'] or m['machine']}, {m['cpu_count']} CPU cores, "
-        f"torch threads {m['torch_threads']}, device {m['device']}. Medians of alternating runs.",
+        f"torch threads {m['torch_threads']}, numpy BLAS threads {m.get('blas_threads')}, "
+        f"device {m['device']}. Medians of alternating runs.",
         f"LAP package: {report['versions']['lap_module']} {report['versions']['lap']}, "
         f"POT {report['versions']['pot']}, torchcfm {report['versions']['torchcfm']}.",
         "",
@@ -201,6 +204,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+        # the same thread count for numpy's BLAS (POT's matrix products): equal resources
+        threadpool_limits(limits=args.threads, user_api="blas")
     grid_n = [256, 1024] if args.quick else [256, 1024, 4096]
     grid_d = [2, 64] if args.quick else [2, 64, 3072]
     report: dict[str, Any] = {
@@ -210,6 +215,10 @@ def main() -> None:
             "system": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "blas_threads": min(
+                (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
+                default=None,
+            ),
             "device": "cpu",
         },
         "versions": _versions(),

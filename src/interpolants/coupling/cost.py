@@ -13,6 +13,7 @@ the cancellation in ``|x0|² + |x1|² − 2⟨x0, x1⟩``.
 """
 
 import abc
+import math
 from collections.abc import Callable
 from typing import final
 
@@ -138,6 +139,7 @@ def cost_matrix(cost: Cost, x0: Tensor, x1: Tensor, *, reduced: bool) -> Tensor:
         m = cost.reduced(_flat(x0), _flat(x1))
     else:
         m = cost.matrix(_flat(x0), _flat(x1))
-    if not bool(torch.isfinite(m).all()):
+    low, high = torch.aminmax(m)  # NaN and ±Inf propagate: one pass, no mask
+    if not math.isfinite(float(low)) or not math.isfinite(float(high)):
         raise ValueError(f"the cost matrix of {cost!r} contains NaN or Inf values")
     return m

@@ -5,18 +5,19 @@ the solution π_ij = exp((f_i + g_j − C_ij)/ε) for dual potentials f, g, foun
 alternating updates f ← ε(log a − LSE_j((g_j − C_ij)/ε)), g ← ε(log b − LSE_i((f_i − C_ij)/ε)).
 
 :func:`sinkhorn` runs entirely on the cost's device (no host copy). It iterates the scalings
-u = a/(Kv), v = b/(Kᵀu) of the stabilised kernel K = exp((f + g − C)/ε) and absorbs them
-into f, g every ``check_every`` iterations (Schmitzer's log-stabilisation), so that nothing
-overflows; if a scaling ever becomes non-finite it switches to the log-domain updates above,
-which are stable for any ε. Either way it returns log-domain potentials, so it is stable in
-float32 down to ε = 10⁻³ times the cost scale.
+u = a/(Kv), v = b/(Kᵀu) of the stabilised kernel K = exp((f + g − C)/ε), with adaptive
+over-relaxation and convergence checks that cost no extra product, and absorbs the scalings
+into f, g when they grow (Schmitzer's log-stabilisation), so that nothing overflows; if a
+scaling ever becomes non-finite it switches to the log-domain updates above, which are stable
+for any ε. Either way it returns log-domain potentials, so it is stable in float32 down to
+ε = 10⁻³ times the cost scale.
 
 **Which marginal is exact.** Each iteration ends with the column update, so the columns of the
 returned plan sum to b; the rows sum to a up to the tolerance (the stopping criterion is
-‖π1 − a‖₂ < tol, checked every ``check_every`` iterations, the criterion of POT's
-``ot.sinkhorn``). The couplings use every x1 exactly once and draw its partner from the
-column conditional π(· | x1_j) = π[·, j] / b_j; the x1 marginal of the pairs is therefore exact
-and each x0 is used n1·(π1)_i ≈ n1·a_i times in expectation (once, for equal sizes).
+‖π1 − a‖₂ < tol, the criterion of POT's ``ot.sinkhorn``). The couplings use every x1 exactly
+once and draw its partner from the column conditional π(· | x1_j) = π[·, j] / b_j; the x1
+marginal of the pairs is therefore exact and each x0 is used n1·(π1)_i ≈ n1·a_i times in
+expectation (once, for equal sizes).
 """
 
 import math
@@ -73,11 +74,31 @@ def sinkhorn(
     eps: float,
     tol: float = 1e-6,
     max_iter: int = 10_000,
-    check_every: int = 10,
+    check_every: int | None = None,
+    overrelax: bool = True,
 ) -> SinkhornResult:
     r"""Log-stabilised Sinkhorn for min ⟨π, C⟩ + ε Σ π log π with marginals ``a``, ``b``.
 
-    Runs on the cost's device in its dtype (at least float32).
+    Runs on the cost's device in its dtype (at least float32). Written here rather than taken
+    from POT because it stays on the tensors' device and is measurably faster than
+    ``ot.sinkhorn`` on CPU (``benchmarks/coupling.py``), for three reasons:
+
+    * **Free convergence checks.** The row error ‖u ⊙ Kv − a‖₂ reuses the product Kv that the
+      next row update needs, so checking costs no extra matrix–vector product; on CPU it is
+      done every iteration and the loop stops at the first iterate within ``tol`` (POT checks
+      every 10 iterations with an extra product).
+    * **Adaptive over-relaxation** (``overrelax=True``). After a few plain iterations the
+      linear rate λ of the error is measured and the updates become
+      log u ← (1 − ω) log u + ω log(a / Kv) (likewise v) with
+      ω = 1 + 0.95 (ω* − 1), ω* = 2 / (1 + √(1 − λ)), the optimal relaxation for that rate
+      (Thibault et al.; Lehmann et al.). ω is halved towards 1 whenever the error grows over
+      10 iterations. It cuts the iterations 2–4× when ε is small relative to the cost. The
+      returned potentials always end with a plain column update, so the contract below holds.
+    * **Lazy stabilisation.** The scalings u, v are absorbed into the potentials f, g (one
+      exponential of the n0×n1 matrix) only when they leave [e^−τ, e^τ]; between absorptions
+      the iterations are matrix–vector products with the stabilised kernel
+      K = exp((f + g − C)/ε). If a scaling ever under/overflows, a block of exact log-domain
+      updates follows, so the routine is stable in float32 down to ε = 10⁻³ × the cost scale.
 
     Parameters
     ----------
@@ -88,26 +109,35 @@ def sinkhorn(
     eps:
         Absolute regularisation ε > 0.
     tol:
-        Stop when ‖π1 − a‖₂ < tol (checked every ``check_every`` iterations).
+        Stop when the row marginal error ‖π1 − a‖₂ < tol.
     max_iter:
         Iteration cap.
     check_every:
-        Iterations between convergence checks and absorptions (each costs a host sync).
+        Iterations between convergence checks (each check is one host synchronisation).
+        ``None``: every iteration on CPU, every 10 on other devices.
+    overrelax:
+        Use the adaptive over-relaxation above (``False``: plain Sinkhorn updates).
 
     Returns
     -------
     SinkhornResult
-        Potentials with π = exp((f + g − C)/ε), its columns summing to ``b``.
+        Potentials with π = exp((f + g − C)/ε), its columns summing to ``b`` (up to rounding),
+        its rows to ``a`` within ``tol`` when ``converged``.
 
     References
     ----------
     M. Cuturi, *Sinkhorn Distances*, arXiv:1306.0895. B. Schmitzer, *Stabilized Sparse Scaling
-    Algorithms for Entropy Regularized Transport Problems*, arXiv:1610.06519.
+    Algorithms for Entropy Regularized Transport Problems*, arXiv:1610.06519. A. Thibault,
+    L. Chizat, C. Dossal, N. Papadakis, *Overrelaxed Sinkhorn–Knopp Algorithm for Regularized
+    Optimal Transport*, arXiv:1711.01851. T. Lehmann, M.-K. von Renesse, A. Sambale,
+    A. Uschmajew, *A note on overrelaxation in the Sinkhorn algorithm*, arXiv:2012.12562.
     """
     if not eps > 0 or not math.isfinite(eps):
         raise ValueError(f"eps must be a positive finite number, got {eps}")
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
+    if check_every is None:
+        check_every = 1 if cost.device.type == "cpu" else 10
     if max_iter < 1 or check_every < 1:
         raise ValueError(f"max_iter and check_every must be >= 1, got {max_iter}, {check_every}")
     if not bool((a > 0).all()) or not bool((b > 0).all()):
@@ -117,13 +147,15 @@ def sinkhorn(
     a, b = a.to(dtype), b.to(dtype)
     f, g = torch.zeros_like(a), torch.zeros_like(b)
     # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
-    spread = float((c - c.min()).mean()) or 1.0
+    low, high = torch.aminmax(c)
+    spread = float(c.mean() - low) or 1.0
     stages = max(0, math.ceil(math.log(0.02 * spread / eps, 4))) if eps < 0.02 * spread else 0
+    loop = _Loop(c, (low, high), a, b, check_every, overrelax)
     n_iter = 0
     for k in range(stages, 0, -1):
-        f, g, it, _ = _iterate(c, a, b, f, g, eps * 4.0**k, 10 * tol, 100, check_every)
+        f, g, it, _ = loop.run(f, g, eps * 4.0**k, 10 * tol, 100)
         n_iter += it
-    f, g, it, error = _iterate(c, a, b, f, g, eps, tol, max(1, max_iter - n_iter), check_every)
+    f, g, it, error = loop.run(f, g, eps, tol, max(1, max_iter - n_iter))
     n_iter += it
     return SinkhornResult(
         f=f.to(cost.dtype),
@@ -135,82 +167,163 @@ def sinkhorn(
     )
 
 
-def _iterate(
-    c: Tensor,
-    a: Tensor,
-    b: Tensor,
-    f: Tensor,
-    g: Tensor,
-    eps: float,
-    tol: float,
-    max_iter: int,
-    check_every: int,
-) -> tuple[Tensor, Tensor, int, float]:
-    """Sinkhorn at one ε from potentials (f, g); returns (f, g, iterations, row error)."""
-    log_a, log_b = torch.log(a), torch.log(b)
+_TAU = 12.0  # scalings are absorbed into the potentials when |log u| or |log v| exceeds it
 
-    def log_step(f: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-        f = eps * (log_a - torch.logsumexp((g[None, :] - c) / eps, dim=1))
-        return f, eps * (log_b - torch.logsumexp((f[:, None] - c) / eps, dim=0))
 
-    # Entries below the smallest normal number are set to zero: subnormal floats would make
-    # every matrix-vector product ~100× slower on CPUs, and they carry no usable mass.
-    floor = math.log(torch.finfo(c.dtype).tiny)
+class _Loop:
+    """The Sinkhorn iterations at one ε (see :func:`sinkhorn` for the scheme)."""
 
-    def stabilised_kernel(f: Tensor, g: Tensor) -> Tensor:
-        z = (f[:, None] + g[None, :] - c) / eps
-        return torch.exp(z).masked_fill_(z < floor, 0.0)
+    WARM = 10  # plain iterations before the rate is measured
+    SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
 
-    if not bool((f != 0).any() | (g != 0).any()):  # cold start: try the plain kernel first
-        g = g + c.min()
-        kernel = stabilised_kernel(f, g)
-        if not bool((kernel.sum(0) > 0).all() & (kernel.sum(1) > 0).all()):
-            f, g = log_step(f, g)  # an empty row or column: start in the log domain instead
-            kernel = stabilised_kernel(f, g)
-    else:
-        f, g = log_step(f, g)  # warm start (ε-scaling): re-balance at the new ε
-        kernel = stabilised_kernel(f, g)
-    kernel_t = kernel.T.contiguous()  # row-major copy: the transposed products stay fast
-    error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
-    n_iter, failures = 1, 0
-    u, v = torch.ones_like(a), torch.ones_like(b)
-    # Scalings are absorbed into the potentials (one exponential of the n0×n1 matrix) only when
-    # they leave [e^-τ, e^τ]; in between the iterations are plain matrix–vector products.
-    tau = 0.25 * -floor
-    while error >= tol and n_iter < max_iter:
-        steps = min(check_every, max_iter - n_iter)
-        n_iter += steps
-        if failures:  # the last scalings under/overflowed: one block in the log domain
-            failures = 0
-            for _ in range(steps):
-                f, g = log_step(f, g)
-            u, v = torch.ones_like(a), torch.ones_like(b)
-            kernel = stabilised_kernel(f, g)
-            kernel_t = kernel.T.contiguous()
-            error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
-            continue
-        u0, v0 = u, v
-        for _ in range(steps):
-            u = a / (kernel @ v)
-            v = b / (kernel_t @ u)
-        ok = torch.isfinite(u).all() & torch.isfinite(v).all() & (u > 0).all() & (v > 0).all()
-        if not bool(ok):  # restart from the last good scalings with a log-domain step
-            failures = 1
-            f, g = f + eps * torch.log(u0), g + eps * torch.log(v0)
-            f, g = log_step(f, g)
-            u, v = torch.ones_like(a), torch.ones_like(b)
-            kernel = stabilised_kernel(f, g)
-            kernel_t = kernel.T.contiguous()
-            error = float(torch.linalg.vector_norm(kernel.sum(1) - a))
-            continue
-        error = float(torch.linalg.vector_norm(u * (kernel @ v) - a))
-        log_u, log_v = torch.log(u), torch.log(v)
-        if float(torch.maximum(log_u.abs().max(), log_v.abs().max())) > tau:
-            f, g = f + eps * log_u, g + eps * log_v
-            u, v = torch.ones_like(a), torch.ones_like(b)
-            kernel = stabilised_kernel(f, g)
-            kernel_t = kernel.T.contiguous()
-    return f + eps * torch.log(u), g + eps * torch.log(v), n_iter, error
+    def __init__(
+        self,
+        c: Tensor,
+        bounds: tuple[Tensor, Tensor],
+        a: Tensor,
+        b: Tensor,
+        check_every: int,
+        overrelax: bool,
+    ) -> None:
+        self.c, self.a, self.b = c, a, b
+        self.low, self.high = bounds  # min and max of C
+        self.log_a, self.log_b = torch.log(a), torch.log(b)
+        self.check_every, self.overrelax = check_every, overrelax
+        # Entries below the smallest normal number are set to zero: subnormal floats would
+        # make every matrix-vector product ~100× slower on CPUs, and they carry no usable mass.
+        # Scalings stay in [e^-τ, e^τ] (else they are absorbed into the potentials) and kernel
+        # entries below e^τ × the smallest normal number are set to 0, so that no product
+        # K_ij·v_j is subnormal (subnormal arithmetic is ~2× slower on CPU; the zeroed entries
+        # move < n·e^(2τ)·e^τ·tiny ≈ 1e-21 of mass in float32, 1e-290 in float64).
+        self.tau = _TAU
+        self.floor = math.log(torch.finfo(c.dtype).tiny) + self.tau
+
+    def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        """One exact log-domain Sinkhorn iteration (stable for any ε)."""
+        f = eps * (self.log_a - torch.logsumexp((g[None, :] - self.c) / eps, dim=1))
+        return f, eps * (self.log_b - torch.logsumexp((f[:, None] - self.c) / eps, dim=0))
+
+    def kernel(self, f: Tensor, g: Tensor, eps: float) -> Tensor:
+        """exp((f_i + g_j − C_ij)/ε), entries below e^(floor + 1) set to 0 (see ``__init__``).
+
+        The exponent is clamped first: exp of a very negative float takes the slow subnormal
+        path (~5× slower per entry on CPU).
+        """
+        z = torch.sub(g[None, :], self.c).add_(f[:, None]).mul_(1.0 / eps)
+        return self._exp(z, clamp=True)
+
+    def plain_kernel(self, eps: float) -> Tensor:
+        """exp((min C − C_ij)/ε): the kernel of the cold start (f = 0, g = min C)."""
+        z = torch.add(self.low / eps, self.c, alpha=-1.0 / eps)
+        return self._exp(z, clamp=float(self.low - self.high) / eps < self.floor + 1.0)
+
+    def _exp(self, z: Tensor, clamp: bool) -> Tensor:
+        if not clamp:
+            return z.exp_()
+        z = z.clamp_(min=self.floor).exp_()
+        return torch.nn.functional.threshold(z, math.exp(self.floor + 1.0), 0.0, inplace=True)
+
+    def run(
+        self, f: Tensor, g: Tensor, eps: float, tol: float, max_iter: int
+    ) -> tuple[Tensor, Tensor, int, float]:
+        """Iterate from potentials (f, g); returns (f, g, iterations, row error)."""
+        a, b = self.a, self.b
+        if not bool((f != 0).any() | (g != 0).any()):  # cold start: try the plain kernel
+            g = g + self.low
+            kernel = self.plain_kernel(eps)
+            kv = kernel.sum(1)  # K @ v for v = 1
+            empty = float(self.low - self.high) / eps < self.floor + 1.0 and not bool(
+                (kernel.sum(0) > 0).all() & (kv > 0).all()
+            )
+            if empty:
+                f, g = self.log_step(f, g, eps)  # an empty row or column: log domain instead
+                kernel = self.kernel(f, g, eps)
+                kv = kernel.sum(1)
+        else:
+            f, g = self.log_step(f, g, eps)  # warm start (ε-scaling): re-balance at the new ε
+            kernel = self.kernel(f, g, eps)
+            kv = kernel.sum(1)
+        u, v = torch.ones_like(a), torch.ones_like(b)
+        plain = True  # v = b / (Kᵀu) exactly: the columns are right
+        omega, n_iter, error = 1.0, 0, math.inf
+        adapt = self.overrelax
+        history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
+        good = (u, v)  # scalings at the last check that passed
+        while True:
+            if n_iter % self.check_every == 0 or n_iter >= max_iter:
+                row = u * kv
+                stats = torch.stack(
+                    [
+                        torch.linalg.vector_norm(row - a),
+                        torch.log(u).abs().max(),
+                        torch.log(v).abs().max(),
+                    ]
+                ).tolist()
+                if not all(math.isfinite(x) for x in stats):
+                    # a scaling under/overflowed: absorb the last good ones, then one block of
+                    # exact log-domain updates, and restart the scalings (without relaxation)
+                    f, g = f + eps * torch.log(good[0]), g + eps * torch.log(good[1])
+                    for _ in range(max(self.check_every, 10)):
+                        f, g = self.log_step(f, g, eps)
+                    n_iter += max(self.check_every, 10)
+                    kernel = self.kernel(f, g, eps)
+                    u, v = torch.ones_like(a), torch.ones_like(b)
+                    omega, adapt, plain = 1.0, False, True
+                    kv = kernel.sum(1)
+                    good = (u, v)
+                    continue
+                error = stats[0]
+                good = (u, v)
+                if error < tol or n_iter >= max_iter:
+                    if plain:
+                        break
+                    v = b / (kernel.T @ u)  # finish with a plain column update, then re-check
+                    kv, plain = kernel @ v, True
+                    continue
+                if max(stats[1], stats[2]) > self.tau:  # absorb the scalings into f, g
+                    f, g = f + eps * torch.log(u), g + eps * torch.log(v)
+                    u, v = torch.ones_like(a), torch.ones_like(b)
+                    kernel = self.kernel(f, g, eps)
+                    kv = kernel.sum(1)
+                if adapt:
+                    omega = self._relaxation(omega, n_iter, error, history)
+                    if omega == 0.0:
+                        omega, adapt = 1.0, False
+            u_new = a / kv
+            u = u_new if omega == 1.0 else u_new.pow_(omega).mul_(u.pow(1.0 - omega))
+            v_new = b / (kernel.T @ u)
+            v = v_new if omega == 1.0 else v_new.pow_(omega).mul_(v.pow(1.0 - omega))
+            plain = omega == 1.0
+            kv = kernel @ v
+            n_iter += 1
+        return f + eps * torch.log(u), g + eps * torch.log(v), n_iter, error
+
+    def _relaxation(
+        self, omega: float, n_iter: int, error: float, history: list[tuple[int, float]]
+    ) -> float:
+        """The next ω from the checks' (iteration, error) history (see :func:`sinkhorn`).
+
+        Returns 0 to stop adapting (plain updates from then on).
+        """
+        lag = 3 if omega == 1.0 else 10
+        past = next(((k, e) for k, e in reversed(history) if k <= n_iter - lag), None)
+        history.append((n_iter, error))
+        if past is None:
+            return omega
+        k, before = past
+        if omega == 1.0:  # measure the plain iterations' rate, then relax
+            if n_iter < self.WARM or not 0.0 < error < before:
+                return omega
+            rate = (error / before) ** (1.0 / (n_iter - k))
+            history.clear()  # the relaxed phase keeps its own history
+            history.append((n_iter, error))
+            return 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - rate)) - 1.0)
+        if error > before:  # the error grew over 10 iterations: damp ω towards 1
+            history.clear()
+            history.append((n_iter, error))
+            omega = 1.0 + 0.5 * (omega - 1.0)
+            return omega if omega > 1.05 else 0.0
+        return omega
 
 
 def _entropic_pairs(
