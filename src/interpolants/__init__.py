@@ -40,6 +40,7 @@ from .coupling import UnbalancedOTCoupling as UnbalancedOTCoupling
 from .coupling import sinkhorn as sinkhorn
 from .data import CoupledBatchStream as CoupledBatchStream
 from .data import PairedBatches as PairedBatches
+from .data import PrefetchedBatches as PrefetchedBatches
 from .data import TensorData as TensorData
 from .fields import ConvertedField as ConvertedField
 from .fields import DenoiserFromScore as DenoiserFromScore
@@ -193,6 +194,7 @@ __all__ = [
     "PartialOTCoupling",
     "PermutationCoupling",
     "PlanCoupling",
+    "PrefetchedBatches",
     "QuadraticGamma",
     "SDEDrift",
     "SDEIntegrator",
