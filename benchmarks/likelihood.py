@@ -4,13 +4,15 @@
     python benchmarks/likelihood.py --quick     # d ∈ {2, 64}, 250 points (~1 min)
     python benchmarks/likelihood.py --threads 0 # torch's default thread count (default: 1)
 
-Both sides integrate the same field (the :class:`Net` of ``training_step.py``, a 3×256 SiLU
-MLP on [x, t]) backwards from the data at t = 1 to the base N(0, I) at t = 0 with 20 explicit
-midpoint steps and the *exact* divergence, and return log ρ1(x) = log ρ0(X_0) − ∫₀¹ ∇·b dt
-for the same points:
+Both sides integrate the same field (``interpolants.MLP(d, hidden=256, depth=3)``: 3×256 SiLU
+layers on [x, projected sinusoidal embedding of t]) backwards from the data at t = 1 to the
+base N(0, I) at t = 0 with 20 explicit midpoint steps and the *exact* divergence, and return
+log ρ1(x) = log ρ0(X_0) − ∫₀¹ ∇·b dt for the same points:
 
 * ours: ``log_likelihood(net, x, log_p0, integrator=Midpoint(), grid=time_grid(20, 1.0, 0.0),
-  divergence=ExactDivergence())``;
+  divergence=ExactDivergence())``, which uses the MLP's own forward-mode divergence
+  (``MLP.forward_and_divergence``); also timed with ``ExactDivergence(structured=False)``, the
+  generic ``torch.func`` path any field gets;
 * flow_matching: ``ODESolver(velocity_model=wrapper).compute_likelihood(x_1=x, log_p0=log_p0,
   step_size=1/20, method="midpoint", exact_divergence=True)`` (torchdiffeq; time grid
   [1, 0]; the wrapper calls ``net(t, x)`` from flow_matching's ``forward(x, t)``). It returns
@@ -33,6 +35,7 @@ from torch import Tensor, nn
 
 from common import alternate, machine, table, versions, write_results
 from interpolants import (
+    MLP,
     ExactDivergence,
     GaussianMixture,
     LinearInterpolant,
@@ -44,7 +47,7 @@ from interpolants import (
     time_grid,
 )
 from interpolants.datasets import Moons
-from training_step import Net, load_average, wait_for_quiet
+from training_step import load_average, wait_for_quiet
 
 STEPS = 20
 
@@ -80,9 +83,9 @@ def flow_matching_wrapper(field: nn.Module) -> nn.Module:
     return Wrapper(field)
 
 
-def trained_net(dim: int, train_steps: int) -> Net:
+def trained_net(dim: int, train_steps: int) -> MLP:
     torch.manual_seed(0)
-    net = Net(dim)
+    net = MLP(dim, hidden=256, depth=3)
     if dim == 2 and train_steps > 0:
         batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), batch_size=256)
         trainer = Trainer(
@@ -114,18 +117,31 @@ def bench(
     net = trained_net(dim, train_steps)
     train_s = time.perf_counter() - t0
     x = points(dim, n)
-    ours_field, theirs_field = Counted(net), Counted(net)
+    generic_field, theirs_field = Counted(net), Counted(net)
     solver = ODESolver(velocity_model=flow_matching_wrapper(theirs_field))
     grid = time_grid(STEPS, 1.0, 0.0)
+    nfe: dict[str, int] = {}
 
-    def ours() -> Tensor:
+    def ours() -> Tensor:  # the MLP itself: its forward-mode divergence
         res = log_likelihood(
-            ours_field,
+            net,
             x,
             standard_normal_log_prob,
             integrator=Midpoint(),
             grid=grid,
             divergence=ExactDivergence(),
+        )
+        nfe["ours"] = res.nfe
+        return res.log_prob
+
+    def generic() -> Tensor:  # a wrapped field: torch.func vmap over vjp
+        res = log_likelihood(
+            generic_field,
+            x,
+            standard_normal_log_prob,
+            integrator=Midpoint(),
+            grid=grid,
+            divergence=ExactDivergence(structured=False),
         )
         return res.log_prob
 
@@ -140,12 +156,12 @@ def bench(
         return log_p.detach()
 
     # one call each for the numbers (and the NFE), then the timed rounds
-    ours_field.count = theirs_field.count = 0
-    lp_ours, lp_theirs = ours(), theirs()
-    nfe_ours, nfe_theirs = ours_field.count, theirs_field.count
+    generic_field.count = theirs_field.count = 0
+    lp_ours, lp_generic, lp_theirs = ours(), generic(), theirs()
+    nfe_ours, nfe_theirs = nfe["ours"], theirs_field.count
     nll_ours, nll_theirs = -float(lp_ours.mean()), -float(lp_theirs.mean())
     load_before = wait_for_quiet(args.max_load, args.max_wait)
-    t_ours, t_theirs = alternate([ours, theirs], reps, warmup=0)
+    t_ours, t_generic, t_theirs = alternate([ours, generic, theirs], reps, warmup=0)
     return {
         "dim": dim,
         "points": n,
@@ -161,9 +177,13 @@ def bench(
         "nll_flow_matching": nll_theirs,
         "abs_nll_diff": abs(nll_ours - nll_theirs),
         "max_abs_logp_diff": float((lp_ours - lp_theirs).abs().max()),
+        "max_abs_logp_diff_generic": float((lp_generic - lp_theirs).abs().max()),
+        "nfe_generic": generic_field.count,
         "ours_s": t_ours,
+        "ours_generic_s": t_generic,
         "flow_matching_s": t_theirs,
         "speedup": t_theirs / t_ours,
+        "speedup_generic": t_theirs / t_generic,
     }
 
 
@@ -181,8 +201,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['max_abs_logp_diff']:.1e}",
             f"{r['nfe_ours']} / {r['nfe_flow_matching']}",
             r["ours_s"],
+            r["ours_generic_s"],
             r["flow_matching_s"],
-            f"{r['speedup']:.2f}×",
+            f"{r['speedup']:.2f}× / {r['speedup_generic']:.2f}×",
             f"{r['load_before']:.2f}",
         ]
         for r in report["results"]
@@ -191,9 +212,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Likelihood{quick}",
         "",
         f"Exact-divergence log-likelihood, {STEPS} midpoint steps from t = 1 to 0, base N(0, I), "
-        f"the same 3×256 SiLU MLP field and the same points on both sides. Ours: "
-        "`log_likelihood(..., integrator=Midpoint(), grid=time_grid(20, 1.0, 0.0), "
-        "divergence=ExactDivergence())`; flow_matching: `ODESolver.compute_likelihood(..., "
+        "the same field (`interpolants.MLP(d, hidden=256, depth=3)`) and the same points on "
+        "both sides. Ours: `log_likelihood(..., integrator=Midpoint(), grid=time_grid(20, 1.0, "
+        "0.0), divergence=ExactDivergence())`, which asks the MLP for its forward-mode "
+        "divergence (`MLP.forward_and_divergence`); *ours generic*: the same with "
+        "`ExactDivergence(structured=False)`, the `torch.func` path every field gets; "
+        "flow_matching: `ODESolver.compute_likelihood(..., "
         'step_size=0.05, method="midpoint", exact_divergence=True)`. Seconds per call '
         "(median of 3–5 alternating calls after one call each for the numbers); torch threads: "
         f"{m['torch_threads']}; {m['cpu']} ({m['cpu_count']} cores, shared with other jobs).",
@@ -209,8 +233,9 @@ def markdown(report: dict[str, Any]) -> str:
                 "max abs Δlog p",
                 "NFE ours / theirs",
                 "ours (s)",
+                "ours generic (s)",
                 "flow_matching (s)",
-                "speed-up",
+                "speed-up ours / generic",
                 "load",
             ],
             rows,
@@ -218,20 +243,21 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     lines += [
-        "Where the time goes (profiled): per field evaluation both sides do one forward pass and "
-        "D vector–Jacobian products (the exact divergence needs all D); flow_matching loops "
-        "over D `autograd.grad(..., create_graph=True)` calls, ours batches the D products with "
-        "`torch.func.vmap` over `torch.func.vjp`. On this CPU the vmap-ed products are slower "
-        "than D plain `torch.autograd.grad(..., retain_graph=True)` calls (measured separately: "
-        "the functorch transforms' dispatch overhead at small D, memory traffic of the "
-        "(D, B, 256) intermediates at large D). Even without that overhead, ≥ 3× is out of "
-        "reach: an exact divergence needs D backward passes per evaluation on both sides, so "
-        "only flow_matching's `create_graph` and per-call overheads can be saved.",
+        "Where the time goes (profiled): an exact divergence needs the work of D "
+        "Jacobian–vector products per field evaluation on every side. flow_matching loops over "
+        "D `autograd.grad(..., create_graph=True)` calls; ours generic batches the D "
+        "vector–Jacobian products with `torch.func.vmap` over `torch.func.vjp`; ours (the MLP's "
+        "own path) carries the D tangents through the layers as (chunk·D, 256) × (256, 256) "
+        "matrix products, which run near the CPU's peak matrix throughput with no autograd "
+        "bookkeeping. At d = 2 the D = 2 tangent passes cost about as much as the forward pass "
+        "itself, so the floor is about 3 forward passes per evaluation on every side and "
+        "flow_matching's overhead above that floor is what can be saved: 3× is out of reach "
+        "there.",
         "",
     ]
     for r in report["results"]:
         agree = "met" if r["abs_nll_diff"] <= 1e-3 else "**not met**"
-        fast = "met" if r["speedup"] >= 3 else "**not met**"
+        fast = "met" if r["speedup"] >= 3 else "**not met**"  # ours = the MLP's own path
         lines.append(
             f"- d = {r['dim']}: |ΔNLL| ≤ 1e-3 {agree} ({r['abs_nll_diff']:.1e}); "
             f"≥ 3× faster {fast} ({r['speedup']:.2f}×)."

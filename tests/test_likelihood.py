@@ -7,12 +7,21 @@ import torch
 from torch import Tensor
 
 from bank import problem
-from interpolants import BrownianGamma, ExactInterpolantFields, LinearInterpolant, VPInterpolant
+from interpolants import (
+    MLP,
+    BrownianGamma,
+    ExactInterpolantFields,
+    LinearInterpolant,
+    VPInterpolant,
+)
 from interpolants.integrate import (
     RK4,
+    DivergenceField,
     Dopri5,
     ExactDivergence,
     HutchinsonDivergence,
+    LikelihoodResult,
+    Midpoint,
     bits_per_dim,
     dequantize,
     log_likelihood,
@@ -140,3 +149,45 @@ def test_dequantize() -> None:
         dequantize(torch.tensor([[256]]))
     with pytest.raises(ValueError, match="integers"):
         dequantize(torch.tensor([[0.5]]))
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_mlp_forward_mode_divergence_equals_autograd(num_classes: int | None) -> None:
+    torch.manual_seed(0)
+    net = MLP(5, hidden=24, depth=3, num_classes=num_classes).double()
+    x = torch.randn(11, 5, dtype=torch.float64)
+    cond = None if num_classes is None else torch.randint(0, num_classes + 1, (11,))
+    for t in (torch.rand(11, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)):
+        jac = torch.func.vmap(
+            torch.func.jacrev(lambda xi, ti, ci: net(ti[None], xi[None], ci)[0]),
+            in_dims=(0, 0, None if cond is None else 0),
+        )(x, t.expand(11), None if cond is None else cond[:, None])
+        want = jac.diagonal(dim1=1, dim2=2).sum(-1)
+        for chunk in (1, 4, 128):  # blocks that divide the batch, do not, and exceed it
+            out, div = net.forward_and_divergence(t, x, cond, chunk_size=chunk)
+            torch.testing.assert_close(out, net(t, x, cond), atol=1e-12, rtol=0)
+            torch.testing.assert_close(div, want, atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        net.forward_and_divergence(t, x, cond, chunk_size=0)
+
+
+def test_log_likelihood_uses_the_fields_own_divergence() -> None:
+    torch.manual_seed(1)
+    net = MLP(3, hidden=16, depth=2).double()
+    x = torch.randn(9, 3, dtype=torch.float64)
+    base = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), 1.0)
+
+    def run(structured: bool) -> LikelihoodResult:
+        return log_likelihood(
+            net,
+            x,
+            lambda y: base.log_prob(y).sum(-1),
+            integrator=Midpoint(),
+            grid=time_grid(8, 1.0, 0.0, dtype=torch.float64),
+            divergence=ExactDivergence(structured=structured),
+        )
+
+    fast, slow = run(True), run(False)
+    assert isinstance(net, DivergenceField) and fast.nfe == slow.nfe == 16
+    torch.testing.assert_close(fast.log_prob, slow.log_prob, atol=1e-10, rtol=0)
+    torch.testing.assert_close(fast.base_state, slow.base_state, atol=1e-12, rtol=0)

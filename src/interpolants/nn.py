@@ -108,6 +108,62 @@ class MLP(nn.Module):
         out: Tensor = self.net(self.features(t, x, condition))
         return out
 
+    def forward_and_divergence(
+        self,
+        t: Float[Tensor, " batch"] | Float[Tensor, ""],
+        x: Float[Tensor, "batch dim"],
+        condition: Int[Tensor, " batch"] | None = None,
+        chunk_size: int | None = None,
+    ) -> tuple[Float[Tensor, "batch dim"], Float[Tensor, " batch"]]:
+        r"""f(t, x[, y]) and its exact divergence ∇ₓ·f = tr(∂f/∂x), by forward-mode tangents.
+
+        With pre-activations h_l, slopes D_l = diag(SiLU′(h_l)) and W₁ˣ the columns of the first
+        layer that see x, the Jacobian is ∂f/∂x = W_L D_{L−1} W_{L−1} ⋯ D₁ W₁ˣ. The tangents
+        T_l = D_l W_l T_{l−1} (T₁ = D₁ W₁ˣ) of all ``dim`` basis directions are carried at once
+        as ``(chunk, dim, hidden)`` tensors, so each layer is one matrix product of shape
+        (chunk·dim, hidden) × (hidden, hidden), and tr(∂f/∂x) = Σᵢₖ (W_L)ᵢₖ (T_{L−1})ᵢₖ per
+        sample. The work equals ``dim`` vector–Jacobian products, but as large matrix products
+        without autograd bookkeeping: 2–3× faster on CPU than ``torch.func.vmap`` over
+        ``torch.func.vjp`` (``benchmarks/likelihood.py``). :func:`~interpolants.log_likelihood`
+        uses it with :class:`~interpolants.ExactDivergence`.
+
+        Parameters
+        ----------
+        t, x, condition:
+            As in :meth:`forward`.
+        chunk_size:
+            Samples per block (memory O(chunk_size · dim · hidden)). ``None``: blocks of about
+            2²⁰ tangent entries (4 MiB in float32), between 16 and 256 samples. Measured on a
+            CPU core (B = 1000, hidden = 256, ms per call): dim = 64 takes 106 / 102 / 101 /
+            118 with blocks of 32 / 64 / 128 / 256 samples; dim = 2 takes 8.0 / 7.5 with 128 /
+            256.
+
+        Returns
+        -------
+        tuple of Tensor
+            f(t, x[, y]) of shape ``(batch, dim)`` and its divergence, shape ``(batch,)``.
+        """
+        feats = self.features(t, x, condition)
+        layers = [m for m in self.net if isinstance(m, nn.Linear)]
+        first, last = layers[0], layers[-1]
+        if chunk_size is None:
+            chunk_size = min(256, max(16, 2**20 // (self.dim * first.out_features)))
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        w_x = first.weight[:, : self.dim].T.contiguous()  # (dim, hidden): ∂h₁/∂x
+        outs, divs = [], []
+        for start in range(0, x.shape[0], chunk_size):
+            h = nn.functional.linear(feats[start : start + chunk_size], first.weight, first.bias)
+            a, slope = _silu_and_slope(h)
+            tangent = slope[:, None, :] * w_x  # ∂a₁/∂xᵢ for every i: (chunk, dim, hidden)
+            for layer in layers[1:-1]:
+                h = nn.functional.linear(a, layer.weight, layer.bias)
+                a, slope = _silu_and_slope(h)
+                tangent = nn.functional.linear(tangent, layer.weight).mul_(slope[:, None, :])
+            outs.append(nn.functional.linear(a, last.weight, last.bias))
+            divs.append(tangent.flatten(1) @ last.weight.flatten())  # Σᵢₖ (W_L)ᵢₖ Tᵢₖ
+        return torch.cat(outs), torch.cat(divs)
+
     def features(
         self,
         t: Float[Tensor, " batch"] | Float[Tensor, ""],
@@ -127,6 +183,12 @@ class MLP(nn.Module):
         elif condition is not None:
             raise ValueError("condition given to an MLP built without num_classes")
         return torch.cat([x, h.to(x.dtype)], dim=1)
+
+
+def _silu_and_slope(h: Tensor) -> tuple[Tensor, Tensor]:
+    """SiLU(h) = h·σ(h) and its derivative σ(h)·(1 + h·(1 − σ(h)))."""
+    sig = torch.sigmoid(h)
+    return h * sig, sig * (1 + h * (1 - sig))
 
 
 def drop_labels(

@@ -16,6 +16,7 @@ from .diffusion import CustomDiffusion as CustomDiffusion
 from .diffusion import Diffusion as Diffusion
 from .diffusion import GammaProportionalDiffusion as GammaProportionalDiffusion
 from .likelihood import DivergenceEstimator as DivergenceEstimator
+from .likelihood import DivergenceField as DivergenceField
 from .likelihood import ExactDivergence as ExactDivergence
 from .likelihood import HutchinsonDivergence as HutchinsonDivergence
 from .likelihood import LikelihoodResult as LikelihoodResult
@@ -40,6 +41,7 @@ __all__ = [
     "CustomDiffusion",
     "Diffusion",
     "DivergenceEstimator",
+    "DivergenceField",
     "Dopri5",
     "Euler",
     "EulerMaruyama",

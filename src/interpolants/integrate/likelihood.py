@@ -13,7 +13,9 @@ estimator:
 
 * :class:`ExactDivergence`: ∇·b = Σᵢ eᵢᵀ(∂b/∂x)eᵢ, all D vector–Jacobian products at once
   (one forward pass and one ``torch.func.vmap``-ed backward pass over the D basis vectors; no
-  Python loop over dimensions; memory O(D²B), bounded by ``chunk_size``);
+  Python loop over dimensions; memory O(D²B), bounded by ``chunk_size``). A field that
+  computes its own exact divergence (a :class:`DivergenceField`, such as
+  :class:`~interpolants.MLP` on flat data) is asked for it instead: same value, faster;
 * :class:`HutchinsonDivergence`: ∇·b ≈ (1/K) Σₖ εₖᵀ(∂b/∂x)εₖ with K Rademacher or Gaussian
   probes drawn once and **kept fixed along each trajectory**; the estimate of log ρ_1 is then
   unbiased (the probes do not feed back into X_t).
@@ -43,7 +45,7 @@ import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, final
+from typing import Literal, Protocol, final, runtime_checkable
 
 import torch
 from jaxtyping import Float, Shaped
@@ -57,6 +59,7 @@ from .sde import check_generator
 
 __all__ = [
     "DivergenceEstimator",
+    "DivergenceField",
     "ExactDivergence",
     "HutchinsonDivergence",
     "LikelihoodResult",
@@ -64,6 +67,18 @@ __all__ = [
     "dequantize",
     "log_likelihood",
 ]
+
+
+@runtime_checkable
+class DivergenceField(Protocol):
+    """A velocity field that also returns its exact divergence (e.g. :class:`~interpolants.MLP`).
+
+    ``forward_and_divergence(t, x)`` returns ``(b(t, x), ∇ₓ·b(t, x))`` with shapes ``(B, D)``
+    and ``(B,)``; :func:`log_likelihood` with :class:`ExactDivergence` calls it instead of
+    differentiating ``b`` when the data are flat ``(B, D)``.
+    """
+
+    def forward_and_divergence(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 class DivergenceEstimator(abc.ABC):
@@ -91,12 +106,17 @@ class ExactDivergence(DivergenceEstimator):
         (3×256 MLP, B = 1000, D = 64, one thread: 280 ms an evaluation against 330 ms for all
         64 at once, whose intermediates no longer fit the caches); on a GPU ``None`` is
         usually fastest.
+    structured:
+        Use the field's own ``forward_and_divergence`` when it is a :class:`DivergenceField`
+        and the data are flat (``interpolants.MLP``: forward-mode tangents as large matrix
+        products, 2–3× faster on CPU). ``False`` always differentiates with ``torch.func``.
     """
 
-    def __init__(self, chunk_size: int | None = 16) -> None:
+    def __init__(self, chunk_size: int | None = 16, structured: bool = True) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be positive or None, got {chunk_size}")
         self._chunk_size = chunk_size
+        self.structured = bool(structured)
 
     @property
     def chunk_size(self) -> int | None:
@@ -108,7 +128,7 @@ class ExactDivergence(DivergenceEstimator):
         return eye.expand(dim, *x.shape), 1.0
 
     def __repr__(self) -> str:
-        return f"ExactDivergence(chunk_size={self._chunk_size})"
+        return f"ExactDivergence(chunk_size={self._chunk_size}, structured={self.structured})"
 
 
 @final
@@ -199,6 +219,29 @@ class _Augmented:
         return torch.cat([b.reshape(y.shape[0], -1), div[:, None]], dim=1).detach()
 
 
+class _StructuredAugmented:
+    """(b, ∇·b) from the field's own ``forward_and_divergence``, as the augmented ODE's field."""
+
+    def __init__(
+        self, own: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], counted: CountedField
+    ) -> None:
+        self.own = own
+        self.counted = counted
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        x = y[:, :-1]
+        with torch.no_grad():
+            b, div = self.own(t, x)
+        if self.counted.count == 0 and (b.shape != x.shape or div.shape != (x.shape[0],)):
+            raise ValueError(
+                "forward_and_divergence(t, x) must return tensors of shapes "
+                f"{tuple(x.shape)} and ({x.shape[0]},), got {tuple(b.shape)} and "
+                f"{tuple(div.shape)}"
+            )
+        self.counted.count += 1
+        return torch.cat([b, div[:, None]], dim=1)
+
+
 def log_likelihood(
     velocity: Field,
     x: Float[Tensor, "batch *dims"],
@@ -265,8 +308,14 @@ def log_likelihood(
     if float(g[-1]) > float(g[0]):
         raise ValueError("grid must decrease (from the data at t = 1 towards the base at t = 0)")
     counted = CountedField(velocity, x, "velocity")
-    vectors, weight = divergence._vectors(x, generator)
-    augmented = _Augmented(counted, x.shape, vectors, weight, divergence.chunk_size)
+    augmented: _Augmented | _StructuredAugmented
+    own = getattr(velocity, "forward_and_divergence", None)  # a DivergenceField's own method
+    structured = isinstance(divergence, ExactDivergence) and divergence.structured
+    if structured and x.ndim == 2 and callable(own):
+        augmented = _StructuredAugmented(own, counted)
+    else:
+        vectors, weight = divergence._vectors(x, generator)
+        augmented = _Augmented(counted, x.shape, vectors, weight, divergence.chunk_size)
     start = torch.cat([x.detach().reshape(x.shape[0], -1), x.new_zeros(x.shape[0], 1)], dim=1)
     solution = integrator.integrate(augmented, start, g)
     base_state = solution.state[:, :-1].reshape(x.shape)
