@@ -256,6 +256,36 @@ def test_sinkhorn_overrelaxation_reaches_the_same_plan_in_fewer_iterations(check
     assert runs[True].n_iter < 0.6 * runs[False].n_iter
 
 
+def test_sinkhorn_edge_cases_keep_the_contract():
+    # converged at the very first check: the columns are still exact
+    cost = torch.tensor([[0.0, 20.0]], dtype=torch.float64)
+    res = sinkhorn(cost, torch.ones(1, dtype=torch.float64), torch.full((2,), 0.5).double(), 1.0)
+    torch.testing.assert_close(torch.exp(res.log_plan(cost)).sum(0), torch.full((2,), 0.5).double())
+    # the iteration cap covers the ε-scaling stages
+    x0, x1 = _data(32, 2, seed=11)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((32,), 1 / 32, dtype=torch.float64)
+    for cap in (1, 7, 60):
+        res = sinkhorn(cost, a, a, 1e-3 * float(cost.mean()), max_iter=cap)
+        assert res.n_iter <= cap and not res.converged
+    bad = cost.clone()
+    bad[0, 0] = math.nan
+    with pytest.raises(ValueError, match="finite"):
+        sinkhorn(bad, a, a, 0.1)
+    with pytest.raises(FloatingPointError, match="eps"):
+        sinkhorn(cost.float(), a.float(), a.float(), 1e-40, max_iter=50)
+
+
+def test_sample_columns_in_float16_keeps_small_weights():
+    p = torch.full((400,), 1e-4)
+    p[0] = 1.0
+    p = p / p.sum()  # P(row ≠ 0) = 399e-4 / (1 + 399e-4) ≈ 0.038 per column
+    log_plan = torch.log(p)[:, None].expand(400, 3000).half()
+    index0 = sample_columns(log_plan, torch.Generator().manual_seed(0))
+    hits = int((index0 != 0).sum())  # Binomial(3000, 0.038): mean 115, sd 10.5
+    assert 60 < hits < 170
+
+
 def test_sample_columns_never_draws_zero_probability_rows():
     log_plan = torch.full((6, 5), -math.inf)
     support = {0: {5: 0.0}, 1: {0: 0.0, 3: 0.5}, 2: {2: 0.0}, 3: {1: 0.0, 4: -80.0, 5: 1.0}}

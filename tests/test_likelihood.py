@@ -191,3 +191,34 @@ def test_log_likelihood_uses_the_fields_own_divergence() -> None:
     assert isinstance(net, DivergenceField) and fast.nfe == slow.nfe == 16
     torch.testing.assert_close(fast.log_prob, slow.log_prob, atol=1e-10, rtol=0)
     torch.testing.assert_close(fast.base_state, slow.base_state, atol=1e-12, rtol=0)
+
+
+def test_fields_that_change_the_mlp_output_are_differentiated() -> None:
+    torch.manual_seed(2)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    base = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), 1.0)
+
+    class Doubled(MLP):  # type: ignore[misc]  # overrides forward, inherits the divergence
+        def forward(self, t: Tensor, x: Tensor, condition: Tensor | None = None) -> Tensor:
+            return 2 * MLP.forward(self, t, x, condition)
+
+    def run(field: object, structured: bool) -> torch.Tensor:
+        return log_likelihood(
+            field,  # type: ignore[arg-type]
+            x,
+            lambda y: base.log_prob(y).sum(-1),
+            integrator=Midpoint(),
+            grid=time_grid(6, 1.0, 0.0, dtype=torch.float64),
+            divergence=ExactDivergence(structured=structured),
+        ).log_prob
+
+    sub = type(
+        "Doubled", (MLP,), {"forward": lambda self, t, x, c=None: 2 * MLP.forward(self, t, x, c)}
+    )
+    net = sub(2, hidden=16, depth=2).double()
+    torch.testing.assert_close(run(net, True), run(net, False), atol=1e-10, rtol=0)
+    hooked = MLP(2, hidden=16, depth=2).double()
+    hooked.net[0].register_forward_hook(lambda m, i, o: 0.5 * o)
+    torch.testing.assert_close(run(hooked, True), run(hooked, False), atol=1e-10, rtol=0)
+    plain = MLP(2, hidden=16, depth=2).double()  # control: the fast path is taken and agrees
+    torch.testing.assert_close(run(plain, True), run(plain, False), atol=1e-10, rtol=0)

@@ -230,6 +230,35 @@ def test_prefetched_batches_train_and_raise_producer_errors() -> None:
         PrefetchedBatches([], seed=0)  # type: ignore[arg-type]
 
 
+def test_prefetched_batches_close_from_another_thread_wakes_the_consumer() -> None:
+    import threading
+    import time
+
+    class Slow:
+        def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+            time.sleep(0.5)
+            return torch.zeros(n, 2)
+
+    stream = PrefetchedBatches(PairedBatches(Slow(), Moons(), 4), seed=0)
+    iter(stream)
+    seen: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            next(stream)
+            next(stream)
+            next(stream)
+        except RuntimeError as error:
+            seen.append(error)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    time.sleep(0.2)
+    stream.close()
+    consumer.join(timeout=5)
+    assert not consumer.is_alive() and seen and "closed" in str(seen[0])
+
+
 def test_conditional_training_with_label_dropout_and_guidance() -> None:
     torch.manual_seed(0)
     data = torch.randn(100, 2)

@@ -238,7 +238,14 @@ class PrefetchedBatches:
     def __next__(self) -> Batch:
         if not self._workers:
             iter(self)
-        item = self._queues[self._next].get()
+        source = self._queues[self._next]
+        while True:  # wake up now and then: close() from another thread must not strand us
+            try:
+                item = source.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise RuntimeError("PrefetchedBatches is closed") from None
         self._next = (self._next + 1) % self.threads
         if isinstance(item, _Failure):
             self.close()

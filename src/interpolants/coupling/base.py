@@ -262,13 +262,18 @@ def sample_columns(log_plan: Tensor, generator: torch.Generator | None) -> Tenso
     the plan on any device.
     """
     n0, n1 = log_plan.shape
-    # a row-major copy with one row per column: the scans below run along rows
-    cols = log_plan.T.clone(memory_format=torch.contiguous_format)
+    # a row-major copy with one row per column (the scans below run along rows), in at least
+    # float32 (float16's smallest normal number would zero weights below 1e-4 of the maximum)
+    dtype = torch.promote_types(log_plan.dtype, torch.float32)
+    cols = torch.empty((n1, n0), dtype=dtype, device=log_plan.device).copy_(log_plan.T)
     # column maxima 1; weights below twice the smallest normal float (≤ 1e-35 of a column's
     # mass in float32) set to 0 and exponents clamped first, since subnormal arithmetic is
     # several times slower on CPU; zero-probability rows (log π = −∞) stay exactly 0
     tiny = torch.finfo(cols.dtype).tiny
-    cols = cols.sub_(cols.amax(dim=1, keepdim=True)).clamp_(min=math.log(tiny)).exp_()
+    peak = cols.amax(dim=1, keepdim=True)
+    if not bool(torch.isfinite(peak).all()):
+        raise ValueError("every column of the plan needs positive, finite mass to sample from")
+    cols = cols.sub_(peak).clamp_(min=math.log(tiny)).exp_()
     cols = torch.nn.functional.threshold(cols, 2.0 * tiny, 0.0, inplace=True)
     cdf = torch.cumsum(cols, dim=1, dtype=torch.float64)
     u = torch.rand(n1, generator=generator, device=log_plan.device, dtype=torch.float64)

@@ -122,7 +122,16 @@ def sinkhorn(
     -------
     SinkhornResult
         Potentials with π = exp((f + g − C)/ε), its columns summing to ``b`` (up to rounding),
-        its rows to ``a`` within ``tol`` when ``converged``.
+        its rows to ``a`` within ``tol`` when ``converged``. At most ``max_iter`` iterations
+        are run, the ε-scaling stages included (a final column update is not counted).
+
+    Raises
+    ------
+    ValueError
+        For a non-finite cost, non-positive marginals, ``eps``, ``tol``, ``max_iter`` or
+        ``check_every``.
+    FloatingPointError
+        If even the log-domain updates overflow (ε far too small for the cost's dtype).
 
     References
     ----------
@@ -148,12 +157,17 @@ def sinkhorn(
     f, g = torch.zeros_like(a), torch.zeros_like(b)
     # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
     low, high = torch.aminmax(c)
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        raise ValueError("cost must be finite (no NaN or Inf entries)")
     spread = float(c.mean() - low) or 1.0
     stages = max(0, math.ceil(math.log(0.02 * spread / eps, 4))) if eps < 0.02 * spread else 0
     loop = _Loop(c, (low, high), a, b, check_every, overrelax)
     n_iter = 0
-    for k in range(stages, 0, -1):
-        f, g, it, _ = loop.run(f, g, eps * 4.0**k, 10 * tol, 100)
+    for k in range(stages, 0, -1):  # at most 100 iterations each, within the budget
+        budget = min(100, max_iter - n_iter - 1)
+        if budget < 1:
+            break
+        f, g, it, _ = loop.run(f, g, eps * 4.0**k, 10 * tol, budget)
         n_iter += it
     f, g, it, error = loop.run(f, g, eps, tol, max(1, max_iter - n_iter))
     n_iter += it
@@ -232,6 +246,7 @@ class _Loop:
             g = g + self.low
             kernel = self.plain_kernel(eps)
             kv = kernel.sum(1)  # K @ v for v = 1
+            plain = False  # v = 1 is not b / (Kᵀu) for the plain kernel
             empty = float(self.low - self.high) / eps < self.floor + 1.0 and not bool(
                 (kernel.sum(0) > 0).all() & (kv > 0).all()
             )
@@ -239,18 +254,21 @@ class _Loop:
                 f, g = self.log_step(f, g, eps)  # an empty row or column: log domain instead
                 kernel = self.kernel(f, g, eps)
                 kv = kernel.sum(1)
+                plain = True  # a log-domain step ends with the exact column update
         else:
             f, g = self.log_step(f, g, eps)  # warm start (ε-scaling): re-balance at the new ε
             kernel = self.kernel(f, g, eps)
             kv = kernel.sum(1)
+            plain = True
         u, v = torch.ones_like(a), torch.ones_like(b)
-        plain = True  # v = b / (Kᵀu) exactly: the columns are right
         omega, n_iter, error = 1.0, 0, math.inf
         adapt = self.overrelax
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
+        recheck = False  # check right after a final column update
         while True:
-            if n_iter % self.check_every == 0 or n_iter >= max_iter:
+            if recheck or n_iter % self.check_every == 0 or n_iter >= max_iter:
+                recheck = False
                 row = u * kv
                 stats = torch.stack(
                     [
@@ -266,11 +284,19 @@ class _Loop:
                     for _ in range(max(self.check_every, 10)):
                         f, g = self.log_step(f, g, eps)
                     n_iter += max(self.check_every, 10)
+                    if not bool(torch.isfinite(f).all() & torch.isfinite(g).all()):
+                        raise FloatingPointError(
+                            f"Sinkhorn potentials became non-finite at eps={eps:g} in "
+                            f"{self.c.dtype}: increase eps (reg) or use float64"
+                        )
                     kernel = self.kernel(f, g, eps)
                     u, v = torch.ones_like(a), torch.ones_like(b)
                     omega, adapt, plain = 1.0, False, True
                     kv = kernel.sum(1)
                     good = (u, v)
+                    if n_iter >= max_iter:  # out of budget: the row error of this plan
+                        error = float(torch.linalg.vector_norm(kv - a))
+                        break
                     continue
                 error = stats[0]
                 good = (u, v)
@@ -278,13 +304,14 @@ class _Loop:
                     if plain:
                         break
                     v = b / (kernel.T @ u)  # finish with a plain column update, then re-check
-                    kv, plain = kernel @ v, True
+                    kv, plain, recheck = kernel @ v, True, True
                     continue
                 if max(stats[1], stats[2]) > self.tau:  # absorb the scalings into f, g
                     f, g = f + eps * torch.log(u), g + eps * torch.log(v)
                     u, v = torch.ones_like(a), torch.ones_like(b)
                     kernel = self.kernel(f, g, eps)
                     kv = kernel.sum(1)
+                    good = (u, v)
                 if adapt:
                     omega = self._relaxation(omega, n_iter, error, history)
                     if omega == 0.0:

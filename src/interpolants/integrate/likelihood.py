@@ -75,7 +75,10 @@ class DivergenceField(Protocol):
 
     ``forward_and_divergence(t, x)`` returns ``(b(t, x), ∇ₓ·b(t, x))`` with shapes ``(B, D)``
     and ``(B,)``; :func:`log_likelihood` with :class:`ExactDivergence` calls it instead of
-    differentiating ``b`` when the data are flat ``(B, D)``.
+    differentiating ``b`` when the data are flat ``(B, D)``, the class that defines it also
+    defines the call (``forward`` for a module, else ``__call__``; a subclass overriding only
+    the call is differentiated as usual) and no forward hooks are registered on it or any of
+    its submodules.
     """
 
     def forward_and_divergence(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]: ...
@@ -219,6 +222,35 @@ class _Augmented:
         return torch.cat([b.reshape(y.shape[0], -1), div[:, None]], dim=1).detach()
 
 
+def _own_divergence(velocity: object) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+    """The field's ``forward_and_divergence`` if it surely describes the field's own output.
+
+    That is when the class that defines the method also defines the call (``forward`` for an
+    ``nn.Module``, else ``__call__``), so a subclass that overrides the call without the
+    method is not trusted, and when no forward hooks (global, or on any submodule) can change
+    the output.
+    """
+    own = getattr(velocity, "forward_and_divergence", None)
+    if not callable(own):
+        return None
+    call = "forward" if isinstance(velocity, torch.nn.Module) else "__call__"
+    mro = type(velocity).__mro__
+    owner_call = next((k for k in mro if call in vars(k)), None)
+    owner_own = next((k for k in mro if "forward_and_divergence" in vars(k)), None)
+    if owner_call is None or owner_call is not owner_own:
+        return None
+    if isinstance(velocity, torch.nn.Module):
+        from torch.nn.modules import module as module_globals
+
+        hooks = [module_globals._global_forward_hooks, module_globals._global_forward_pre_hooks]
+        for m in velocity.modules():  # a hook on any layer would be bypassed
+            hooks += [m._forward_hooks, m._forward_pre_hooks]
+        if any(len(h) for h in hooks):
+            return None
+    fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] = own
+    return fn
+
+
 class _StructuredAugmented:
     """(b, ∇·b) from the field's own ``forward_and_divergence``, as the augmented ODE's field."""
 
@@ -309,9 +341,9 @@ def log_likelihood(
         raise ValueError("grid must decrease (from the data at t = 1 towards the base at t = 0)")
     counted = CountedField(velocity, x, "velocity")
     augmented: _Augmented | _StructuredAugmented
-    own = getattr(velocity, "forward_and_divergence", None)  # a DivergenceField's own method
+    own = _own_divergence(velocity)
     structured = isinstance(divergence, ExactDivergence) and divergence.structured
-    if structured and x.ndim == 2 and callable(own):
+    if structured and x.ndim == 2 and own is not None:
         augmented = _StructuredAugmented(own, counted)
     else:
         vectors, weight = divergence._vectors(x, generator)
