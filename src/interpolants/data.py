@@ -16,9 +16,9 @@ about ``max(T_step, T_pair / k)`` with ``k`` producers, given ``k`` free cores. 
 the process (no transfer, no start-up; the assignment solvers and torch kernels release the
 GIL) and win for exact OT on small batches, where a worker process's transfer and scheduling
 cost as much as the coupling (batch 256 in 2-D on 2 cores, ``benchmarks/training_step.py``:
-1 thread 1.6×, 2 threads 1.5×, 1 worker process 1.9× the independent step, inline 2.5×).
+1 thread 1.7×, 2 threads 1.55×, 1 worker process 1.9× the independent step, inline 2.5×).
 Worker processes win when the coupling holds the GIL for long, as Sinkhorn's Python-level
-iterations do (same setting: worker 1.6×, 1 thread 2.1×, inline 2.1×), and for
+iterations do (same setting: worker 1.6×, 1 thread 2.1×, inline 2.2×), and for
 Python-heavy custom couplings. Inline wins for the independent coupling, for tiny models on
 a machine with no spare core, and whenever exact resumability matters (both streams are
 reproducible from the seed, but a checkpoint does not capture batches already prefetched).

@@ -123,8 +123,9 @@ class MLP(nn.Module):
         as ``(chunk, dim, hidden)`` tensors, so each layer is one matrix product of shape
         (chunk·dim, hidden) × (hidden, hidden), and tr(∂f/∂x) = Σᵢₖ (W_L)ᵢₖ (T_{L−1})ᵢₖ per
         sample. The work equals ``dim`` vector–Jacobian products, but as large matrix products
-        without autograd bookkeeping: 2–3× faster on CPU than ``torch.func.vmap`` over
-        ``torch.func.vjp`` (``benchmarks/likelihood.py``). :func:`~interpolants.log_likelihood`
+        without autograd bookkeeping: a whole likelihood evaluation is 1.4× (dim = 2) and 2.3×
+        (dim = 64) faster on CPU than with ``torch.func.vmap`` over ``torch.func.vjp``
+        (``benchmarks/likelihood.py``). :func:`~interpolants.log_likelihood`
         uses it with :class:`~interpolants.ExactDivergence`.
 
         Parameters

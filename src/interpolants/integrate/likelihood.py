@@ -112,7 +112,7 @@ class ExactDivergence(DivergenceEstimator):
     structured:
         Use the field's own ``forward_and_divergence`` when it is a :class:`DivergenceField`
         and the data are flat (``interpolants.MLP``: forward-mode tangents as large matrix
-        products, 2–3× faster on CPU). ``False`` always differentiates with ``torch.func``.
+        products, 1.4–2.3× faster on CPU). ``False`` always differentiates with ``torch.func``.
     """
 
     def __init__(self, chunk_size: int | None = 16, structured: bool = True) -> None:
