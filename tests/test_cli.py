@@ -1,8 +1,10 @@
 """The ``interpolants`` command line: help, one-line errors, and a tiny train → sample → nll."""
 
 import json
+import math
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,18 @@ def test_train_sample_nll_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["nll", "--run", str(run), "--n", "20", "--steps", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["nll_nats"] == pytest.approx(result["nll_nats"]) and result["nfe"] > 0
+
+
+def test_train_with_prefetch_threads(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--coupling", "ot", "--prefetch", "2", *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert config["prefetch"] == 2 and metrics["steps"] == 30
+    assert math.isfinite(metrics["final_loss"])
+    assert not [t for t in threading.enumerate() if t.name.startswith("interpolants-prefetch")]
+    with pytest.raises(ValueError, match="prefetch"):
+        RunConfig(prefetch=-1).validate()
 
 
 def test_recipes_cover_every_objective_and_interpolant() -> None:

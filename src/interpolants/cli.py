@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .data import PrefetchedBatches
 from .datasets import DigitsData
 from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
 from .metrics import wasserstein2
@@ -71,10 +72,11 @@ def _train(config: RunConfig, out: Path, progress: bool = True) -> tuple[Run, Tr
     run = Run(config)
     run.save_config(out)
     optimizer, scheduler = run.optimizer()
+    source = run.batch_source()
     trainer = Trainer(
         run.model,
         run.objective,
-        run.batches(),
+        source,
         optimizer=optimizer,
         scheduler=scheduler,
         ema_decay=config.ema,
@@ -82,7 +84,11 @@ def _train(config: RunConfig, out: Path, progress: bool = True) -> tuple[Run, Tr
         device=config.device,
     )
     start = time.perf_counter()
-    state = trainer.fit(config.steps, checkpoint=out / "checkpoint.pt", progress=progress)
+    try:
+        state = trainer.fit(config.steps, checkpoint=out / "checkpoint.pt", progress=progress)
+    finally:
+        if isinstance(source, PrefetchedBatches):
+            source.close()
     seconds = time.perf_counter() - start
     tail = state.losses[-100:]
     metrics = {

@@ -37,7 +37,7 @@ from .coupling import (
     SinkhornCoupling,
     StableMatchingCoupling,
 )
-from .data import PairedBatches, Source, TensorData
+from .data import PairedBatches, PrefetchedBatches, Source, TensorData
 from .datasets import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
 from .fields import (
     Field,
@@ -167,6 +167,7 @@ class RunConfig:
     ema: float = 0.995
     seed: int = 0
     device: str = "cpu"
+    prefetch: int = 0  # producer threads computing coupled batches ahead (0: inline)
 
     def validate(self) -> "RunConfig":
         """Raise :class:`ValueError` naming the first bad field."""
@@ -185,6 +186,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
+        if int(self.prefetch) < 0:
+            raise ValueError(f"prefetch must be a non-negative integer, got {self.prefetch}")
         return self
 
     def to_json(self) -> str:
@@ -241,6 +244,16 @@ class Run:
     def batches(self) -> PairedBatches:
         """The inline coupled-batch pipeline."""
         return PairedBatches(self.base, self.target, self.config.batch, self.coupling)
+
+    def batch_source(self) -> PairedBatches | PrefetchedBatches:
+        """What the trainer draws from: :meth:`batches` inline, or with ``prefetch`` > 0 a
+        :class:`~interpolants.PrefetchedBatches` whose threads (seeded with ``seed``) compute
+        the coupled batches ahead; close it when training ends."""
+        if self.config.prefetch == 0:
+            return self.batches()
+        return PrefetchedBatches(
+            self.batches(), seed=self.config.seed, threads=self.config.prefetch
+        )
 
     def base_log_prob(self) -> Callable[[Tensor], Tensor] | None:
         """log ρ0 when known in closed form (Gaussian and 8-Gaussians bases), else ``None``."""
