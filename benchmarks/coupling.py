@@ -21,11 +21,8 @@ each; the medians are reported, with the 1-minute load average before and after 
 import argparse
 import json
 import os
-import platform
-import statistics
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,22 +30,8 @@ import ot
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from common import write_results
+from common import alternate, machine, versions, write_results
 from interpolants.coupling import OTCoupling, SinkhornCoupling, SquaredEuclideanCost, sinkhorn
-
-
-def _alternate(
-    ours: Callable[[], Any], theirs: Callable[[], Any], reps: int
-) -> tuple[float, float]:
-    ours()
-    theirs()  # warm-up
-    t_ours, t_theirs = [], []
-    for _ in range(reps):
-        for fn, acc in ((ours, t_ours), (theirs, t_theirs)):
-            start = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - start)
-    return statistics.median(t_ours), statistics.median(t_theirs)
 
 
 def bench_exact(n: int, d: int, reps: int) -> dict[str, Any]:
@@ -62,8 +45,8 @@ def bench_exact(n: int, d: int, reps: int) -> dict[str, Any]:
     theirs = OTPlanSampler(method="exact")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchcfm/POT warn when numItermax is reached
-        t_ours, t_theirs = _alternate(
-            lambda: ours(x0, x1), lambda: theirs.sample_plan(x0, x1), reps
+        t_ours, t_theirs = alternate(
+            [lambda: ours(x0, x1), lambda: theirs.sample_plan(x0, x1)], reps
         )
         pi = theirs.get_map(x0, x1)
         i, j = theirs.sample_map(pi, n, replace=True)
@@ -96,9 +79,11 @@ def bench_sinkhorn(n: int, d: int, reg: float, tol: float, reps: int) -> dict[st
     a_np, cost_np = np.full(n, 1.0 / n), cost.double().numpy()
     res = sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000)
     _, log = ot.sinkhorn(a_np, a_np, cost_np, eps, stopThr=tol, numItermax=100_000, log=True)
-    t_ours, t_pot = _alternate(
-        lambda: sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000),
-        lambda: ot.sinkhorn(a_np, a_np, cost_np, eps, stopThr=tol, numItermax=100_000),
+    t_ours, t_pot = alternate(
+        [
+            lambda: sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000),
+            lambda: ot.sinkhorn(a_np, a_np, cost_np, eps, stopThr=tol, numItermax=100_000),
+        ],
         reps,
     )
     coupling = SinkhornCoupling(reg=reg, tol=tol, max_iter=100_000)
@@ -124,19 +109,10 @@ def bench_sinkhorn(n: int, d: int, reg: float, tol: float, reps: int) -> dict[st
 
 def _versions() -> dict[str, str]:
     import lap
-    import scipy
-    import torchcfm
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pot": ot.__version__,
-        "lap": getattr(lap, "__version__", "?"),
-        "lap_module": "lapx" if hasattr(lap, "lapjvr") else "lap",
-        "torchcfm": getattr(torchcfm, "__version__", "?"),
-    }
+    out = versions("scipy", "lap", "torchcfm")
+    out["lap_module"] = "lapx" if hasattr(lap, "lapjvr") else "lap"
+    return out
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -144,11 +120,11 @@ def _markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Coupling benchmark",
         "",
-        f"Machine: {m['processor'] or m['machine']}, {m['cpu_count']} CPU cores, "
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPU cores, "
         f"torch threads {m['torch_threads']}, numpy BLAS threads {m.get('blas_threads')}, "
         f"device {m['device']}. Medians of alternating runs.",
         f"LAP package: {report['versions']['lap_module']} {report['versions']['lap']}, "
-        f"POT {report['versions']['pot']}, torchcfm {report['versions']['torchcfm']}.",
+        f"POT {report['versions']['ot']}, torchcfm {report['versions']['torchcfm']}.",
         "",
         '## Exact OT: `OTCoupling` vs torchcfm `OTPlanSampler(method="exact").sample_plan`',
         "",
@@ -201,16 +177,11 @@ def main() -> None:
     grid_d = [2, 64] if args.quick else [2, 64, 3072]
     report: dict[str, Any] = {
         "machine": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "system": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            **machine(),
             "blas_threads": min(
                 (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
                 default=None,
             ),
-            "device": "cpu",
         },
         "versions": _versions(),
         "quick": args.quick,

@@ -137,6 +137,11 @@ class PairedBatches:
         return Batch(pairing.x0, pairing.x1, y1 if isinstance(y1, Tensor) else None)
 
 
+def _stream_generator(seed: int, k: int) -> torch.Generator:
+    """The generator of producer ``k`` of a batch stream seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed + 1_000_003 * k)
+
+
 @final
 class CoupledBatchStream(IterableDataset[Batch]):
     """An endless stream of coupled batches for :class:`torch.utils.data.DataLoader` workers.
@@ -151,8 +156,7 @@ class CoupledBatchStream(IterableDataset[Batch]):
 
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
-        worker = 0 if info is None else info.id + 1
-        gen = torch.Generator().manual_seed(self.seed + 1_000_003 * worker)
+        gen = _stream_generator(self.seed, 0 if info is None else info.id + 1)
         while True:
             yield self.batches(gen)
 
@@ -253,7 +257,7 @@ class PrefetchedBatches:
         return item
 
     def _produce(self, k: int) -> None:
-        gen = torch.Generator().manual_seed(self.seed + 1_000_003 * k)
+        gen = _stream_generator(self.seed, k)
         out = self._queues[k]
         try:
             while not self._stop.is_set():

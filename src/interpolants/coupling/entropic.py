@@ -155,21 +155,22 @@ def sinkhorn(
     c = cost.to(dtype)
     a, b = a.to(dtype), b.to(dtype)
     f, g = torch.zeros_like(a), torch.zeros_like(b)
-    # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
     low, high = torch.aminmax(c)
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+    lo, hi, mean = torch.stack([low, high, c.mean()]).tolist()  # one host synchronisation
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("cost must be finite (no NaN or Inf entries)")
-    spread = float(c.mean() - low) or 1.0
+    # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
+    spread = (mean - lo) or 1.0
     stages = max(0, math.ceil(math.log(0.02 * spread / eps, 4))) if eps < 0.02 * spread else 0
-    loop = _Loop(c, (low, high), a, b, check_every, overrelax)
-    n_iter = 0
+    loop = _Loop(c, a, b, low, hi - lo, check_every, overrelax)
+    n_iter, cold = 0, True  # cold: f = g = 0, no stage has run
     for k in range(stages, 0, -1):  # at most 100 iterations each, within the budget
         budget = min(100, max_iter - n_iter - 1)
         if budget < 1:
             break
-        f, g, it, _ = loop.run(f, g, eps * 4.0**k, 10 * tol, budget)
-        n_iter += it
-    f, g, it, error = loop.run(f, g, eps, tol, max(1, max_iter - n_iter))
+        f, g, it, _ = loop.run(f, g, eps * 4.0**k, 10 * tol, budget, cold=cold)
+        n_iter, cold = n_iter + it, False
+    f, g, it, error = loop.run(f, g, eps, tol, max(1, max_iter - n_iter), cold=cold)
     n_iter += it
     return SinkhornResult(
         f=f.to(cost.dtype),
@@ -193,18 +194,17 @@ class _Loop:
     def __init__(
         self,
         c: Tensor,
-        bounds: tuple[Tensor, Tensor],
         a: Tensor,
         b: Tensor,
+        low: Tensor,
+        span: float,
         check_every: int,
         overrelax: bool,
     ) -> None:
         self.c, self.a, self.b = c, a, b
-        self.low, self.high = bounds  # min and max of C
+        self.low, self.span = low, span  # min C (on the device) and max C − min C
         self.log_a, self.log_b = torch.log(a), torch.log(b)
         self.check_every, self.overrelax = check_every, overrelax
-        # Entries below the smallest normal number are set to zero: subnormal floats would
-        # make every matrix-vector product ~100× slower on CPUs, and they carry no usable mass.
         # Scalings stay in [e^-τ, e^τ] (else they are absorbed into the potentials) and kernel
         # entries below e^τ × the smallest normal number are set to 0, so that no product
         # K_ij·v_j is subnormal (subnormal arithmetic is ~2× slower on CPU; the zeroed entries
@@ -229,7 +229,16 @@ class _Loop:
     def plain_kernel(self, eps: float) -> Tensor:
         """exp((min C − C_ij)/ε): the kernel of the cold start (f = 0, g = min C)."""
         z = torch.add(self.low / eps, self.c, alpha=-1.0 / eps)
-        return self._exp(z, clamp=float(self.low - self.high) / eps < self.floor + 1.0)
+        return self._exp(z, clamp=self._may_underflow(eps))
+
+    def _may_underflow(self, eps: float) -> bool:
+        """Whether some entry of the plain kernel falls below the floor."""
+        return -self.span / eps < self.floor + 1.0
+
+    def _rebuilt(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        """The kernel of (f, g) and its row sums (K @ v for v = 1)."""
+        kernel = self.kernel(f, g, eps)
+        return kernel, kernel.sum(1)
 
     def _exp(self, z: Tensor, clamp: bool) -> Tensor:
         if not clamp:
@@ -238,27 +247,25 @@ class _Loop:
         return torch.nn.functional.threshold(z, math.exp(self.floor + 1.0), 0.0, inplace=True)
 
     def run(
-        self, f: Tensor, g: Tensor, eps: float, tol: float, max_iter: int
+        self, f: Tensor, g: Tensor, eps: float, tol: float, max_iter: int, cold: bool
     ) -> tuple[Tensor, Tensor, int, float]:
-        """Iterate from potentials (f, g); returns (f, g, iterations, row error)."""
+        """Iterate from potentials (f, g), zero when ``cold``; returns (f, g, iterations, row
+        error)."""
         a, b = self.a, self.b
-        if not bool((f != 0).any() | (g != 0).any()):  # cold start: try the plain kernel
+        if cold:  # try the plain kernel
             g = g + self.low
             kernel = self.plain_kernel(eps)
             kv = kernel.sum(1)  # K @ v for v = 1
             plain = False  # v = 1 is not b / (Kᵀu) for the plain kernel
-            empty = float(self.low - self.high) / eps < self.floor + 1.0 and not bool(
+            if self._may_underflow(eps) and not bool(
                 (kernel.sum(0) > 0).all() & (kv > 0).all()
-            )
-            if empty:
-                f, g = self.log_step(f, g, eps)  # an empty row or column: log domain instead
-                kernel = self.kernel(f, g, eps)
-                kv = kernel.sum(1)
+            ):  # an empty row or column: start in the log domain instead
+                f, g = self.log_step(f, g, eps)
+                kernel, kv = self._rebuilt(f, g, eps)
                 plain = True  # a log-domain step ends with the exact column update
-        else:
-            f, g = self.log_step(f, g, eps)  # warm start (ε-scaling): re-balance at the new ε
-            kernel = self.kernel(f, g, eps)
-            kv = kernel.sum(1)
+        else:  # warm start (ε-scaling): re-balance at the new ε
+            f, g = self.log_step(f, g, eps)
+            kernel, kv = self._rebuilt(f, g, eps)
             plain = True
         u, v = torch.ones_like(a), torch.ones_like(b)
         omega, n_iter, error = 1.0, 0, math.inf
@@ -289,10 +296,9 @@ class _Loop:
                             f"Sinkhorn potentials became non-finite at eps={eps:g} in "
                             f"{self.c.dtype}: increase eps (reg) or use float64"
                         )
-                    kernel = self.kernel(f, g, eps)
+                    kernel, kv = self._rebuilt(f, g, eps)
                     u, v = torch.ones_like(a), torch.ones_like(b)
                     omega, adapt, plain = 1.0, False, True
-                    kv = kernel.sum(1)
                     good = (u, v)
                     if n_iter >= max_iter:  # out of budget: the row error of this plan
                         error = float(torch.linalg.vector_norm(kv - a))
@@ -308,9 +314,8 @@ class _Loop:
                     continue
                 if max(stats[1], stats[2]) > self.tau:  # absorb the scalings into f, g
                     f, g = f + eps * torch.log(u), g + eps * torch.log(v)
+                    kernel, kv = self._rebuilt(f, g, eps)
                     u, v = torch.ones_like(a), torch.ones_like(b)
-                    kernel = self.kernel(f, g, eps)
-                    kv = kernel.sum(1)
                     good = (u, v)
                 if adapt:
                     omega = self._relaxation(omega, n_iter, error, history)

@@ -170,7 +170,11 @@ class CountedField:
         self.count = 0
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        out = self.field(t, x)
+        return self.record(self.field(t, x), x)
+
+    def record(self, out: Tensor, x: Tensor) -> Tensor:
+        """Count one evaluation ``out`` of the field at ``x`` (made elsewhere, e.g. together
+        with its divergence); its shape is checked on the first."""
         if self.count == 0 and (not isinstance(out, Tensor) or out.shape != x.shape):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(

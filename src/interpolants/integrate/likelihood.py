@@ -264,14 +264,12 @@ class _StructuredAugmented:
         x = y[:, :-1]
         with torch.no_grad():
             b, div = self.own(t, x)
-        if self.counted.count == 0 and (b.shape != x.shape or div.shape != (x.shape[0],)):
+        if self.counted.count == 0 and div.shape != (x.shape[0],):
             raise ValueError(
-                "forward_and_divergence(t, x) must return tensors of shapes "
-                f"{tuple(x.shape)} and ({x.shape[0]},), got {tuple(b.shape)} and "
-                f"{tuple(div.shape)}"
+                f"forward_and_divergence(t, x) must return a divergence of shape "
+                f"({x.shape[0]},), got {tuple(div.shape)}"
             )
-        self.counted.count += 1
-        return torch.cat([b, div[:, None]], dim=1)
+        return torch.cat([self.counted.record(b, x), div[:, None]], dim=1)
 
 
 def log_likelihood(
