@@ -56,9 +56,7 @@ def versions(*modules: str) -> dict[str, str]:
     return out
 
 
-def alternate(
-    fns: Sequence[Callable[[], Any]], reps: int, warmup: int = 1
-) -> list[float]:
+def alternate(fns: Sequence[Callable[[], Any]], reps: int, warmup: int = 1) -> list[float]:
     """Median seconds of each callable, timed in alternation (A, B, A, B, …) after warm-up."""
     for _ in range(warmup):
         for fn in fns:

@@ -31,9 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, table, versions, write_results  # noqa: E402
-
-from interpolants import (  # noqa: E402
+from common import RESULTS, machine, table, versions, write_results
+from interpolants import (
     MLP,
     GaussianMixture,
     IndependentCoupling,
@@ -46,9 +45,14 @@ from interpolants import (  # noqa: E402
     VelocityObjective,
     VPInterpolant,
 )
-from interpolants.datasets import Checkerboard, EightGaussians, GaussianMixtureData, Moons  # noqa: E402
-from interpolants.datasets import load_digits  # noqa: E402
-from interpolants.evaluate import heldout_nll  # noqa: E402
+from interpolants.datasets import (
+    Checkerboard,
+    EightGaussians,
+    GaussianMixtureData,
+    Moons,
+    load_digits,
+)
+from interpolants.evaluate import heldout_nll
 
 GAMMA_A = 1.0  # γ(t) = a·t(1−t)
 
@@ -58,18 +62,31 @@ def configurations() -> dict[str, VelocityObjective]:
     gamma = QuadraticGamma(GAMMA_A)
     return {
         "linear, γ = 0": VelocityObjective(LinearInterpolant()),
-        f"linear, γ = {GAMMA_A:g}·t(1−t)": VelocityObjective(LinearInterpolant(gamma), antithetic=True),
+        f"linear, γ = {GAMMA_A:g}·t(1−t)": VelocityObjective(
+            LinearInterpolant(gamma), antithetic=True
+        ),
         "trig, γ = 0": VelocityObjective(TrigonometricInterpolant()),
-        f"trig, γ = {GAMMA_A:g}·t(1−t)": VelocityObjective(TrigonometricInterpolant(gamma), antithetic=True),
+        f"trig, γ = {GAMMA_A:g}·t(1−t)": VelocityObjective(
+            TrigonometricInterpolant(gamma), antithetic=True
+        ),
         "VP (one-sided)": VelocityObjective(VPInterpolant()),
     }
 
 
-def fit(objective: VelocityObjective, base: Any, target: Any, dim: int, steps: int, seed: int) -> dict[str, Any]:
+def fit(
+    objective: VelocityObjective, base: Any, target: Any, dim: int, steps: int, seed: int
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     model = MLP(dim, hidden=256, depth=3)
-    trainer = Trainer(model, objective, PairedBatches(base, target, 256, IndependentCoupling()),
-                      lr=1e-3, ema_decay=0.995, grad_clip=1.0, seed=seed)
+    trainer = Trainer(
+        model,
+        objective,
+        PairedBatches(base, target, 256, IndependentCoupling()),
+        lr=1e-3,
+        ema_decay=0.995,
+        grad_clip=1.0,
+        seed=seed,
+    )
     start = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -81,19 +98,29 @@ def run_toys(steps: int, n_test: int, rk4_steps: int, seed: int) -> dict[str, An
     normal = GaussianMixture.standard_normal(2)
     base = GaussianMixtureData(normal)
     out: dict[str, Any] = {}
-    for name, toy in (("moons", Moons()), ("8gaussians", EightGaussians()),
-                      ("checkerboard", Checkerboard())):
+    for name, toy in (
+        ("moons", Moons()),
+        ("8gaussians", EightGaussians()),
+        ("checkerboard", Checkerboard()),
+    ):
         test = toy.sample(n_test, torch.Generator().manual_seed(20_000 + seed))
         rows: dict[str, Any] = {}
         for label, objective in configurations().items():
             tr = fit(objective, base, toy, 2, steps, seed)
             start = time.process_time()
-            res = heldout_nll(tr["model"], test, lambda x: normal.to(dtype=x.dtype).log_prob(x),
-                              steps=rk4_steps)
-            rows[label] = {"nll_nats": res["nll_nats"], "train_cpu_s": tr["cpu_s"],
-                           "eval_cpu_s": time.process_time() - start, "nfe": res["nfe"]}
-            print(f"{name:12s} {label:24s} NLL {res['nll_nats']:.3f}  train {tr['cpu_s']:.1f} s",
-                  flush=True)
+            res = heldout_nll(
+                tr["model"], test, lambda x: normal.to(dtype=x.dtype).log_prob(x), steps=rk4_steps
+            )
+            rows[label] = {
+                "nll_nats": res["nll_nats"],
+                "train_cpu_s": tr["cpu_s"],
+                "eval_cpu_s": time.process_time() - start,
+                "nfe": res["nfe"],
+            }
+            print(
+                f"{name:12s} {label:24s} NLL {res['nll_nats']:.3f}  train {tr['cpu_s']:.1f} s",
+                flush=True,
+            )
         entry: dict[str, Any] = {"rows": rows}
         if isinstance(toy, EightGaussians):
             mix = toy.as_mixture(torch.float64)
@@ -111,13 +138,26 @@ def run_digits(steps: int, n_test: int, rk4_steps: int, seed: int) -> dict[str, 
     for label, objective in configurations().items():
         tr = fit(objective, base, TensorData(digits.train), 64, steps, seed)
         start = time.process_time()
-        res = heldout_nll(tr["model"], test, lambda x: normal.to(dtype=x.dtype).log_prob(x),
-                          steps=rk4_steps, levels=17, low=-1.0, high=1.0)
-        rows[label] = {"nll_nats": res["nll_nats"], "bits_per_dim": res["bits_per_dim"],
-                       "train_cpu_s": tr["cpu_s"], "eval_cpu_s": time.process_time() - start,
-                       "nfe": res["nfe"]}
-        print(f"digits       {label:24s} bpd {res['bits_per_dim']:.3f}  train {tr['cpu_s']:.1f} s",
-              flush=True)
+        res = heldout_nll(
+            tr["model"],
+            test,
+            lambda x: normal.to(dtype=x.dtype).log_prob(x),
+            steps=rk4_steps,
+            levels=17,
+            low=-1.0,
+            high=1.0,
+        )
+        rows[label] = {
+            "nll_nats": res["nll_nats"],
+            "bits_per_dim": res["bits_per_dim"],
+            "train_cpu_s": tr["cpu_s"],
+            "eval_cpu_s": time.process_time() - start,
+            "nfe": res["nfe"],
+        }
+        print(
+            f"digits       {label:24s} bpd {res['bits_per_dim']:.3f}  train {tr['cpu_s']:.1f} s",
+            flush=True,
+        )
     return {"rows": rows, "n_test": int(test.shape[0]), "n_train": int(digits.train.shape[0])}
 
 
@@ -143,8 +183,9 @@ def markdown(report: dict[str, Any]) -> str:
     body = []
     for label in labels:
         cpu = sum(t["rows"][label]["train_cpu_s"] for t in toys.values()) / len(toys)
-        body.append([label, *[round(t["rows"][label]["nll_nats"], 3) for t in toys.values()],
-                     round(cpu, 1)])
+        body.append(
+            [label, *[round(t["rows"][label]["nll_nats"], 3) for t in toys.values()], round(cpu, 1)]
+        )
     if "true_nll_nats" in toys.get("8gaussians", {}):
         body.append(["*true density*", "", round(toys["8gaussians"]["true_nll_nats"], 3), "", ""])
     lines += [table(headers, body), ""]
@@ -152,14 +193,23 @@ def markdown(report: dict[str, Any]) -> str:
         f"## Digits (8×8, 17 levels, [−1, 1)): {s['digit_steps']} steps × batch 256, "
         f"{digits['n_test']} test images",
         "",
-        table(["interpolant", "NLL (nats)", "bits/dim", "train CPU s", "NLL eval CPU s"],
-              [[label, round(r["nll_nats"], 2), round(r["bits_per_dim"], 3),
-                round(r["train_cpu_s"], 1), round(r["eval_cpu_s"], 1)]
-               for label, r in digits["rows"].items()]),
+        table(
+            ["interpolant", "NLL (nats)", "bits/dim", "train CPU s", "NLL eval CPU s"],
+            [
+                [
+                    label,
+                    round(r["nll_nats"], 2),
+                    round(r["bits_per_dim"], 3),
+                    round(r["train_cpu_s"], 1),
+                    round(r["eval_cpu_s"], 1),
+                ]
+                for label, r in digits["rows"].items()
+            ],
+        ),
         "",
         "bits/dim = (NLL − 64·log(17/2)) / (64·ln 2): an upper bound on the discrete data's "
         "bits/dim (uniform dequantisation); a uniform model on the 17 levels scores "
-        f"log2(17) = 4.087.",
+        "log2(17) = 4.087.",
         "",
         f"Plot: `results/{report['name']}.png`.",
         "",
@@ -174,9 +224,13 @@ def plot(report: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     toys, digits = report["toys"], report["digits"]
-    panels = [(f"{k}: test NLL (nats)", {lab: r["nll_nats"] for lab, r in v["rows"].items()})
-              for k, v in toys.items()]
-    panels.append(("digits: bits/dim", {lab: r["bits_per_dim"] for lab, r in digits["rows"].items()}))
+    panels = [
+        (f"{k}: test NLL (nats)", {lab: r["nll_nats"] for lab, r in v["rows"].items()})
+        for k, v in toys.items()
+    ]
+    panels.append(
+        ("digits: bits/dim", {lab: r["bits_per_dim"] for lab, r in digits["rows"].items()})
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
     for ax, (title, vals) in zip(axes[0], panels):
         ax.bar(range(len(vals)), list(vals.values()), color="C0")
@@ -196,28 +250,54 @@ def plot(report: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short budgets (~2 min)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1; 0 keeps torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1; 0 keeps torch's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.quick:
-        settings = {"toy_steps": 300, "toy_test": 500, "digit_steps": 500, "digit_test": 100,
-                    "rk4_steps_toys": 32, "rk4_steps_digits": 16}
+        settings = {
+            "toy_steps": 300,
+            "toy_test": 500,
+            "digit_steps": 500,
+            "digit_test": 100,
+            "rk4_steps_toys": 32,
+            "rk4_steps_digits": 16,
+        }
     else:
-        settings = {"toy_steps": 2000, "toy_test": 2000, "digit_steps": 3000, "digit_test": 300,
-                    "rk4_steps_toys": 64, "rk4_steps_digits": 32}
+        settings = {
+            "toy_steps": 2000,
+            "toy_test": 2000,
+            "digit_steps": 3000,
+            "digit_test": 300,
+            "rk4_steps_toys": 64,
+            "rk4_steps_digits": 32,
+        }
     settings.update(quick=args.quick, seed=args.seed, batch=256, gamma=f"{GAMMA_A:g}·t(1−t)")
     name = "density_quick" if args.quick else "density"
-    toys = run_toys(settings["toy_steps"], settings["toy_test"], settings["rk4_steps_toys"], args.seed)
-    digits = run_digits(settings["digit_steps"], settings["digit_test"],
-                        settings["rk4_steps_digits"], args.seed)
-    report = {"name": name, "machine": machine(), "versions": versions(), "settings": settings,
-              "toys": toys, "digits": digits}
+    toys = run_toys(
+        settings["toy_steps"], settings["toy_test"], settings["rk4_steps_toys"], args.seed
+    )
+    digits = run_digits(
+        settings["digit_steps"], settings["digit_test"], settings["rk4_steps_digits"], args.seed
+    )
+    report = {
+        "name": name,
+        "machine": machine(),
+        "versions": versions(),
+        "settings": settings,
+        "toys": toys,
+        "digits": digits,
+    }
     plot(report)
     md = markdown(report)
     write_results(name, report, md)

@@ -49,9 +49,8 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, table, versions, write_results  # noqa: E402
-
-from interpolants import (  # noqa: E402
+from common import RESULTS, machine, table, versions, write_results
+from interpolants import (
     MLP,
     BrownianGamma,
     Euler,
@@ -71,9 +70,9 @@ from interpolants import (  # noqa: E402
     time_grid,
     wasserstein2,
 )
-from interpolants.coupling import Coupling  # noqa: E402
-from interpolants.datasets import Checkerboard  # noqa: E402
-from interpolants.evaluate import sde_samples  # noqa: E402
+from interpolants.coupling import Coupling
+from interpolants.datasets import Checkerboard
+from interpolants.evaluate import sde_samples
 
 NFES = (1, 2, 4, 8, 16, 32, 100)
 
@@ -128,8 +127,16 @@ TASKS: dict[str, tuple[Any, Any]] = {
 # Our best recipe (found on 8gaussians→moons, used unchanged on every task): exact OT at batch
 # 256, Adam with a higher peak learning rate and a cosine decay over the CPU budget, global
 # gradient-norm clipping at 1 and EMA 0.99 of the weights.
-BEST = {"coupling": "ot", "batch": 256, "lr": 1e-2, "schedule": "cosine over the CPU budget",
-        "grad_clip": 1.0, "ema": 0.99, "interpolant": "linear, γ ≡ 0", "objective": "velocity"}
+BEST = {
+    "coupling": "ot",
+    "batch": 256,
+    "lr": 1e-2,
+    "schedule": "cosine over the CPU budget",
+    "grad_clip": 1.0,
+    "ema": 0.99,
+    "interpolant": "linear, γ ≡ 0",
+    "objective": "velocity",
+}
 SDE_GAMMA = 1.0  # γ(t) = a·t(1−t) of the split (SDE) model
 SDE_EPS = (0.2, 1.0)
 
@@ -147,7 +154,11 @@ def train_torchcfm(kind: str, base: Any, target: Any, steps: int, seed: int) -> 
         ExactOptimalTransportConditionalFlowMatcher,
     )
 
-    fm = ConditionalFlowMatcher(0.0) if kind == "icfm" else ExactOptimalTransportConditionalFlowMatcher(0.0)
+    fm = (
+        ConditionalFlowMatcher(0.0)
+        if kind == "icfm"
+        else ExactOptimalTransportConditionalFlowMatcher(0.0)
+    )
     model = _seeded_model(MLP, seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
@@ -187,8 +198,13 @@ def train_ours(
     model = _seeded_model(model_cls, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     trainer = Trainer(
-        model, objective, PairedBatches(base, target, 256, coupling),
-        optimizer=opt, ema_decay=ema, grad_clip=grad_clip, seed=seed,
+        model,
+        objective,
+        PairedBatches(base, target, 256, coupling),
+        optimizer=opt,
+        ema_decay=ema,
+        grad_clip=grad_clip,
+        seed=seed,
     )
     start, n = time.process_time(), 0
     with warnings.catch_warnings():
@@ -203,12 +219,18 @@ def train_ours(
                     group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
             trainer.step()
             n += 1
-    return {"model": trainer.sampling_model.eval(), "cpu_s": time.process_time() - start, "steps": n}
+    return {
+        "model": trainer.sampling_model.eval(),
+        "cpu_s": time.process_time() - start,
+        "steps": n,
+    }
 
 
 # --- evaluation -------------------------------------------------------------------------------
 @torch.no_grad()
-def ode_metrics(velocity: Callable[..., Tensor], x0: Tensor, ref: Tensor) -> dict[int, dict[str, float]]:
+def ode_metrics(
+    velocity: Callable[..., Tensor], x0: Tensor, ref: Tensor
+) -> dict[int, dict[str, float]]:
     """W2 and straightness of Euler at each NFE."""
     out = {}
     for nfe in NFES:
@@ -224,7 +246,9 @@ def ode_metrics(velocity: Callable[..., Tensor], x0: Tensor, ref: Tensor) -> dic
 
 
 @torch.no_grad()
-def sde_metrics(interp: Any, velocity: Any, score: Any, x0: Tensor, ref: Tensor, seed: int) -> dict[float, dict[int, float]]:
+def sde_metrics(
+    interp: Any, velocity: Any, score: Any, x0: Tensor, ref: Tensor, seed: int
+) -> dict[float, dict[int, float]]:
     """W2 of Euler–Maruyama (ε(t) = ε·γ(t)/max γ) at each NFE and peak ε."""
     out: dict[float, dict[int, float]] = {}
     for eps in SDE_EPS:
@@ -248,13 +272,19 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
 
     def record(label: str, trained: dict[str, Any], velocity: Any, extra: dict[str, Any]) -> None:
         metrics = ode_metrics(velocity, x0, ref)
-        rows[label] = {"cpu_s": trained["cpu_s"], "steps": trained["steps"], **extra,
-                       "ode": metrics}
+        rows[label] = {
+            "cpu_s": trained["cpu_s"],
+            "steps": trained["steps"],
+            **extra,
+            "ode": metrics,
+        }
         with torch.no_grad():
             samples[label] = Euler().integrate(velocity, x0, time_grid(1)).state
         w2 = [f"{metrics[k]['w2']:.3f}" for k in NFES]
-        print(f"  {label:28s} {trained['steps']:5d} steps {trained['cpu_s']:6.1f} s  W2 {w2}",
-              flush=True)
+        print(
+            f"  {label:28s} {trained['steps']:5d} steps {trained['cpu_s']:6.1f} s  W2 {w2}",
+            flush=True,
+        )
 
     print(f"{name}: floor W2 {floor:.3f}", flush=True)
     for kind, label in (("icfm", "torchcfm I-CFM"), ("otcfm", "torchcfm OT-CFM")):
@@ -277,14 +307,20 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
         tr = train_ours(coupling, objective, base, target, seed, steps=steps)
         record(label, tr, tr["model"], {"recipe": "same as torchcfm (Adam 1e-3, no EMA)"})
 
-    best_kw = {"budget_s": budget, "lr": BEST["lr"], "cosine": True, "ema": BEST["ema"],
-               "grad_clip": BEST["grad_clip"]}
+    best_kw = {
+        "budget_s": budget,
+        "lr": BEST["lr"],
+        "cosine": True,
+        "ema": BEST["ema"],
+        "grad_clip": BEST["grad_clip"],
+    }
     tr = train_ours(OTCoupling(), VelocityObjective(linear), base, target, seed, **best_kw)
     record("ours best (OT, equal CPU)", tr, tr["model"], {"recipe": "BEST, equal CPU-seconds"})
 
     interp = LinearInterpolant(QuadraticGamma(SDE_GAMMA))
-    tr = train_ours(OTCoupling(), SplitObjective(interp), base, target, seed,
-                    model_cls=TwoHeadMLP, **best_kw)
+    tr = train_ours(
+        OTCoupling(), SplitObjective(interp), base, target, seed, model_cls=TwoHeadMLP, **best_kw
+    )
     model = tr["model"]
     velocity = VelocityFromSplit(interp, model)
     score = ScoreFromDenoiser(interp, lambda t, x: model(t, x)[1])
@@ -292,9 +328,14 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
     record(label, tr, velocity, {"recipe": "BEST with the split objective, equal CPU-seconds"})
     rows[label]["sde"] = sde_metrics(interp, velocity, score, x0, ref, seed)
     print(f"  SDE: {rows[label]['sde']}", flush=True)
-    return {"floor_w2": floor, "n_eval": n_eval, "budget_cpu_s": budget, "rows": rows,
-            "samples": {k: v.tolist() for k, v in samples.items()},
-            "target": ref.tolist()}
+    return {
+        "floor_w2": floor,
+        "n_eval": n_eval,
+        "budget_cpu_s": budget,
+        "rows": rows,
+        "samples": {k: v.tolist() for k, v in samples.items()},
+        "target": ref.tolist(),
+    }
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -321,45 +362,84 @@ def markdown(report: dict[str, Any]) -> str:
     verdicts = []
     for name, task in report["tasks"].items():
         rows = task["rows"]
-        lines += [f"## {name}", "",
-                  f"Floor (two independent target samples): W2 = {task['floor_w2']:.3f}. "
-                  f"CPU budget (OT-CFM's training steps): {task['budget_cpu_s']:.1f} s.", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"Floor (two independent target samples): W2 = {task['floor_w2']:.3f}. "
+            f"CPU budget (OT-CFM's training steps): {task['budget_cpu_s']:.1f} s.",
+            "",
+        ]
         headers = ["method", "steps", "train CPU s", *[f"NFE {k}" for k in NFES]]
         body = []
         for label, r in rows.items():
-            body.append([label, r["steps"], round(r["cpu_s"], 1),
-                         *[round(_get(r["ode"], k)["w2"], 3) for k in NFES]])
+            body.append(
+                [
+                    label,
+                    r["steps"],
+                    round(r["cpu_s"], 1),
+                    *[round(_get(r["ode"], k)["w2"], 3) for k in NFES],
+                ]
+            )
         lines += ["W2 (ODE, Euler):", "", table(headers, body), ""]
-        body = [[label, *[round(_get(r["ode"], k)["straightness"], 3) for k in NFES[1:]]]
-                for label, r in rows.items()]
-        lines += ["Straightness S (ODE, Euler grid):", "",
-                  table(["method", *[f"NFE {k}" for k in NFES[1:]]], body), ""]
+        body = [
+            [label, *[round(_get(r["ode"], k)["straightness"], 3) for k in NFES[1:]]]
+            for label, r in rows.items()
+        ]
+        lines += [
+            "Straightness S (ODE, Euler grid):",
+            "",
+            table(["method", *[f"NFE {k}" for k in NFES[1:]]], body),
+            "",
+        ]
         for label, r in rows.items():
             if "sde" in r:
-                body = [[f"EM, ε = {eps}", *[round(_get(v, k), 3) for k in NFES]]
-                        for eps, v in r["sde"].items()]
+                body = [
+                    [f"EM, ε = {eps}", *[round(_get(v, k), 3) for k in NFES]]
+                    for eps, v in r["sde"].items()
+                ]
                 body.insert(0, ["ODE (Euler)", *[round(_get(r["ode"], k)["w2"], 3) for k in NFES]])
-                lines += [f"W2 of {label}, ODE vs SDE (Euler–Maruyama, ε(t) = ε·γ(t)/max γ):", "",
-                          table(["sampler", *[f"NFE {k}" for k in NFES]], body), ""]
+                lines += [
+                    f"W2 of {label}, ODE vs SDE (Euler–Maruyama, ε(t) = ε·γ(t)/max γ):",
+                    "",
+                    table(["sampler", *[f"NFE {k}" for k in NFES]], body),
+                    "",
+                ]
         best = rows["ours best (OT, equal CPU)"]["ode"]
         ot = rows["torchcfm OT-CFM"]["ode"]
         lost = [k for k in NFES if _get(best, k)["w2"] >= _get(ot, k)["w2"]]
         verdicts.append((name, lost, _get(best, 1)["w2"], _get(ot, 1)["w2"]))
-        lines += [("**ours best beats torchcfm OT-CFM at every NFE.**" if not lost else
-                   f"**torchcfm OT-CFM wins (or ties) at NFE {', '.join(map(str, lost))}.**"), ""]
+        lines += [
+            (
+                "**ours best beats torchcfm OT-CFM at every NFE.**"
+                if not lost
+                else f"**torchcfm OT-CFM wins (or ties) at NFE {', '.join(map(str, lost))}.**"
+            ),
+            "",
+        ]
     lines += ["## Targets", ""]
     moons = report["tasks"].get("8gaussians→moons")
     if moons is not None:
         w = _get(moons["rows"]["ours best (OT, equal CPU)"]["ode"], 1)["w2"]
-        lines.append(f"- W2 ≤ 0.30 at NFE 1 on 8 Gaussians→moons at equal training CPU time: "
-                     f"{'**met**' if w <= 0.30 else '**not met**'} (W2 = {w:.3f}).")
+        lines.append(
+            f"- W2 ≤ 0.30 at NFE 1 on 8 Gaussians→moons at equal training CPU time: "
+            f"{'**met**' if w <= 0.30 else '**not met**'} (W2 = {w:.3f})."
+        )
     for name, lost, w_ours, w_ot in verdicts:
-        lines.append(f"- beat OT-CFM at every NFE on {name}: "
-                     + ("**met**" if not lost else f"**not met** (OT-CFM wins at NFE "
-                        f"{', '.join(map(str, lost))})")
-                     + f"; NFE 1: ours {w_ours:.3f} vs OT-CFM {w_ot:.3f}.")
-    lines += ["", f"Plots: `results/{report['name']}_w2.png` (W2 vs NFE), "
-              f"`results/{report['name']}_nfe1.png` (NFE-1 samples).", ""]
+        lines.append(
+            f"- beat OT-CFM at every NFE on {name}: "
+            + (
+                "**met**"
+                if not lost
+                else f"**not met** (OT-CFM wins at NFE {', '.join(map(str, lost))})"
+            )
+            + f"; NFE 1: ours {w_ours:.3f} vs OT-CFM {w_ot:.3f}."
+        )
+    lines += [
+        "",
+        f"Plots: `results/{report['name']}_w2.png` (W2 vs NFE), "
+        f"`results/{report['name']}_nfe1.png` (NFE-1 samples).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -379,8 +459,14 @@ def plots(report: dict[str, Any], raw: dict[str, Any]) -> None:
         for label, r in task["rows"].items():
             ax.plot(NFES, [_get(r["ode"], k)["w2"] for k in NFES], marker="o", ms=3, label=label)
             for eps, v in r.get("sde", {}).items():
-                ax.plot(NFES, [_get(v, k) for k in NFES], ls="--", marker="x", ms=3,
-                        label=f"{label}, EM ε={eps}")
+                ax.plot(
+                    NFES,
+                    [_get(v, k) for k in NFES],
+                    ls="--",
+                    marker="x",
+                    ms=3,
+                    label=f"{label}, EM ε={eps}",
+                )
         ax.axhline(task["floor_w2"], color="k", lw=0.8, ls=":", label="floor")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -393,12 +479,18 @@ def plots(report: dict[str, Any], raw: dict[str, Any]) -> None:
     plt.close(fig)
 
     shown = ["torchcfm I-CFM", "torchcfm OT-CFM", "ours OT", "ours best (OT, equal CPU)"]
-    fig, axes = plt.subplots(len(tasks), 1 + len(shown), figsize=(2.6 * (1 + len(shown)),
-                             2.6 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(tasks),
+        1 + len(shown),
+        figsize=(2.6 * (1 + len(shown)), 2.6 * len(tasks)),
+        squeeze=False,
+    )
     for row, (name, task) in zip(axes, raw.items()):
         ref = torch.tensor(task["target"])
         lim = float(ref.abs().max()) * 1.25
-        panels = [("target", ref)] + [(f"{k}, NFE 1", torch.tensor(task["samples"][k])) for k in shown]
+        panels = [("target", ref)] + [
+            (f"{k}, NFE 1", torch.tensor(task["samples"][k])) for k in shown
+        ]
         for ax, (title, pts) in zip(row, panels):
             ax.scatter(pts[:, 0], pts[:, 1], s=0.5, alpha=0.5)
             ax.set_title(f"{name}\n{title}" if title == "target" else title, fontsize=7)
@@ -420,11 +512,16 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="600-step budget, 1000 eval points")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1; 0 keeps torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1; 0 keeps torch's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", default=";".join(TASKS), help="semicolon-separated task names")
     args = parser.parse_args()
@@ -437,12 +534,22 @@ def main() -> None:
         "name": name,
         "machine": machine(),
         "versions": versions("torchcfm"),
-        "settings": {"quick": args.quick, "steps": steps, "batch": 256, "n_eval": n_eval,
-                     "seed": args.seed, "nfes": list(NFES), "best": BEST,
-                     "sde_gamma_a": SDE_GAMMA, "sde_eps": list(SDE_EPS),
-                     "cpu_clock": "time.process_time() around the training steps"},
-        "tasks": {t: {k: v for k, v in r.items() if k not in ("samples", "target")}
-                  for t, r in raw.items()},
+        "settings": {
+            "quick": args.quick,
+            "steps": steps,
+            "batch": 256,
+            "n_eval": n_eval,
+            "seed": args.seed,
+            "nfes": list(NFES),
+            "best": BEST,
+            "sde_gamma_a": SDE_GAMMA,
+            "sde_eps": list(SDE_EPS),
+            "cpu_clock": "time.process_time() around the training steps",
+        },
+        "tasks": {
+            t: {k: v for k, v in r.items() if k not in ("samples", "target")}
+            for t, r in raw.items()
+        },
     }
     report = json_roundtrip(report)
     plots(report, raw)

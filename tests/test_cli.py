@@ -53,16 +53,23 @@ def test_train_sample_nll_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert result["nll_nats"] == pytest.approx(result["nll_nats"]) and result["nfe"] > 0
 
 
-def test_train_with_prefetch_threads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_train_with_prefetching_producers(tmp_path: Path, backend: str) -> None:
+    import multiprocessing
+
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), "--coupling", "ot", "--prefetch", "2", *TINY]) == 0
+    args = ["--coupling", "ot", "--prefetch", "2", "--prefetch-backend", backend]
+    assert main(["train", "--out", str(run), *args, *TINY]) == 0
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert config["prefetch"] == 2 and metrics["steps"] == 30
-    assert math.isfinite(metrics["final_loss"])
+    assert config["prefetch"] == 2 and config["prefetch_backend"] == backend
+    assert metrics["steps"] == 30 and math.isfinite(metrics["final_loss"])
     assert not [t for t in threading.enumerate() if t.name.startswith("interpolants-prefetch")]
+    assert not multiprocessing.active_children()
     with pytest.raises(ValueError, match="prefetch"):
         RunConfig(prefetch=-1).validate()
+    with pytest.raises(ValueError, match="prefetch_backend"):
+        RunConfig(prefetch_backend="fiber").validate()
 
 
 def test_recipes_cover_every_objective_and_interpolant() -> None:

@@ -20,7 +20,6 @@ from interpolants import (
     LinearInterpolant,
     OTCoupling,
     PairedBatches,
-    PrefetchedBatches,
     TensorData,
     Trainer,
     VelocityObjective,
@@ -181,82 +180,6 @@ def test_coupled_batches_in_dataloader_workers() -> None:
     assert float(swap.min()) >= -1e-4
     trainer = Trainer(MLP(2, 16, 1), VelocityObjective(LinearInterpolant()), loader)
     assert math.isfinite(trainer.fit(3, progress=False).losses[-1])
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_prefetched_batches_reproduce_the_producers_streams(threads: int) -> None:
-    batches = PairedBatches(
-        GaussianMixture.standard_normal(2), EightGaussians(), batch_size=16, coupling=OTCoupling()
-    )
-    with PrefetchedBatches(batches, seed=5, threads=threads) as stream:
-        got = [next(stream) for _ in range(6)]
-        assert all(w.is_alive() for w in stream._workers)
-    # batch i comes from producer i mod threads, whose generator is seeded seed + 1000003·k
-    gens = [torch.Generator().manual_seed(5 + 1_000_003 * k) for k in range(threads)]
-    for i, b in enumerate(got):
-        want = batches(gens[i % threads])
-        assert torch.equal(b.x0, want.x0) and torch.equal(b.x1, want.x1)
-    assert not stream._workers  # closed by the context manager
-    with pytest.raises(RuntimeError, match="closed"):
-        iter(stream)
-
-
-def test_prefetched_batches_train_and_raise_producer_errors() -> None:
-    class Broken:
-        def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-            raise ArithmeticError("source failed")
-
-    batches = PairedBatches(
-        GaussianMixture.standard_normal(2), Moons(), batch_size=32, coupling=OTCoupling()
-    )
-    objective = VelocityObjective(LinearInterpolant())
-    gen = torch.Generator().manual_seed(0)
-    fixed = [batches(gen) for _ in range(20)]  # the stream's batches, drawn up front
-    runs = []
-    for source in (PrefetchedBatches(batches, seed=0), fixed):
-        torch.manual_seed(0)
-        trainer = Trainer(MLP(2, 16, 1), objective, source, seed=0)
-        runs.append(trainer.fit(20, progress=False).losses)
-        if isinstance(source, PrefetchedBatches):
-            source.close()
-    assert runs[0] == runs[1] and all(math.isfinite(x) for x in runs[0])
-    broken = PrefetchedBatches(PairedBatches(Broken(), Moons(), 8), seed=0)
-    with pytest.raises(ArithmeticError, match="source failed"):
-        next(iter(broken))
-    assert not broken._workers  # the failure closed it
-    with pytest.raises(ValueError, match="threads"):
-        PrefetchedBatches(batches, threads=0)
-    with pytest.raises(TypeError, match="PairedBatches"):
-        PrefetchedBatches([], seed=0)  # type: ignore[arg-type]
-
-
-def test_prefetched_batches_close_from_another_thread_wakes_the_consumer() -> None:
-    import threading
-    import time
-
-    class Slow:
-        def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-            time.sleep(0.5)
-            return torch.zeros(n, 2)
-
-    stream = PrefetchedBatches(PairedBatches(Slow(), Moons(), 4), seed=0)
-    iter(stream)
-    seen: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            next(stream)
-            next(stream)
-            next(stream)
-        except RuntimeError as error:
-            seen.append(error)
-
-    consumer = threading.Thread(target=consume)
-    consumer.start()
-    time.sleep(0.2)
-    stream.close()
-    consumer.join(timeout=5)
-    assert not consumer.is_alive() and seen and "closed" in str(seen[0])
 
 
 def test_conditional_training_with_label_dropout_and_guidance() -> None:

@@ -40,7 +40,6 @@ from .coupling import UnbalancedOTCoupling as UnbalancedOTCoupling
 from .coupling import sinkhorn as sinkhorn
 from .data import CoupledBatchStream as CoupledBatchStream
 from .data import PairedBatches as PairedBatches
-from .data import PrefetchedBatches as PrefetchedBatches
 from .data import TensorData as TensorData
 from .fields import ConvertedField as ConvertedField
 from .fields import DenoiserFromScore as DenoiserFromScore
@@ -127,6 +126,7 @@ from .objective import TargetObjective as TargetObjective
 from .objective import TimeSampler as TimeSampler
 from .objective import UniformTime as UniformTime
 from .objective import VelocityObjective as VelocityObjective
+from .prefetch import PrefetchedBatches as PrefetchedBatches
 from .train import Trainer as Trainer
 
 __version__ = "0.1.0.dev0"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .data import PrefetchedBatches
 from .datasets import DigitsData
 from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
 from .metrics import wasserstein2
+from .prefetch import PrefetchedBatches
 from .recipes import (
     BASES,
     COUPLINGS,
@@ -28,6 +28,7 @@ from .recipes import (
     LR_SCHEDULES,
     OBJECTIVES,
     ODE_METHODS,
+    PREFETCH_BACKENDS,
     SDE_METHODS,
     Run,
     RunConfig,
@@ -51,6 +52,7 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: RunConfig) -> None:
         "coupling": tuple(COUPLINGS),
         "objective": tuple(OBJECTIVES),
         "lr_schedule": LR_SCHEDULES,
+        "prefetch_backend": PREFETCH_BACKENDS,
     }
     for f in fields(RunConfig):
         default = getattr(defaults, f.name)

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ from .coupling import (
     SinkhornCoupling,
     StableMatchingCoupling,
 )
-from .data import PairedBatches, PrefetchedBatches, Source, TensorData
+from .data import PairedBatches, Source, TensorData
 from .datasets import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
 from .fields import (
     Field,
@@ -71,6 +71,7 @@ from .objective import (
     TargetObjective,
     VelocityObjective,
 )
+from .prefetch import PrefetchedBatches
 
 __all__ = [
     "BASES",
@@ -141,6 +142,10 @@ BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians
 """Command-line names of the bases: N(0, I) or a 2-D toy."""
 
 
+PREFETCH_BACKENDS = ("thread", "process")
+"""Command-line names of :class:`~interpolants.PrefetchedBatches`'s producer kinds."""
+
+
 def _choice(name: str, value: str, options: Any) -> None:
     if value not in options:
         raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(options)}")
@@ -167,7 +172,8 @@ class RunConfig:
     ema: float = 0.995
     seed: int = 0
     device: str = "cpu"
-    prefetch: int = 0  # producer threads computing coupled batches ahead (0: inline)
+    prefetch: int = 0  # producers computing coupled batches ahead (0: inline)
+    prefetch_backend: str = "thread"  # the producers: "thread" or "process"
 
     def validate(self) -> "RunConfig":
         """Raise :class:`ValueError` naming the first bad field."""
@@ -178,6 +184,7 @@ class RunConfig:
         _choice("coupling", self.coupling, COUPLINGS)
         _choice("objective", self.objective, OBJECTIVES)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("prefetch_backend", self.prefetch_backend, PREFETCH_BACKENDS)
         for name in ("steps", "batch", "hidden", "depth"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -247,12 +254,16 @@ class Run:
 
     def batch_source(self) -> PairedBatches | PrefetchedBatches:
         """What the trainer draws from: :meth:`batches` inline, or with ``prefetch`` > 0 a
-        :class:`~interpolants.PrefetchedBatches` whose threads (seeded with ``seed``) compute
-        the coupled batches ahead; close it when training ends."""
+        :class:`~interpolants.PrefetchedBatches` whose ``prefetch`` producers (threads or
+        processes, by ``prefetch_backend``; seeded with ``seed``) compute the coupled batches
+        ahead; close it when training ends."""
         if self.config.prefetch == 0:
             return self.batches()
+        backend: Literal["thread", "process"] = (
+            "process" if self.config.prefetch_backend == "process" else "thread"
+        )
         return PrefetchedBatches(
-            self.batches(), seed=self.config.seed, threads=self.config.prefetch
+            self.batches(), seed=self.config.seed, workers=self.config.prefetch, backend=backend
         )
 
     def base_log_prob(self) -> Callable[[Tensor], Tensor] | None:

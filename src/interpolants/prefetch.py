@@ -1,0 +1,399 @@
+r"""Coupled batches computed ahead of the training step by background producers.
+
+:class:`PrefetchedBatches` runs ``workers`` producers that compute upcoming batches of a
+:class:`~interpolants.PairedBatches` while the trainer steps on the current one. Batch i is
+drawn with its own generator, seeded from ``(seed, i)`` alone (:func:`batch_generator`), so
+the stream is the same whoever computes which batch: any number of producers, threads or
+processes, with or without the consumer's help.
+
+The producers are threads of the training process or separate processes:
+
+* **threads** share the process: no start-up and no transfer, and batches may live on any
+  device. They overlap because the heavy parts of a coupling release the GIL (torch kernels,
+  POT's network simplex, lapx's LAPJV), but each still needs the GIL for its Python-level
+  work, as does the training step, so on a busy interpreter part of the overlap is lost.
+* **processes** have their own interpreters, so nothing waits on the GIL. A batch comes back
+  through a pipe as raw bytes (tens of µs for a 256 × 2 batch), not through
+  :mod:`torch.multiprocessing`'s shared-memory files, which cost about 1 ms per batch in a
+  :class:`~torch.utils.data.DataLoader` worker. Batches must be CPU tensors; each producer
+  process runs torch with one thread.
+
+*Assist*: when the next batch is not ready, the consumer (the training loop) computes an
+upcoming unclaimed batch itself instead of idling, and takes it when its turn comes. With one
+producer on a 2-core machine this splits the coupling work so that neither core idles:
+a coupling of T_pair and a step of T_step cost about (T_pair + T_step)/2 per step rather than
+max(T_pair, T_step), without a third busy task competing for the two cores.
+"""
+
+import hashlib
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.synchronize
+import queue
+import threading
+import traceback
+from types import TracebackType
+from typing import Any, Literal, TypeAlias, final
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Batch, PairedBatches
+
+__all__ = ["PrefetchedBatches", "batch_generator"]
+
+_POLL_S = 0.05  # how often a waiting side looks at the stop flag
+_Wire: TypeAlias = tuple[str, tuple[int, ...], np.ndarray] | None
+
+
+def batch_generator(seed: int, index: int) -> torch.Generator:
+    """The generator that batch ``index`` of a stream seeded with ``seed`` is drawn with.
+
+    Seeded with 63 bits of BLAKE2b of ``(seed, index)``: distinct streams and batches get
+    unrelated seeds, and a batch does not depend on which producer computes it.
+    """
+    digest = hashlib.blake2b(f"{int(seed)}/{int(index)}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+def _to_wire(t: Tensor | None) -> _Wire:
+    """A CPU tensor as (dtype name, shape, its bytes as a uint8 array): any dtype, bf16 too."""
+    if t is None:
+        return None
+    if t.device.type != "cpu":
+        raise ValueError(
+            f"process producers need CPU batches, got a tensor on {t.device}; use threads"
+        )
+    flat = t.detach().contiguous().reshape(-1)
+    return str(t.dtype).removeprefix("torch."), tuple(t.shape), flat.view(torch.uint8).numpy()
+
+
+def _from_wire(w: _Wire) -> Tensor | None:
+    if w is None:
+        return None
+    dtype, shape, data = w
+    return torch.from_numpy(data).view(getattr(torch, dtype)).reshape(shape)
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling, else a RuntimeError carrying its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _claim(counter: Any) -> int:
+    """Take the next unclaimed batch index from a shared ``multiprocessing.Value``."""
+    with counter.get_lock():
+        index = int(counter.value)
+        counter.value = index + 1
+    return index
+
+
+def _process_producer(
+    batches: PairedBatches,
+    seed: int,
+    counter: Any,
+    conn: multiprocessing.connection.Connection,
+    slots: multiprocessing.synchronize.Semaphore,
+    stop: multiprocessing.synchronize.Event,
+) -> None:
+    """Body of a producer process: per free slot, claim a batch, make it, send it."""
+    torch.set_num_threads(1)
+    try:
+        while True:
+            while not slots.acquire(timeout=_POLL_S):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            index = _claim(counter)
+            b = batches(batch_generator(seed, index))
+            conn.send(("batch", index, _to_wire(b.x0), _to_wire(b.x1), _to_wire(b.labels)))
+    except BaseException as error:  # handed to the consumer, raised by next()
+        text = "".join(traceback.format_exception(error))
+        try:
+            conn.send(("error", _portable(error), text))
+        except Exception:
+            pass
+
+
+class _Closed(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("PrefetchedBatches is closed")
+
+
+@final
+class PrefetchedBatches:
+    """Coupled batches computed ahead of time by background threads or processes.
+
+    An iterable of :class:`~interpolants.Batch` for :class:`~interpolants.Trainer`. Batch i
+    is ``batches(batch_generator(seed, i))``, whoever computes it, so the stream is
+    reproducible from ``seed`` alone and identical for any ``workers``, ``backend`` and
+    ``assist``. Each producer keeps up to ``depth`` batches in flight (made or being made);
+    the coupling of the next batches runs while the trainer steps on this one. An error in a
+    producer is raised by the next ``next()``, which also closes the stream.
+
+    Like any overlap it needs free cores. Which backend (measurements in
+    :mod:`interpolants.prefetch`): ``"process"`` for CPU couplings that keep a core busy for
+    milliseconds (exact OT, Sinkhorn), as nothing is shared with the step's GIL;
+    ``"thread"`` (the default) for batches on an accelerator, for couplings that cannot be
+    pickled under a ``spawn`` start method, and when a process's start-up (tens of
+    milliseconds) matters.
+
+    Use it as a context manager, or call :meth:`close`, to stop the producers. Threads are
+    daemon threads and processes daemon processes, so neither outlives the interpreter.
+
+    Parameters
+    ----------
+    batches:
+        The batch recipe (sources, batch size, coupling).
+    seed:
+        Seed of the stream.
+    workers:
+        Number of producers (≥ 1).
+    depth:
+        Batches in flight per producer (≥ 1).
+    backend:
+        ``"thread"`` or ``"process"``.
+    start_method:
+        For processes: the :mod:`multiprocessing` start method (``"fork"``, ``"spawn"``,
+        ``"forkserver"``); ``None`` takes the platform's default, as ``DataLoader`` does.
+        Under ``spawn`` and ``forkserver``, ``batches`` must be picklable.
+    assist:
+        When the next batch is not ready, compute an upcoming one in the caller instead of
+        waiting (at most one at a time); ``False`` leaves all the work to the producers.
+
+    Example
+    -------
+    >>> from interpolants import GaussianMixture, PairedBatches, PrefetchedBatches
+    >>> from interpolants.coupling import OTCoupling
+    >>> from interpolants.datasets import Moons
+    >>> paired = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 128, OTCoupling())
+    >>> with PrefetchedBatches(paired, seed=0) as stream:
+    ...     batch = next(iter(stream))
+    >>> batch.x0.shape, batch.x1.shape
+    (torch.Size([128, 2]), torch.Size([128, 2]))
+    """
+
+    def __init__(
+        self,
+        batches: PairedBatches,
+        seed: int = 0,
+        workers: int = 1,
+        depth: int = 2,
+        backend: Literal["thread", "process"] = "thread",
+        start_method: str | None = None,
+        assist: bool = True,
+    ) -> None:
+        if not isinstance(batches, PairedBatches):
+            raise TypeError(f"batches must be PairedBatches, got {type(batches).__name__}")
+        if workers < 1 or depth < 1:
+            raise ValueError(f"workers and depth must be >= 1, got {workers} and {depth}")
+        if backend not in ("thread", "process"):
+            raise ValueError(f"backend must be 'thread' or 'process', got {backend!r}")
+        if start_method is not None:
+            if backend != "process":
+                raise ValueError("start_method applies to backend='process' only")
+            methods = multiprocessing.get_all_start_methods()
+            if start_method not in methods:
+                raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+        self.batches, self.seed = batches, int(seed)
+        self.workers, self.depth = int(workers), int(depth)
+        self.backend, self.start_method, self.assist = backend, start_method, bool(assist)
+        self._stop = threading.Event()
+        self._started = False
+        self._index = 0  # the batch next() returns next
+        self._ready: dict[int, tuple[int | None, Batch]] = {}  # index -> (producer, batch)
+        self._own = 0  # batches the consumer made that are not handed out yet
+        self._slots: list[Any] = []  # per producer: a semaphore of `depth` slots
+        # thread backend
+        self._claim_lock = threading.Lock()
+        self._claimed = 0
+        self._results: queue.Queue[tuple[int, int, Batch | BaseException]] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        # process backend
+        self._counter: Any = None
+        self._processes: list[Any] = []
+        self._conns: list[multiprocessing.connection.Connection] = []
+        self._process_stop: multiprocessing.synchronize.Event | None = None
+
+    def __iter__(self) -> "PrefetchedBatches":
+        if self._stop.is_set():
+            raise _Closed()
+        if not self._started:
+            self._started = True
+            if self.backend == "thread":
+                self._start_threads()
+            else:
+                self._start_processes()
+        return self
+
+    def __next__(self) -> Batch:
+        iter(self)
+        want = self._index
+        try:
+            while want not in self._ready:
+                if self._collect(block=False) or want in self._ready:
+                    continue
+                if self.assist and self._own == 0:  # make an upcoming batch instead of idling
+                    index = self._claim()
+                    self._ready[index] = (None, self.batches(batch_generator(self.seed, index)))
+                    self._own += 1
+                    continue
+                self._collect(block=True)
+        except _Closed:
+            raise
+        except BaseException:
+            self.close()
+            raise
+        producer, batch = self._ready.pop(want)
+        if producer is None:
+            self._own -= 1
+        else:
+            self._slots[producer].release()
+        self._index += 1
+        return batch
+
+    def _claim(self) -> int:
+        if self._counter is not None:
+            return _claim(self._counter)
+        with self._claim_lock:
+            index, self._claimed = self._claimed, self._claimed + 1
+        return index
+
+    def _collect(self, block: bool) -> bool:
+        """Move arrived batches into ``_ready``; wait up to a poll interval if ``block``.
+        Raises a producer's error, or :class:`_Closed` once closed. Whether any arrived."""
+        if self._stop.is_set():
+            raise _Closed()
+        if self.backend == "thread":
+            return self._collect_from_threads(block)
+        return self._collect_from_processes(block)
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        self._slots = [threading.Semaphore(self.depth) for _ in range(self.workers)]
+        self._threads = [
+            threading.Thread(
+                target=self._produce, args=(k,), name=f"interpolants-prefetch-{k}", daemon=True
+            )
+            for k in range(self.workers)
+        ]
+        for worker in self._threads:
+            worker.start()
+
+    def _produce(self, k: int) -> None:
+        slots = self._slots[k]
+        try:
+            while True:
+                while not slots.acquire(timeout=_POLL_S):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                index = self._claim()
+                self._results.put((k, index, self.batches(batch_generator(self.seed, index))))
+        except BaseException as error:  # handed to the consumer, raised by next()
+            self._results.put((k, -1, error))
+
+    def _collect_from_threads(self, block: bool) -> bool:
+        arrived = False
+        while True:
+            try:
+                if block and not arrived:
+                    k, index, item = self._results.get(timeout=2 * _POLL_S)
+                else:
+                    k, index, item = self._results.get_nowait()
+            except queue.Empty:
+                return arrived
+            if isinstance(item, BaseException):
+                raise item
+            self._ready[index] = (k, item)
+            arrived = True
+
+    # -- processes -------------------------------------------------------------------------
+
+    def _start_processes(self) -> None:
+        ctx: Any = multiprocessing.get_context(self.start_method)  # typeshed lacks Process
+        self._process_stop = ctx.Event()
+        self._counter = ctx.Value("q", 0)
+        for k in range(self.workers):
+            receiver, sender = ctx.Pipe(duplex=False)
+            slots = ctx.Semaphore(self.depth)
+            process = ctx.Process(
+                target=_process_producer,
+                args=(self.batches, self.seed, self._counter, sender, slots, self._process_stop),
+                name=f"interpolants-prefetch-{k}",
+                daemon=True,
+            )
+            process.start()
+            sender.close()  # the child holds the writing end: EOF here when it exits
+            self._processes.append(process)
+            self._conns.append(receiver)
+            self._slots.append(slots)
+
+    def _collect_from_processes(self, block: bool) -> bool:
+        timeout = 2 * _POLL_S if block else 0.0
+        arrived = False
+        for conn in multiprocessing.connection.wait(self._conns, timeout):
+            assert isinstance(conn, multiprocessing.connection.Connection)
+            k = self._conns.index(conn)
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                code = self._processes[k].exitcode
+                raise RuntimeError(f"producer process {k} died (exit code {code})") from None
+            if message[0] == "error":
+                error: BaseException = message[1]
+                add_note = getattr(error, "add_note", None)  # Python ≥ 3.11
+                if add_note is not None:
+                    add_note(f"in producer process {k}:\n{message[2]}")
+                raise error
+            _, index, x0, x1, labels = message
+            out0, out1 = _from_wire(x0), _from_wire(x1)
+            assert out0 is not None and out1 is not None
+            self._ready[index] = (k, Batch(out0, out1, _from_wire(labels)))
+            arrived = True
+        return arrived
+
+    # -- common ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the producers (batches already made are dropped)."""
+        self._stop.set()
+        for slots in self._slots:  # wake producers waiting for a slot
+            for _ in range(self.depth):
+                slots.release()
+        threads, self._threads = self._threads, []
+        for worker in threads:
+            worker.join()
+        if self._process_stop is not None:
+            self._process_stop.set()
+        processes, self._processes = self._processes, []
+        for process in processes:
+            process.join(timeout=4 * _POLL_S)
+            if process.is_alive():  # e.g. blocked sending a batch nobody will read
+                process.terminate()
+                process.join()
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._slots, self._ready = [], {}
+
+    def __enter__(self) -> "PrefetchedBatches":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
