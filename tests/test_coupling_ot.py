@@ -89,10 +89,16 @@ def test_every_solver_is_optimal_on_either_cost_form(solver, full):
     # the full ‖x0 − x1‖² and the reduced −2·x0·x1ᵀ (negative entries) share their optima
     x0, x1 = _data(80, 5, seed=11)
     cost = SquaredEuclideanCost()(x0, x1)
-    form = cost if full else -2.0 * x0 @ x1.T
-    perm = torch.from_numpy(solver.solve(form.numpy(), dim=5))
+    form = (cost if full else -2.0 * x0 @ x1.T).numpy()
+    before = form.copy()
+    perm = torch.from_numpy(solver.solve(form, dim=5))
+    assert np.array_equal(form, before)  # not modified without overwrite=True
     total = float(cost[torch.arange(80), perm].sum()) / 80
     assert total == pytest.approx(_emd2(cost), rel=1e-9)
+    again = solver.solve(form.copy(), dim=5, overwrite=True)  # may reduce in place: same optimum
+    assert float(cost[torch.arange(80), torch.from_numpy(again)].sum()) / 80 == pytest.approx(
+        total, rel=1e-12
+    )
 
 
 def test_auto_solver_rule(monkeypatch):
@@ -142,7 +148,7 @@ def test_lapx_solver_without_lapx_raises(monkeypatch):
 
 def test_solver_output_is_checked_to_be_a_permutation():
     class Broken(AssignmentSolver):
-        def _solve(self, cost, dim):
+        def _solve(self, cost, dim, overwrite):
             return np.zeros(cost.shape[0], dtype=np.int64)
 
     with pytest.raises(RuntimeError, match="permutation"):
@@ -160,6 +166,28 @@ def test_non_finite_cost_matrix_is_rejected(bad):
 
     with pytest.raises(ValueError, match="NaN or Inf"):
         OTCoupling(cost=cost)(*_data(4, 2, seed=0))
+
+
+@pytest.mark.parametrize("d", [2, 64])
+def test_overflowing_euclidean_costs_are_rejected(d):
+    # finite inputs whose squared distances overflow float32: the entries are inf, not a pairing
+    x0, x1 = _data(32, d, seed=1, dtype=torch.float32)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        OTCoupling()(x0 * 1e20, x1 * 1e20)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        OTCoupling(cost=EuclideanCost())(x0 * 1e20, x1 * 1e20)
+    big = OTCoupling()(x0.double() * 1e20, x1.double() * 1e20)  # fine in float64
+    small = OTCoupling()(x0.double(), x1.double())
+    assert torch.equal(big.index0, small.index0)
+
+
+def test_a_custom_cost_matrix_is_never_modified():
+    # a float64 CPU matrix is handed to the solver without a copy: it must not be reduced in place
+    x0, x1 = _data(40, 16, seed=2)
+    fixed = torch.cdist(x0, x1).double()
+    before = fixed.clone()
+    OTCoupling(cost=lambda a, b: fixed)(x0, x1)
+    assert torch.equal(fixed, before)
 
 
 @given(n=st.integers(2, 40), d=st.integers(1, 6), seed=st.integers(0, 2**16))
