@@ -44,9 +44,21 @@ def test_batch_i_is_drawn_with_its_own_generator(backend: str, workers: int, ass
     for i, b in enumerate(got):
         want = batches(batch_generator(5, i))
         assert torch.equal(b.x0, want.x0) and torch.equal(b.x1, want.x1) and b.labels is None
-    assert not _alive(stream)  # closed by the context manager
+    assert not any(_alive(stream))  # closed by the context manager
     with pytest.raises(RuntimeError, match="closed"):
         iter(stream)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stream_can_start_at_any_batch(backend: str) -> None:
+    # a run resumed at step s continues the same stream with start=s
+    batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 8, OTCoupling())
+    with PrefetchedBatches(batches, seed=3, start=5, backend=backend) as stream:  # type: ignore[arg-type]
+        got = [next(stream) for _ in range(3)]
+    for i, b in zip(range(5, 8), got, strict=True):
+        assert torch.equal(b.x0, batches(batch_generator(3, i)).x0)
+    with pytest.raises(ValueError, match="start"):
+        PrefetchedBatches(batches, start=-1)
 
 
 def test_batch_generators_differ_between_batches_and_seeds() -> None:
@@ -121,7 +133,7 @@ def test_a_producer_error_is_raised_by_next_and_closes_the_stream(backend: str) 
         stream = PrefetchedBatches(paired, seed=0, backend=backend, assist=assist)  # type: ignore[arg-type]
         with pytest.raises(ArithmeticError, match="source failed"):
             next(iter(stream))
-        assert not _alive(stream)  # the failure closed it
+        assert not any(_alive(stream))  # the failure closed it
         with pytest.raises(RuntimeError, match="closed"):
             next(stream)
 
@@ -135,7 +147,60 @@ def test_process_errors_that_cannot_be_pickled_and_dead_producers() -> None:
     dead = PrefetchedBatches(PairedBatches(_Dies(), Moons(), 8), backend="process", assist=False)
     with pytest.raises(RuntimeError, match=r"producer process 0 died \(exit code 3\)"):
         next(iter(dead))
-    assert not _alive(dead)
+    assert not any(_alive(dead))
+
+
+def test_producer_processes_ignore_ctrl_c_and_die_with_their_parent(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 8)
+    with PrefetchedBatches(batches, backend="process", assist=False) as stream:
+        next(stream)
+        os.kill(stream._processes[0].pid, signal.SIGINT)  # Ctrl-C is the parent's business
+        for i in range(1, 6):
+            assert torch.equal(next(stream).x1, batches(batch_generator(0, i)).x1)
+    # a parent killed without running its exit handlers leaves no producer behind
+    child = (
+        "import os, sys\n"
+        "from interpolants import GaussianMixture, PairedBatches, PrefetchedBatches\n"
+        "from interpolants.datasets import Moons\n"
+        "b = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 8)\n"
+        "s = PrefetchedBatches(b, workers=2, backend='process', assist=False)\n"
+        "next(s)\n"
+        "open(sys.argv[1], 'w').write(' '.join(str(p.pid) for p in s._processes))\n"
+        "os._exit(0)\n"
+    )
+    pids_file = tmp_path / "pids"
+    subprocess.run([sys.executable, "-c", child, str(pids_file)], check=True, timeout=60)
+    pids = [int(p) for p in pids_file.read_text().split()]
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(_exists(p) for p in pids):
+        time.sleep(0.05)
+    assert len(pids) == 2 and not any(_exists(p) for p in pids)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_stream_that_cannot_start_is_closed() -> None:
+    class Local:  # cannot be pickled for a spawned producer
+        def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+            return torch.zeros(n, 2)
+
+    stream = PrefetchedBatches(
+        PairedBatches(Local(), Moons(), 4), backend="process", start_method="spawn"
+    )
+    with pytest.raises(AttributeError, match="pickle"):
+        next(stream)
+    with pytest.raises(RuntimeError, match="closed"):  # not a hang, not silent inline work
+        next(stream)
 
 
 def test_spawned_producers_give_the_same_stream() -> None:
@@ -172,7 +237,7 @@ def test_close_from_another_thread_wakes_the_consumer(backend: str) -> None:
     stream.close()
     consumer.join(timeout=5)
     assert not consumer.is_alive() and seen and "closed" in str(seen[0])
-    assert not _alive(stream)
+    assert not any(_alive(stream))
 
 
 def test_bad_arguments_are_named() -> None:

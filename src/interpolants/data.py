@@ -13,14 +13,17 @@ last two overlap the CPU-side assignment of an exact OT coupling with the model 
 adding it.
 
 When is each faster? Inline costs ``T_pair + T_step`` per step. Overlapped, the step costs
-about ``max(T_step, T_pair / k)`` with ``k`` producers, given ``k`` free cores. On 2 cores,
-exact OT at batch 256 in 2-D (``benchmarks/training_step.py``): 2 producer processes 1.3×,
-1 process 1.5×, 2 threads 1.56×, 1 ``DataLoader`` worker 1.9×, inline 2.5× the independent
-step. ``PrefetchedBatches``'s processes return a batch as raw bytes through a pipe, while a
-``DataLoader`` worker moves every tensor through a shared-memory file, which costs as much as a
-small coupling. Inline wins for the independent coupling, for tiny models on a machine with
-no spare core, and whenever exact resumability matters (the streams are reproducible from the
-seed, but a checkpoint does not capture batches already prefetched).
+about ``max(T_step, T_pair / k)`` with ``k`` producers and ``k`` free cores, and about
+``(T_pair + T_step) / 2`` on two cores when the training loop assists (see
+:mod:`interpolants.prefetch`). On 2 cores, exact OT at batch 256 in 2-D
+(``benchmarks/training_step.py``), per step as a multiple of the independent coupling's:
+1 producer process with assist 1.31×, 2 processes 1.38×, 1 thread 1.46×, 1 process without
+assist 1.51×, 1 ``DataLoader`` worker 1.87×, inline 2.52×. ``PrefetchedBatches``'s processes
+return a batch as raw bytes through a pipe, while a ``DataLoader`` worker moves every tensor
+through a shared-memory file, which costs as much as a small coupling. Inline wins for the
+independent coupling, for tiny models on a machine with no spare core, and whenever exact
+resumability matters (the streams are reproducible from the seed, but a checkpoint does not
+capture batches already prefetched).
 """
 
 from collections.abc import Iterator
