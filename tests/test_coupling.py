@@ -298,3 +298,14 @@ def test_pairs_keep_autograd():
     p.x0.sum().backward()
     assert x0.grad is not None and torch.equal(x0.grad, torch.ones(6, 2))
     assert math.isfinite(float(p.x0.detach().sum()))
+
+
+@pytest.mark.parametrize("name", ["independent", "ot", "sinkhorn", "bridge"])
+@pytest.mark.parametrize("n0", [12, 7])
+def test_x1_in_its_order_is_returned_without_a_copy(name, n0):
+    # couplings that use every x1 once in its order hand x1 and its labels back as they are
+    x0, x1, _, y1 = _batches((12, 3), torch.float64)
+    p = COUPLINGS[name](x0[:n0], x1, None, y1, generator=torch.Generator().manual_seed(0))
+    assert p.x1 is x1 and p.y1 is y1
+    assert torch.equal(p.index1, torch.arange(12))
+    assert torch.equal(p.x0, x0[:n0][p.index0])

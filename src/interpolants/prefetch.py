@@ -164,7 +164,8 @@ class PrefetchedBatches:
     the coupling of the next batches runs while the trainer steps on this one. An error in a
     producer is raised by ``next()`` (at the latest when the failed batch is due), which also
     closes the stream. A run resumed from a checkpoint at step ``s`` continues the same
-    stream with ``start=s``.
+    stream with ``start=s``; under :mod:`torch.distributed` give each rank its own ``seed``
+    (e.g. ``seed + rank``), or every rank trains on the same batches.
 
     Like any overlap it needs free cores. Which backend (measurements in
     :mod:`interpolants.prefetch`): ``"process"`` for CPU couplings that keep a core busy for

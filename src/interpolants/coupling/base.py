@@ -11,7 +11,8 @@ Conventions shared by every coupling:
   ``x0_out = x0[index0]`` and ``x1_out = x1[index1]``, on the inputs' device and dtype, trailing
   shapes preserved; labels (one tensor or a tuple of tensors per side) are carried along.
 * The output keeps **x1's order** whenever every x1 is used once (``index1 = arange(n1)``), so
-  labels attached to the data stay aligned; ``index0`` says which x0 went with each x1.
+  labels attached to the data stay aligned; ``index0`` says which x0 went with each x1. x1 and
+  its labels are then returned as they are, not copied.
 * Inputs are validated once at the call: a floating dtype, finite values, a non-empty batch,
   equal trailing shapes, one device and dtype for both sides.
 """
@@ -168,11 +169,16 @@ class Coupling(abc.ABC):
         l1 = _labels(y1, x1.shape[0], x1.device, "y1")
         with torch.no_grad():
             index0, index1, plan = self._pair(x0, x1, l0, l1, generator, return_plan)
+        x1_out, y1_out = x1, y1  # x1 keeps its order: no gather (a copy of the whole batch)
+        if index1 is None:
+            index1 = torch.arange(x1.shape[0], device=x1.device)
+        else:
+            x1_out, y1_out = x1[index1], _take(y1, index1)
         return Pairing(
             x0=x0[index0],
-            x1=x1[index1],
+            x1=x1_out,
             y0=_take(y0, index0),
-            y1=_take(y1, index1),
+            y1=y1_out,
             index0=index0,
             index1=index1,
             plan=plan if return_plan else None,
@@ -187,10 +193,11 @@ class Coupling(abc.ABC):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Return ``(index0, index1, plan)`` for validated inputs (no grad).
 
-        ``plan`` may be ``None`` when ``want_plan`` is false or the coupling has no plan.
+        ``index1`` is ``None`` when x1 keeps its order (``arange(n1)``); ``plan`` may be
+        ``None`` when ``want_plan`` is false or the coupling has no plan.
         """
 
 
@@ -318,13 +325,13 @@ class IndependentCoupling(PermutationCoupling):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         n0, n1 = x0.shape[0], x1.shape[0]
         index0 = balanced_draw(n0, n1, x0.device, generator)
         plan = None
         if want_plan:
             plan = torch.full((n0, n1), 1.0 / (n0 * n1), dtype=x0.dtype, device=x0.device)
-        return index0, torch.arange(n1, device=x1.device), plan
+        return index0, None, plan
 
     def __repr__(self) -> str:
         return "IndependentCoupling()"

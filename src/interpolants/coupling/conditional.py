@@ -101,7 +101,7 @@ class LabelConditionalCoupling(Coupling):
             sub1 = torch.nonzero(c1 == k).squeeze(1)
             i0, i1, p = self.inner._pair(x0[sub0], x1[sub1], None, None, generator, want_plan)
             parts0.append(sub0[i0])
-            parts1.append(sub1[i1])
+            parts1.append(sub1 if i1 is None else sub1[i1])
             if plan is not None and p is not None:
                 block = p / p.sum() * (counts1[k] / n1)
                 plan[sub0[:, None], sub1[None, :]] = block.to(plan.dtype)
@@ -195,9 +195,8 @@ class DataDependentCoupling(Coupling):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        index = torch.arange(x1.shape[0], device=x1.device)
-        return index, index, None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        return torch.arange(x1.shape[0], device=x1.device), None, None
 
     def __repr__(self) -> str:
         return f"DataDependentCoupling({self.fn!r})"

@@ -366,7 +366,7 @@ def _entropic_pairs(
     generator: torch.Generator | None,
     want_plan: bool,
     who: str,
-) -> tuple[Tensor, Tensor, Tensor | None]:
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     n0, n1 = cost.shape
     a = weights(None, n0, cost, "w0")
     b = weights(None, n1, cost, "w1")
@@ -374,8 +374,7 @@ def _entropic_pairs(
     _warn_unconverged(res, tol, who)
     log_plan = res.log_plan(cost)
     index0 = sample_columns(log_plan, generator)
-    index1 = torch.arange(n1, device=cost.device)
-    return index0, index1, torch.exp(log_plan) if want_plan else None
+    return index0, None, torch.exp(log_plan) if want_plan else None
 
 
 def _warn_unconverged(res: SinkhornResult, tol: float, who: str) -> None:
@@ -458,7 +457,7 @@ class SinkhornCoupling(PlanCoupling):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         cost = cost_matrix(self.cost, x0, x1, reduced=False)
         eps = self.reg * _scale(cost)
         return _entropic_pairs(cost, eps, self.tol, self.max_iter, generator, want_plan, repr(self))
@@ -532,7 +531,7 @@ class SchrodingerBridgeCoupling(PlanCoupling):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         cost = cost_matrix(self.cost, x0, x1, reduced=False)
         return _entropic_pairs(
             cost, self.eps, self.tol, self.max_iter, generator, want_plan, repr(self)

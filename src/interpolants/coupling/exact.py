@@ -165,9 +165,8 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
         y1: tuple[Tensor, ...] | None,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         n0, n1 = x0.shape[0], x1.shape[0]
-        index1 = torch.arange(n1, device=x1.device)
         if n0 == n1:
             perm = self._permutation(x0, x1)  # row i -> column perm[i]
             index0 = torch.empty_like(perm)
@@ -175,14 +174,14 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
             plan = None
             if want_plan:
                 plan = torch.zeros((n0, n1), dtype=x0.dtype, device=x0.device)
-                plan[index0, index1] = 1.0 / n0
-            return index0, index1, plan
+                plan[index0, torch.arange(n1, device=x1.device)] = 1.0 / n0
+            return index0, None, plan
         cost = cost_matrix(self.cost, x0, x1, reduced=True)
         a = weights(None, n0, cost, "w0")
         b = weights(None, n1, cost, "w1")
         plan = emd_plan(cost, a, b)
         index0 = sample_columns(torch.log(plan), generator)
-        return index0, index1, plan if want_plan else None
+        return index0, None, plan if want_plan else None
 
     def permutation(self, x0: Batch0, x1: Batch1) -> Int[Tensor, " n"]:
         """The optimal permutation between equal-size batches, as ``int64`` on the device.
