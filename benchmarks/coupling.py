@@ -23,6 +23,7 @@ import json
 import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,53 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{r['ours_iterations']} / {r['pot_iterations']} | "
             f"{r['ours_full_coupling_call_s']:.4f} |"
         )
+    lines += ["", *_targets(report)]
     return "\n".join(lines) + "\n"
+
+
+def _targets(report: dict[str, Any]) -> list[str]:
+    """The issue's targets on this machine, met or not, and where a peer wins."""
+    exact, sink = report["exact"], report["sinkhorn"]
+    big = [r for r in exact if r["d"] >= 64 and r["n"] >= 1024]
+    worst_excess = max(abs(r["ours_cost_rel_to_emd2"]) for r in exact)
+    rows = [
+        ("always the exact optimum (relative cost vs `ot.emd2` ≤ 1e-6)", worst_excess, 1e-6),
+        (
+            "never slower than torchcfm (smallest speed-up ≥ 1)",
+            min(r["speedup"] for r in exact),
+            None,
+        ),
+        *[(f"≥ 5× torchcfm at n = {r['n']}, d = {r['d']}", r["speedup"], 5.0) for r in big],
+        *[(f"Sinkhorn ≥ 2× POT at n = {r['n']}, d = {r['d']}", r["speedup"], 2.0) for r in sink],
+    ]
+    out = ["## Targets", "", "| target | value | met |", "|---|---:|---|"]
+    for name, value, limit in rows:
+        if limit is None:  # a speed-up floor of 1
+            ok = value >= 1.0
+        elif limit < 1.0:  # an upper bound on the excess
+            ok = value <= limit
+        else:
+            ok = value >= limit
+        text = f"{value:.1e}" if limit is not None and limit < 1.0 else f"{value:.2f}"
+        out.append(f"| {name} | {text} | {'yes' if ok else '**no**'} |")
+    out += [
+        "",
+        "Where the time goes when a ≥ 5× cell is missed: at d = 3072 both sides compute the "
+        "same n×n×d matrix product in float32 (ours as one GEMM with the factor −2 as alpha), "
+        "which runs at this core's peak (~200 GFLOP/s: ~33 ms at n = 1024, ~0.5 s at n = 4096), "
+        "about a fifth of torchcfm's whole call: 5× would leave nothing for the transfer and "
+        "the assignment; at n = 4096, d = 64 the float64 LAPJV (lapx `lapjvr`, ~0.38 s) is "
+        "most of our time (a float32 kernel would take ~0.25 s, but the assignment is solved "
+        "in float64 to stay exact). Peers never win a cell here.",
+    ]
+    if any(r["speedup"] < 1.0 for r in exact):
+        out[-1] = out[-1].replace(
+            "Peers never win a cell here.",
+            "**Where a peer wins:** "
+            + ", ".join(f"n = {r['n']}, d = {r['d']}" for r in exact if r["speedup"] < 1.0)
+            + ".",
+        )
+    return out
 
 
 def main() -> None:
@@ -168,7 +215,16 @@ def main() -> None:
         "spin-waiting dominates multi-threaded timings; 0 keeps torch's default)",
     )
     parser.add_argument("--name", default=None, help="results file name (no extension)")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the markdown from the saved JSON"
+    )
     args = parser.parse_args()
+    if args.render:
+        name = args.name or "coupling"
+        path = Path(__file__).parent / "results" / f"{name}.json"
+        saved = json.loads(path.read_text())
+        write_results(name, saved, _markdown(saved))
+        return
     if args.threads > 0:
         torch.set_num_threads(args.threads)
         # the same thread count for numpy's BLAS (POT's matrix products): equal resources

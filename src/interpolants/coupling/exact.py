@@ -115,9 +115,10 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise, by measurement (see
     :mod:`interpolants.coupling.assignment`). Against torchcfm's
     ``OTPlanSampler(method="exact").sample_plan`` on a shared 2-core CPU with one torch thread
-    (``benchmarks/coupling.py``, n ∈ {256, 1024, 4096}, d ∈ {2, 64, 3072}) it was 1.4–10× faster
-    with lapx and 1.1–4.6× faster with ``lap``, in every cell; at d = 3072 the matrix product,
-    which both sides pay, bounds the gain to about 2.5×. torchcfm's POT call can stop at
+    (``benchmarks/coupling.py``, n ∈ {256, 1024, 4096}, d ∈ {2, 64, 3072}) it was faster in
+    every cell with lapx: 1.1–1.3× at d = 2 (both sides run POT's network simplex), 6.1×,
+    11.6× and 4.4× at d = 64, and 2.8–3.8× at d = 3072, where the float32 matrix product that
+    both sides pay bounds the gain. torchcfm's POT call can stop at
     100 000 iterations and its pairs are drawn with replacement (~37 % duplicates), while this
     coupling is always optimal and a permutation.
 
