@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from interpolants.coupling import (
     AssignmentSolver,
     AutoAssignmentSolver,
+    Cost,
     EuclideanCost,
     LapjvSolver,
     LapxSolver,
@@ -179,6 +180,37 @@ def test_overflowing_euclidean_costs_are_rejected(d):
     big = OTCoupling()(x0.double() * 1e20, x1.double() * 1e20)  # fine in float64
     small = OTCoupling()(x0.double(), x1.double())
     assert torch.equal(big.index0, small.index0)
+
+
+def test_large_finite_float64_inputs_are_paired():
+    # squared norms near 1e308 are finite in float64: no overflow in the bound, same pairing
+    x0, x1 = _data(24, 3, seed=4)
+    big = OTCoupling()(x0 * 1e150, x1 * 1e150)
+    assert torch.equal(big.index0, OTCoupling()(x0, x1).index0)
+
+
+def test_solve_never_modifies_its_input_unless_allowed():
+    x0, x1 = _data(30, 16, seed=6)
+    matrix = -2.0 * x0 @ x1.T
+    plain = matrix.numpy().copy()
+    for source in (plain, np.asmatrix(plain.copy())):  # an np.matrix is viewed, not copied
+        before = np.array(source, copy=True)
+        LapxSolver().solve(source, dim=16)
+        NetworkSimplexSolver().solve(source, dim=16)
+        assert np.array_equal(np.asarray(source), before)
+
+
+def test_a_cost_subclass_matrix_is_never_modified():
+    x0, x1 = _data(40, 16, seed=3)
+    stored = torch.cdist(x0, x1).double()
+
+    class Stored(Cost):
+        def matrix(self, a, b):
+            return stored
+
+    before = stored.clone()
+    OTCoupling(cost=Stored())(x0, x1)
+    assert torch.equal(stored, before)
 
 
 def test_a_custom_cost_matrix_is_never_modified():

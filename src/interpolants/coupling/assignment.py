@@ -126,7 +126,8 @@ class AssignmentSolver(abc.ABC):
             raise ValueError(f"cost must be a square matrix, got shape {cost.shape}")
         n = cost.shape[0]
         host = np.ascontiguousarray(cost, dtype=np.float64)
-        perm = np.asarray(self._solve(host, dim, overwrite or host is not cost))
+        private = overwrite or not np.may_share_memory(host, cost)  # a copy of ours
+        perm = np.asarray(self._solve(host, dim, private))
         seen = np.zeros(n, dtype=bool)
         if perm.shape == (n,) and perm.dtype.kind in "iu" and (perm >= 0).all():
             seen[perm[perm < n]] = True

@@ -58,7 +58,9 @@ class Pairing:
     ----------
     x0, x1:
         The paired batches, ``x0 = x0_in[index0]`` and ``x1 = x1_in[index1]``, shape
-        ``(m, *dims)`` (``m = n`` for equal batches), on the inputs' device and dtype.
+        ``(m, *dims)`` (``m = n`` for equal batches), on the inputs' device and dtype. When
+        the coupling keeps x1's order (``index1 = arange(n1)``), ``x1`` and ``y1`` are the
+        input objects themselves, not copies.
     y0, y1:
         The labels carried along (``y0_in[index0]``, ``y1_in[index1]``; tuples stay tuples), or
         ``None`` when none were given.

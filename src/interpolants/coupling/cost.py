@@ -72,7 +72,7 @@ class SquaredEuclideanCost(Cost):
 
     def reduced(self, x0: Tensor, x1: Tensor) -> Tensor:
         # the factor −2 is the GEMM's alpha: no extra pass over the n0×n1 result (and, being a
-        # power of two, bit-identical to scaling afterwards)
+        # power of two, identical to scaling afterwards away from subnormals and overflow)
         return torch.addmm(x0.new_zeros(()), x0, x1.T, beta=0.0, alpha=-2.0)
 
     def __repr__(self) -> str:

@@ -73,7 +73,10 @@ def _host_cost(
     else:
         moved = m.to(device="cpu", dtype=torch.float64)
         host = moved.numpy()
-        private = not isinstance(cost, CustomCost) or moved.data_ptr() != m.data_ptr()
+        # a fresh matrix from a built-in cost, or a copy made by the move: the solver may
+        # reduce it in place (a user's Cost may return a stored tensor)
+        builtin = isinstance(cost, SquaredEuclideanCost | EuclideanCost)
+        private = builtin or moved.data_ptr() != m.data_ptr()
     if not _bounded(cost, f0, f1, m) and not (
         math.isfinite(float(host.min())) and math.isfinite(float(host.max()))
     ):
@@ -90,7 +93,7 @@ def _bounded(cost: Cost, f0: Tensor, f1: Tensor, m: Tensor) -> bool:
         return False
     norms = torch.stack([f0.square().sum(1).amax(), f1.square().sum(1).amax()])
     r0, r1 = (math.sqrt(v) for v in norms.double().tolist())  # inf if the squares overflowed
-    return (r0 + r1) ** 2 < 1e-3 * torch.finfo(m.dtype).max
+    return r0 + r1 < math.sqrt(1e-3 * torch.finfo(m.dtype).max)
 
 
 @final
@@ -110,7 +113,9 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     (:meth:`~interpolants.coupling.AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
     for d < 8, otherwise the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
-    there by its min and max), for the assignment solver; the indices come back on the device.
+    by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound
+    (max‖x0‖ + max‖x1‖)² on its entries), for the assignment solver; the indices come back on
+    the device.
     The default :class:`AutoAssignmentSolver` picks POT's network simplex for d < 8 and
     lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise, by measurement (see
     :mod:`interpolants.coupling.assignment`). Against torchcfm's
