@@ -193,6 +193,58 @@ def test_log_likelihood_uses_the_fields_own_divergence() -> None:
     torch.testing.assert_close(fast.base_state, slow.base_state, atol=1e-12, rtol=0)
 
 
+class _CountingField:
+    """b(t, x) = tanh(x) · (1 + t) with its exact divergence; counts divergence calls."""
+
+    def __init__(self) -> None:
+        self.divergences = 0
+
+    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+        return torch.tanh(x) * (1 + torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1))
+
+    def forward_and_divergence(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        self.divergences += 1
+        scale = 1 + torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
+        return torch.tanh(x) * scale, ((1 - torch.tanh(x) ** 2) * scale).sum(1)
+
+
+@pytest.mark.parametrize("structured", [True, False])
+@pytest.mark.parametrize("integrator", [Midpoint(), Dopri5(rtol=1e-6, atol=1e-8)], ids=repr)
+def test_stages_without_weight_skip_the_divergence(
+    integrator: object, structured: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the midpoint rule's first stage and Dopri5's second have weight 0 in the update (and the
+    # error estimate): the divergence there is never used, so it is not computed; the result
+    # is the same as with every stage in full
+    from interpolants.integrate import likelihood as module
+
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(2), dtype=DT)
+    base = torch.distributions.Normal(torch.zeros((), dtype=DT), 1.0)
+
+    def run() -> tuple[LikelihoodResult, int]:
+        field = _CountingField()
+        res = log_likelihood(
+            field,
+            x,
+            lambda y: base.log_prob(y).sum(-1),
+            integrator=integrator,  # type: ignore[arg-type]
+            grid=time_grid(6, 1.0, 0.0, dtype=DT) if isinstance(integrator, Midpoint) else None,
+            divergence=ExactDivergence(structured=structured),
+        )
+        return res, field.divergences
+
+    skipping, used = run()
+    for cls in (module._Augmented, module._StructuredAugmented):
+        monkeypatch.delattr(cls, "without_auxiliary")
+    full, used_full = run()
+    assert skipping.nfe == full.nfe
+    assert torch.equal(skipping.log_prob, full.log_prob)
+    assert torch.equal(skipping.base_state, full.base_state)
+    if structured:  # one stage in 2 (midpoint) or in 6 new ones (Dopri5) without divergence
+        stages = 2 if isinstance(integrator, Midpoint) else 6
+        assert used_full == full.nfe and used == full.nfe - full.nfe // stages
+
+
 def test_fields_that_change_the_mlp_output_are_differentiated() -> None:
     torch.manual_seed(2)
     x = torch.randn(6, 2, dtype=torch.float64)

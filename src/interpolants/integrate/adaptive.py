@@ -46,6 +46,10 @@ _A = (
 )
 _B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
 _E = tuple(b5 - b4 for b5, b4 in zip((*_A[6], 0.0), _B4, strict=True))
+# stages with weight 0 in the solution and the error estimate (the second): their derivative
+# only enters later stages' inputs, so a field's cheaper `partial` evaluation serves; the last
+# stage is the next step's first (FSAL) and is always evaluated in full
+_INPUT_ONLY = frozenset(i for i in range(1, 6) if _A[6][i] == 0.0 and _E[i] == 0.0)
 
 
 def _combine(coefficients: tuple[float, ...], stages: list[Tensor]) -> Tensor:
@@ -192,7 +196,8 @@ class Dopri5(AdaptiveIntegrator):
                 for i in range(1, 7):
                     xi = x + dt * _combine(_A[i], ks)
                     ti = stop if (last and _C[i] == 1.0) else t + _C[i] * dt
-                    ks.append(field(x.new_full(batch, ti), xi))
+                    stage = field.partial if i in _INPUT_ONLY else field
+                    ks.append(stage(x.new_full(batch, ti), xi))
                 # the last stage state is the fifth-order solution (FSAL)
                 err_vec = dt * _combine(_E, ks)
                 err = self._norm(err_vec, x, xi)

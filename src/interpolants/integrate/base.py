@@ -172,6 +172,21 @@ class CountedField:
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         return self.record(self.field(t, x), x)
 
+    def partial(self, t: Tensor, x: Tensor) -> Tensor:
+        """An evaluation for a stage whose derivative the method uses only through the inputs
+        of later stages (zero weight in the update and in the error estimate).
+
+        A field whose trailing state columns are pure accumulators (never read by the field,
+        like the log-density of :func:`~interpolants.integrate.log_likelihood`) may offer
+        ``without_auxiliary(t, x)``: its derivative with those columns left as zeros, which is
+        cheaper. The step's result is then unchanged, since the skipped columns only reach
+        other stages' accumulator inputs. Other fields are simply evaluated.
+        """
+        cheap = getattr(self.field, "without_auxiliary", None)
+        if cheap is None:
+            return self(t, x)
+        return self.record(cheap(t, x), x)
+
     def record(self, out: Tensor, x: Tensor) -> Tensor:
         """Count one evaluation ``out`` of the field at ``x`` (made elsewhere, e.g. together
         with its divergence); its shape is checked on the first."""

@@ -221,6 +221,12 @@ class _Augmented:
         div = (rows * self.vectors).flatten(2).sum(-1).sum(0) * self.weight
         return torch.cat([b.reshape(y.shape[0], -1), div[:, None]], dim=1).detach()
 
+    def without_auxiliary(self, t: Tensor, y: Tensor) -> Tensor:
+        """[b(t, x), 0]: for stages whose divergence the integrator does not use."""
+        with torch.no_grad():
+            b = self.field(t, y[:, :-1].reshape(self.shape))
+        return torch.cat([b.reshape(y.shape[0], -1), y.new_zeros(y.shape[0], 1)], dim=1)
+
 
 def _own_divergence(velocity: object) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
     """The field's ``forward_and_divergence`` if it surely describes the field's own output.
@@ -270,6 +276,13 @@ class _StructuredAugmented:
                 f"({x.shape[0]},), got {tuple(div.shape)}"
             )
         return torch.cat([self.counted.record(b, x), div[:, None]], dim=1)
+
+    def without_auxiliary(self, t: Tensor, y: Tensor) -> Tensor:
+        """[b(t, x), 0]: for stages whose divergence the integrator does not use."""
+        x = y[:, :-1]
+        with torch.no_grad():
+            b = self.counted(t, x)
+        return torch.cat([b, y.new_zeros(y.shape[0], 1)], dim=1)
 
 
 def log_likelihood(
