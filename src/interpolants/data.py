@@ -17,8 +17,8 @@ about ``max(T_step, T_pair / k)`` with ``k`` producers and ``k`` free cores, and
 ``(T_pair + T_step) / 2`` on two cores when the training loop assists (see
 :mod:`interpolants.prefetch`). On 2 cores, exact OT at batch 256 in 2-D
 (``benchmarks/training_step.py``), per step as a multiple of the independent coupling's:
-1 producer process with assist 1.31×, 2 processes 1.38×, 1 thread 1.46×, 1 process without
-assist 1.51×, 1 ``DataLoader`` worker 1.87×, inline 2.52×. ``PrefetchedBatches``'s processes
+1 producer process with assist 1.23×, 2 processes 1.26×, 1 thread 1.37×, 1 process without
+assist 1.44×, 1 ``DataLoader`` worker 1.69×, inline 2.32×. ``PrefetchedBatches``'s processes
 return a batch as raw bytes through a pipe, while a ``DataLoader`` worker moves every tensor
 through a shared-memory file, which costs as much as a small coupling. Inline wins for the
 independent coupling, for tiny models on a machine with no spare core, and whenever exact

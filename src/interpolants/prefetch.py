@@ -26,11 +26,11 @@ max(T_pair, T_step), without a third busy task competing for the two cores.
 
 Measured on a 2-core CPU (``benchmarks/training_step.py``, one torch thread, the same 3×256
 MLP and Adam on every side, N(0, I) → moons, exact OT): at batch 256 (coupling ~4 ms, step
-~2.8 ms) the OT step costs 1.31× the independent step with 1 producer process, 1.38× with 2,
-1.46× with 1 thread, 1.51× with 1 process without assist, 1.87× with a ``DataLoader`` worker
-and 2.52× inline (torchcfm's: 2.77× its own); at batch 1024 (coupling ~95 ms) assist halves
-the step, 104 → 55 ms. Sinkhorn, whose Python-level iterations hold the GIL, gains most from
-a process: 1.13× at batch 256 against 2.54× with a thread.
+~3 ms) the OT step costs 1.23× the independent step with 1 producer process, 1.26× with 2,
+1.37× with 1 thread, 1.44× with 1 process without assist, 1.69× with a ``DataLoader`` worker
+and 2.32× inline (torchcfm's: 2.70× its own); at batch 1024 (coupling ~95 ms) assist halves
+the step, 105 → 53 ms. Sinkhorn, whose Python-level iterations hold the GIL, gains most from
+a process: 1.12× at batch 256 against 2.41× with a thread.
 """
 
 import hashlib
