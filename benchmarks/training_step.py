@@ -193,21 +193,14 @@ def make_side(name: str, net0: Net, sources: Sources, batch: int) -> Side:
 
         return Side(name, step)
 
-    def ours(coupling: Coupling, mode: str, defaults: bool = False) -> Side:
-        """``mode``: "inline", "worker", or "<backend>:<k>[:noassist]" (``PrefetchedBatches``)."""
+    def ours(coupling: Coupling, mode: str | dict[str, Any], defaults: bool = False) -> Side:
+        """``mode``: "inline", "worker", or the keyword arguments of ``PrefetchedBatches``."""
         paired = sources.paired(batch, coupling)
         source: Any = paired
         if mode == "worker":
             source = DataLoader(CoupledBatchStream(paired, seed=0), batch_size=None, num_workers=1)
-        elif mode != "inline":
-            backend, workers, *flags = mode.split(":")
-            source = PrefetchedBatches(
-                paired,
-                seed=0,
-                workers=int(workers),
-                backend=backend,  # type: ignore[arg-type]
-                assist="noassist" not in flags,
-            )
+        elif isinstance(mode, dict):
+            source = PrefetchedBatches(paired, seed=0, **mode)
         kwargs: dict[str, Any] = {} if defaults else {"ema_decay": None, "grad_clip": None}
         trainer = Trainer(
             net, VelocityObjective(LinearInterpolant()), source, lr=1e-3, seed=0, **kwargs
@@ -257,19 +250,19 @@ def make_side(name: str, net0: Net, sources: Sources, batch: int) -> Side:
 
         ot_cfm = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0)
         return peer_loop(ot_cfm.sample_location_and_conditional_flow)
-    ours_sides = {
+    ours_sides: dict[str, tuple[Coupling, str | dict[str, Any], bool]] = {
         OURS: (IndependentCoupling(), "inline", False),
         OURS_DEFAULTS: (IndependentCoupling(), "inline", True),
         OURS_OT: (OTCoupling(), "inline", False),
-        OURS_OT_T: (OTCoupling(), "thread:1", False),
-        OURS_OT_T2: (OTCoupling(), "thread:2", False),
-        OURS_OT_P: (OTCoupling(), "process:1", False),
-        OURS_OT_P2: (OTCoupling(), "process:2", False),
-        OURS_OT_P_NA: (OTCoupling(), "process:1:noassist", False),
+        OURS_OT_T: (OTCoupling(), {"backend": "thread"}, False),
+        OURS_OT_T2: (OTCoupling(), {"backend": "thread", "workers": 2}, False),
+        OURS_OT_P: (OTCoupling(), {"backend": "process"}, False),
+        OURS_OT_P2: (OTCoupling(), {"backend": "process", "workers": 2}, False),
+        OURS_OT_P_NA: (OTCoupling(), {"backend": "process", "assist": False}, False),
         OURS_OT_W: (OTCoupling(), "worker", False),
         OURS_SK: (SinkhornCoupling(), "inline", False),
-        OURS_SK_T: (SinkhornCoupling(), "thread:1", False),
-        OURS_SK_P: (SinkhornCoupling(), "process:1", False),
+        OURS_SK_T: (SinkhornCoupling(), {"backend": "thread"}, False),
+        OURS_SK_P: (SinkhornCoupling(), {"backend": "process"}, False),
         OURS_SK_W: (SinkhornCoupling(), "worker", False),
     }
     coupling, mode, defaults = ours_sides[name]

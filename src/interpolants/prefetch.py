@@ -37,10 +37,12 @@ import hashlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.synchronize
+import pickle
 import queue
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeAlias, final
 
@@ -87,8 +89,6 @@ def _from_wire(w: _Wire) -> Tensor | None:
 
 def _portable(error: BaseException) -> BaseException:
     """``error`` if it survives pickling, else a RuntimeError carrying its text."""
-    import pickle
-
     try:
         pickle.loads(pickle.dumps(error))
         return error
@@ -97,11 +97,32 @@ def _portable(error: BaseException) -> BaseException:
 
 
 def _claim(counter: Any) -> int:
-    """Take the next unclaimed batch index from a shared ``multiprocessing.Value``."""
+    """Take the next unclaimed batch index from a shared ``multiprocessing.Value`` (safe from
+    threads and processes alike)."""
     with counter.get_lock():
         index = int(counter.value)
         counter.value = index + 1
     return index
+
+
+def _produce(
+    batches: PairedBatches,
+    seed: int,
+    counter: Any,
+    slots: Any,
+    stopped: Callable[[], bool],
+    emit: Callable[[int, Batch], None],
+) -> None:
+    """A producer's loop, in a thread or a process: per free slot (a semaphore of ``depth``),
+    claim the next batch index, make that batch and ``emit`` it, until ``stopped()``."""
+    while True:
+        while not slots.acquire(timeout=_POLL_S):
+            if stopped():
+                return
+        if stopped():
+            return
+        index = _claim(counter)
+        emit(index, batches(batch_generator(seed, index)))
 
 
 def _process_producer(
@@ -112,7 +133,7 @@ def _process_producer(
     slots: multiprocessing.synchronize.Semaphore,
     stop: multiprocessing.synchronize.Event,
 ) -> None:
-    """Body of a producer process: per free slot, claim a batch, make it, send it.
+    """Body of a producer process: :func:`_produce`, each batch sent down ``conn`` as bytes.
 
     Ctrl-C is the parent's to handle (it stops the producers through ``stop``), and a producer
     whose parent has died without stopping it exits on its own.
@@ -120,16 +141,15 @@ def _process_producer(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     parent = multiprocessing.parent_process()
+
+    def stopped() -> bool:
+        return stop.is_set() or (parent is not None and not parent.is_alive())
+
+    def send(index: int, b: Batch) -> None:
+        conn.send(("batch", index, _to_wire(b.x0), _to_wire(b.x1), _to_wire(b.labels)))
+
     try:
-        while True:
-            while not slots.acquire(timeout=_POLL_S):
-                if stop.is_set() or (parent is not None and not parent.is_alive()):
-                    return
-            if stop.is_set():
-                return
-            index = _claim(counter)
-            b = batches(batch_generator(seed, index))
-            conn.send(("batch", index, _to_wire(b.x0), _to_wire(b.x1), _to_wire(b.labels)))
+        _produce(batches, seed, counter, slots, stopped, send)
     except BaseException as error:  # handed to the consumer, raised by next()
         text = "".join(traceback.format_exception(error))
         try:
@@ -248,13 +268,11 @@ class PrefetchedBatches:
         self._ready: dict[int, tuple[int | None, Batch]] = {}  # index -> (producer, batch)
         self._own = 0  # batches the consumer made that are not handed out yet
         self._slots: list[Any] = []  # per producer: a semaphore of `depth` slots
+        self._counter: Any = None  # the next unclaimed batch index (a multiprocessing.Value)
         # thread backend
-        self._claim_lock = threading.Lock()
-        self._claimed = self.start
         self._results: queue.Queue[tuple[int, int, Batch | BaseException]] = queue.Queue()
         self._threads: list[threading.Thread] = []
         # process backend
-        self._counter: Any = None
         self._processes: list[Any] = []
         self._conns: list[multiprocessing.connection.Connection] = []
         self._process_stop: multiprocessing.synchronize.Event | None = None
@@ -265,10 +283,12 @@ class PrefetchedBatches:
         if not self._started:
             self._started = True
             try:
+                ctx: Any = multiprocessing.get_context(self.start_method)
+                self._counter = ctx.Value("q", self.start)
                 if self.backend == "thread":
                     self._start_threads()
                 else:
-                    self._start_processes()
+                    self._start_processes(ctx)
             except BaseException:
                 self.close()  # a half-started stream is not left behind
                 raise
@@ -282,7 +302,7 @@ class PrefetchedBatches:
                 if self._collect(block=False) or want in self._ready:
                     continue
                 if self.assist and self._own == 0:  # make an upcoming batch instead of idling
-                    index = self._claim()
+                    index = _claim(self._counter)
                     self._ready[index] = (None, self.batches(batch_generator(self.seed, index)))
                     self._own += 1
                     continue
@@ -301,13 +321,6 @@ class PrefetchedBatches:
             raise
         self._index += 1
         return batch
-
-    def _claim(self) -> int:
-        if self._counter is not None:
-            return _claim(self._counter)
-        with self._claim_lock:
-            index, self._claimed = self._claimed, self._claimed + 1
-        return index
 
     def _collect(self, block: bool) -> bool:
         """Move arrived batches into ``_ready``; wait up to a poll interval if ``block``.
@@ -332,16 +345,11 @@ class PrefetchedBatches:
             worker.start()
 
     def _produce(self, k: int) -> None:
-        slots = self._slots[k]
+        def put(index: int, b: Batch) -> None:
+            self._results.put((k, index, b))
+
         try:
-            while True:
-                while not slots.acquire(timeout=_POLL_S):
-                    if self._stop.is_set():
-                        return
-                if self._stop.is_set():
-                    return
-                index = self._claim()
-                self._results.put((k, index, self.batches(batch_generator(self.seed, index))))
+            _produce(self.batches, self.seed, self._counter, self._slots[k], self._stop.is_set, put)
         except BaseException as error:  # handed to the consumer, raised by next()
             self._results.put((k, -1, error))
 
@@ -362,10 +370,8 @@ class PrefetchedBatches:
 
     # -- processes -------------------------------------------------------------------------
 
-    def _start_processes(self) -> None:
-        ctx: Any = multiprocessing.get_context(self.start_method)  # typeshed lacks Process
+    def _start_processes(self, ctx: Any) -> None:  # typeshed's contexts lack Process
         self._process_stop = ctx.Event()
-        self._counter = ctx.Value("q", self.start)
         for k in range(self.workers):
             receiver, sender = ctx.Pipe(duplex=False)
             slots = ctx.Semaphore(self.depth)

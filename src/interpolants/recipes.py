@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -259,9 +259,7 @@ class Run:
         ahead; close it when training ends."""
         if self.config.prefetch == 0:
             return self.batches()
-        backend: Literal["thread", "process"] = (
-            "process" if self.config.prefetch_backend == "process" else "thread"
-        )
+        backend = cast(Literal["thread", "process"], self.config.prefetch_backend)  # validated
         return PrefetchedBatches(
             self.batches(), seed=self.config.seed, workers=self.config.prefetch, backend=backend
         )

@@ -6,7 +6,7 @@ from typing import final
 import torch
 from torch import Tensor
 
-from .base import Batch0, Batch1, Coupling, LabelArg, Pairing, check_batches
+from .base import Batch0, Batch1, Coupling, LabelArg, Pairing, _labels, check_batches
 from .exact import OTCoupling
 
 __all__ = ["DataDependentCoupling", "LabelConditionalCoupling"]
@@ -174,13 +174,15 @@ class DataDependentCoupling(Coupling):
             raise ValueError(f"fn must return x0 of shape {tuple(x1.shape)}, got {got}")
         if new_x0.dtype != x1.dtype or new_x0.device != x1.device:
             raise TypeError("fn must return x0 with x1's dtype and device")
-        index = torch.arange(x1.shape[0], device=x1.device)
-        base = super().__call__(x0, x1, y0, y1, generator=generator)
+        n = x1.shape[0]
+        _labels(y0, n, x0.device, "y0")  # validated; the pairing is the identity, as given
+        _labels(y1, n, x1.device, "y1")
+        index = torch.arange(n, device=x1.device)
         return Pairing(
             x0=new_x0,
             x1=x1,
-            y0=base.y0,
-            y1=base.y1,
+            y0=y0,
+            y1=y1,
             index0=index,
             index1=index,
             plan=None,

@@ -61,6 +61,7 @@ def _host_cost(
     otherwise a min and a max on the host (either is NaN or infinite iff some entry is).
     """
     f0, f1 = x0.reshape(x0.shape[0], -1), x1.reshape(x1.shape[0], -1)
+    builtin = isinstance(cost, SquaredEuclideanCost | EuclideanCost)  # a fresh matrix, bounded
     if isinstance(cost, CustomCost):
         m = cost(x0, x1)
     else:
@@ -75,21 +76,18 @@ def _host_cost(
         host = moved.numpy()
         # a fresh matrix from a built-in cost, or a copy made by the move: the solver may
         # reduce it in place (a user's Cost may return a stored tensor)
-        builtin = isinstance(cost, SquaredEuclideanCost | EuclideanCost)
         private = builtin or moved.data_ptr() != m.data_ptr()
-    if not _bounded(cost, f0, f1, m) and not (
+    if not (builtin and _bounded(f0, f1, m)) and not (
         math.isfinite(float(host.min())) and math.isfinite(float(host.max()))
     ):
         raise ValueError(f"the cost matrix of {cost!r} contains NaN or Inf values")
     return host, private
 
 
-def _bounded(cost: Cost, f0: Tensor, f1: Tensor, m: Tensor) -> bool:
+def _bounded(f0: Tensor, f1: Tensor, m: Tensor) -> bool:
     """Whether the entries of the Euclidean cost ``m`` of finite ``f0``, ``f1`` provably
     cannot have overflowed (checked when cheaper than scanning ``m``)."""
-    if not isinstance(cost, SquaredEuclideanCost | EuclideanCost):
-        return False
-    if f0.numel() + f1.numel() >= m.numel() or not m.dtype.is_floating_point:
+    if f0.numel() + f1.numel() >= m.numel():
         return False
     norms = torch.stack([f0.square().sum(1).amax(), f1.square().sum(1).amax()])
     r0, r1 = (math.sqrt(v) for v in norms.double().tolist())  # inf if the squares overflowed

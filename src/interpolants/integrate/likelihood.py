@@ -196,36 +196,52 @@ class LikelihoodResult:
     nfe: int
 
 
-class _Augmented:
-    """The field (t, [x, ℓ]) ↦ [b(t, x), ∇·b(t, x)] on flat states (B, D + 1)."""
+class _AugmentedField:
+    """The field (t, [x, ℓ]) ↦ [b(t, x), ∇·b(t, x)] on flat states (B, D + 1); subclasses
+    compute the divergence. ``counted`` is the velocity b with its call counter."""
+
+    def __init__(self, counted: CountedField, shape: torch.Size) -> None:
+        self.counted = counted
+        self.shape = shape  # of x
+
+    def state(self, y: Tensor) -> Tensor:
+        """x from the augmented state [x, ℓ], in its own shape."""
+        return y[:, :-1].reshape(self.shape)
+
+    @staticmethod
+    def join(b: Tensor, div: Tensor) -> Tensor:
+        """The augmented derivative [b, div] of shape (B, D + 1)."""
+        return torch.cat([b.reshape(div.shape[0], -1), div[:, None]], dim=1)
+
+    def without_auxiliary(self, t: Tensor, y: Tensor) -> Tensor:
+        """[b(t, x), 0]: for stages whose divergence the integrator does not use."""
+        with torch.no_grad():
+            b = self.counted(t, self.state(y))
+        return self.join(b, y.new_zeros(y.shape[0]))
+
+
+class _Augmented(_AugmentedField):
+    """The divergence by vector–Jacobian products with ``vectors`` (exact or Hutchinson)."""
 
     def __init__(
         self,
-        field: CountedField,
+        counted: CountedField,
         shape: torch.Size,
         vectors: Tensor,
         weight: float,
         chunk_size: int | None,
     ) -> None:
-        self.field = field
-        self.shape = shape
+        super().__init__(counted, shape)
         self.vectors = vectors
         self.weight = weight
         self.chunk_size = chunk_size
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        x = y[:, :-1].reshape(self.shape)
-        primal = torch.func.vjp(lambda z: self.field(t, z), x)
+        primal = torch.func.vjp(lambda z: self.counted(t, z), self.state(y))
         b, vjp = primal[0], primal[1]
         (rows,) = torch.func.vmap(vjp, chunk_size=self.chunk_size)(self.vectors)
         div = (rows * self.vectors).flatten(2).sum(-1).sum(0) * self.weight
-        return torch.cat([b.reshape(y.shape[0], -1), div[:, None]], dim=1).detach()
-
-    def without_auxiliary(self, t: Tensor, y: Tensor) -> Tensor:
-        """[b(t, x), 0]: for stages whose divergence the integrator does not use."""
-        with torch.no_grad():
-            b = self.field(t, y[:, :-1].reshape(self.shape))
-        return torch.cat([b.reshape(y.shape[0], -1), y.new_zeros(y.shape[0], 1)], dim=1)
+        return self.join(b, div).detach()
 
 
 def _own_divergence(velocity: object) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
@@ -257,17 +273,17 @@ def _own_divergence(velocity: object) -> Callable[[Tensor, Tensor], tuple[Tensor
     return fn
 
 
-class _StructuredAugmented:
-    """(b, ∇·b) from the field's own ``forward_and_divergence``, as the augmented ODE's field."""
+class _StructuredAugmented(_AugmentedField):
+    """(b, ∇·b) from the field's own ``forward_and_divergence`` (flat data)."""
 
     def __init__(
         self, own: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], counted: CountedField
     ) -> None:
+        super().__init__(counted, counted.shape)
         self.own = own
-        self.counted = counted
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
-        x = y[:, :-1]
+        x = self.state(y)
         with torch.no_grad():
             b, div = self.own(t, x)
         if self.counted.count == 0 and div.shape != (x.shape[0],):
@@ -275,14 +291,7 @@ class _StructuredAugmented:
                 f"forward_and_divergence(t, x) must return a divergence of shape "
                 f"({x.shape[0]},), got {tuple(div.shape)}"
             )
-        return torch.cat([self.counted.record(b, x), div[:, None]], dim=1)
-
-    def without_auxiliary(self, t: Tensor, y: Tensor) -> Tensor:
-        """[b(t, x), 0]: for stages whose divergence the integrator does not use."""
-        x = y[:, :-1]
-        with torch.no_grad():
-            b = self.counted(t, x)
-        return torch.cat([b, y.new_zeros(y.shape[0], 1)], dim=1)
+        return self.join(self.counted.record(b, x), div)
 
 
 def log_likelihood(
@@ -351,7 +360,7 @@ def log_likelihood(
     if float(g[-1]) > float(g[0]):
         raise ValueError("grid must decrease (from the data at t = 1 towards the base at t = 0)")
     counted = CountedField(velocity, x, "velocity")
-    augmented: _Augmented | _StructuredAugmented
+    augmented: _AugmentedField
     own = _own_divergence(velocity)
     structured = isinstance(divergence, ExactDivergence) and divergence.structured
     if structured and x.ndim == 2 and own is not None:
