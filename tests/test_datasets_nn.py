@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interpolants import MLP, GaussianMixture
+from interpolants import MLP, GaussianMixture, TwoHeadMLP
 from interpolants.datasets import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
 from interpolants.nn import SinusoidalTimeEmbedding, drop_labels
 
@@ -57,8 +57,20 @@ def test_mlp_contract_and_conditioning() -> None:
     torch.testing.assert_close(net(t, x), net(t, x, condition=torch.full((6,), 4)))
     # A scalar time broadcasts.
     torch.testing.assert_close(net(torch.tensor(0.3), x), net(torch.full((6,), 0.3), x))
+    torch.testing.assert_close(net(torch.tensor(0.3).expand(6), x), net(torch.full((6,), 0.3), x))
     with pytest.raises(ValueError, match="num_classes"):
         MLP(3)(t, x, condition=y)
+    # The split first layer W₁ˣx + (W₁ᵉe + b₁) is the layer stack applied to [x, e].
+    exact = MLP(3, hidden=16, depth=2, num_classes=4).double()
+    xd = x.double()
+    for td in (t.double(), torch.tensor(0.3, dtype=torch.float64)):
+        for cond in (None, y):
+            torch.testing.assert_close(
+                exact(td, xd, cond), exact.net(exact.features(td, xd, cond)), atol=1e-13, rtol=0
+            )
+    two = TwoHeadMLP(3, hidden=16, depth=2).double()
+    heads = two.trunk.net(two.trunk.features(t.double(), xd))
+    torch.testing.assert_close(torch.cat(two(t.double(), xd), 1), heads, atol=1e-13, rtol=0)
     double = MLP(2, hidden=8, depth=1).double()
     assert (
         double(torch.rand(2, dtype=torch.float64), torch.randn(2, 2, dtype=torch.float64)).dtype

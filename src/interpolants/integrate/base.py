@@ -5,7 +5,9 @@ The field protocol
 A *field* is any callable ``f(t, x)`` with ``t`` of shape ``(B,)`` (one time per sample, all
 equal within one call) and ``x`` of shape ``(B, *dims)`` that returns a tensor of shape
 ``(B, *dims)`` (:data:`interpolants.fields.Field`); a trained ``nn.Module`` called as
-``model(t, x)`` is one. The integrators pass ``t`` in the dtype and on the device of the state.
+``model(t, x)`` is one. The integrators pass ``t`` in the dtype and on the device of the state,
+as a broadcast view of one value (``t.stride(0) == 0``): a network can embed the time once for
+the whole batch (:class:`~interpolants.MLP` does), and a field must not write into ``t``.
 
 Time grids and direction
 ------------------------
@@ -170,7 +172,7 @@ class CountedField:
         self.count = 0
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.record(self.field(t, x), x)
+        return self.record(self.field(field_time(t, x), x), x)
 
     def partial(self, t: Tensor, x: Tensor) -> Tensor:
         """An evaluation for a stage whose derivative the method uses only through the inputs
@@ -185,7 +187,7 @@ class CountedField:
         cheap = getattr(self.field, "without_auxiliary", None)
         if cheap is None:
             return self(t, x)
-        return self.record(cheap(t, x), x)
+        return self.record(cheap(field_time(t, x), x), x)
 
     def record(self, out: Tensor, x: Tensor) -> Tensor:
         """Count one evaluation ``out`` of the field at ``x`` (made elsewhere, e.g. together
@@ -252,9 +254,11 @@ def save_indices(save_at: Tensor | None, grid: Tensor) -> list[int]:
     return [int(i) for i in idx]
 
 
-def batch_times(grid: Tensor, batch: int) -> Tensor:
-    """The grid repeated per sample, shape ``(N + 1, B)`` (row k is passed as ``t``)."""
-    return grid[:, None].repeat(1, batch)
+def field_time(t: Tensor, x: Tensor) -> Tensor:
+    """The field protocol's time of shape ``(B,)``: a 0-d integrator time is expanded (a
+    stride-0 view, so a network can tell that all samples share it, as
+    :class:`~interpolants.MLP` does to embed it once); a ``(B,)`` time is passed as is."""
+    return t.expand(x.shape[0]) if t.ndim == 0 else t
 
 
 def make_solution(

@@ -27,7 +27,7 @@ from typing import final
 
 from torch import Tensor
 
-from .base import CountedField, ODEIntegrator, batch_times
+from .base import CountedField, ODEIntegrator
 
 __all__ = ["RK4", "Euler", "FixedStepIntegrator", "Heun", "Midpoint"]
 
@@ -78,12 +78,11 @@ def run_fixed_steps(
     step: _Step, f: Callable[[Tensor, Tensor], Tensor], x: Tensor, grid: Tensor, saved: list[int]
 ) -> tuple[Tensor, list[Tensor]]:
     """Apply ``step`` over every interval of ``grid``, recording the states at ``saved``."""
-    times = batch_times(grid, x.shape[0])
     h = grid.diff()
     keep = set(saved)
     trajectory = [x] if 0 in keep else []
     for k in range(grid.shape[0] - 1):
-        x = step(f, times[k], times[k + 1], h[k], x)
+        x = step(f, grid[k], grid[k + 1], h[k], x)
         if k + 1 in keep:
             trajectory.append(x)
     return x, trajectory
@@ -104,7 +103,8 @@ class FixedStepIntegrator(ODEIntegrator):
     def _step(
         self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
     ) -> Tensor:
-        """One step from times ``t`` to ``t_next`` (each shape ``(B,)``), ``h`` 0-d."""
+        """One step from times ``t`` to ``t_next`` (0-d, expanded to ``(B,)`` for the field by
+        ``CountedField``), ``h`` 0-d."""
 
     def _solve(
         self, field: CountedField, x: Tensor, grid: Tensor, saved: list[int]

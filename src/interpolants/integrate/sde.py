@@ -60,7 +60,6 @@ from .base import (
     CountedField,
     Integrator,
     Solution,
-    batch_times,
     check_grid,
     check_state,
     make_solution,
@@ -183,7 +182,6 @@ class OneStepSDEIntegrator(SDEIntegrator):
     ) -> Solution:
         """Sample the SDE; see :meth:`SDEIntegrator.integrate`."""
         g, saved, eps, v, s = self._checked(velocity, score, x, grid, diffusion, save_at, generator)
-        times = batch_times(g, x.shape[0])
         h = g.diff()
         sign = 1.0 if float(h[0]) > 0 else -1.0
         intervals = g.shape[0] - 1
@@ -191,12 +189,10 @@ class OneStepSDEIntegrator(SDEIntegrator):
         trajectory = [x] if 0 in keep else []
         for k in range(intervals):
             if self.final_ode_step and k == intervals - 1:
-                x = self._ode_step(v, times[k], times[k + 1], h[k], x)
+                x = self._ode_step(v, g[k], g[k + 1], h[k], x)
             else:
                 noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-                x = self._sde_step(
-                    v, s, times[k], times[k + 1], h[k], x, (eps[k], eps[k + 1]), sign, noise
-                )
+                x = self._sde_step(v, s, g[k], g[k + 1], h[k], x, (eps[k], eps[k + 1]), sign, noise)
             if k + 1 in keep:
                 trajectory.append(x)
         return make_solution(x, g, saved, trajectory, v.count + s.count, intervals)

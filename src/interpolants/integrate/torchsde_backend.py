@@ -169,8 +169,7 @@ class TorchSDEIntegrator(SDEIntegrator):
             )
             states = [ys.reshape(ys.shape[0], *x.shape)]
         if self.final_ode_step:
-            times = g[-2:, None].repeat(1, x.shape[0])
-            last = ode_step(v, times[0], times[1], h[-1], states[-1][-1])
+            last = ode_step(v, g[-2], g[-1], h[-1], states[-1][-1])
             states.append(last[None])
         path = torch.cat(states)[-g.shape[0] :]
         trajectory = [path[i] for i in saved]
