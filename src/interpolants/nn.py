@@ -214,12 +214,20 @@ class MLP(nn.Module):
         return out
 
     def _first_layer(self, t: Tensor, x: Tensor, condition: Tensor | None) -> Tensor:
-        """The first layer's pre-activation W₁ˣ x + (W₁ᵉ e + b₁), shape ``(batch, hidden)``."""
+        """The first layer's pre-activation W₁[x, e] + b₁, shape ``(batch, hidden)``.
+
+        For one shared row e it is W₁ˣ x + (W₁ᵉ e + b₁), with W₁ᵉ e + b₁ computed once; with
+        one e per sample (training), the layer on the concatenation, whose backward pass is
+        cheaper than through two column blocks of W₁.
+        """
         first = self.net[0]
         assert isinstance(first, nn.Linear)
         e = self._conditioning(t, x, condition)
-        bias = nn.functional.linear(e, first.weight[:, self.dim :], first.bias)
-        return torch.addmm(bias, x, first.weight[:, : self.dim].T)
+        if e.shape[0] == 1 < x.shape[0]:
+            bias = nn.functional.linear(e, first.weight[:, self.dim :], first.bias)
+            return torch.addmm(bias, x, first.weight[:, : self.dim].T)
+        out: Tensor = first(torch.cat([x, e.expand(x.shape[0], -1)], dim=1))
+        return out
 
 
 def drop_labels(
