@@ -251,12 +251,13 @@ def markdown(report: dict[str, Any]) -> str:
         "matrix products, which run near the CPU's peak matrix throughput with no autograd "
         "bookkeeping. Both of our paths also skip the divergence at the midpoint rule's first "
         "stage, whose derivative has weight 0 in the update (the field is still evaluated "
-        "there: the NFE are equal), so half of our evaluations are plain forward passes. At "
-        "d = 2 the D = 2 tangent passes cost about as much as the forward pass itself: by "
-        "operation count (this MLP, 1000 points: ~0.21 G multiply–adds for a forward pass, "
-        "~0.48 G with the divergence on our path, ~0.61 G on flow_matching's) a midpoint step "
-        "costs us ~0.69 G and flow_matching ~1.22 G, 1.8× before overheads: 3× is out of reach "
-        "there.",
+        "there: the NFE are equal), so half of our evaluations are plain forward passes. Both "
+        "sides call the same `MLP.forward`, which embeds a time shared by the batch once (both "
+        "solvers pass one time per call), so that saving reaches flow_matching too. At d = 2 "
+        "the D = 2 tangent passes cost twice the forward pass: by operation count (this MLP, "
+        "1000 points: ~0.13 G multiply–adds for a forward pass, ~0.39 G with the divergence "
+        "on either side's path) a midpoint step costs us ~0.52 G and flow_matching ~0.78 G, "
+        "1.5× before overheads: 3× is out of reach there.",
         "",
     ]
     for r in report["results"]:
