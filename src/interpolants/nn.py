@@ -183,8 +183,7 @@ class MLP(nn.Module):
         condition: Int[Tensor, " batch"] | None = None,
     ) -> Float[Tensor, "batch features"]:
         """The input of the first layer: [x, e] with e = embed(t) (+ embed(y)) per sample."""
-        e = self._conditioning(t, x, condition)
-        return torch.cat([x, e.expand(x.shape[0], -1)], dim=1)
+        return _joined(x, self._conditioning(t, x, condition))
 
     def _conditioning(self, t: Tensor, x: Tensor, condition: Tensor | None) -> Tensor:
         """e = time_proj(embed(t)) (+ embed(y)) in x's dtype: one row for a shared ``t`` (0-d,
@@ -227,8 +226,13 @@ class MLP(nn.Module):
         if e.shape[0] == 1 < x.shape[0]:
             bias = nn.functional.linear(e, first.weight[:, self.dim :], first.bias)
             return torch.addmm(bias, x, first.weight[:, : self.dim].T)
-        out: Tensor = first(torch.cat([x, e.expand(x.shape[0], -1)], dim=1))
+        out: Tensor = first(_joined(x, e))
         return out
+
+
+def _joined(x: Tensor, e: Tensor) -> Tensor:
+    """[x, e] per sample (e with one row or one per sample)."""
+    return torch.cat([x, e.expand(x.shape[0], -1)], dim=1)
 
 
 def drop_labels(

@@ -160,7 +160,7 @@ class Dopri5(AdaptiveIntegrator):
         d1 = self._norm(k1, zero, x)
         h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
         h0 = min(h0, span)
-        k2 = f(x.new_tensor(t + sign * h0), x + (sign * h0) * k1)
+        k2 = f(x.new_full((), t + sign * h0), x + (sign * h0) * k1)
         d2 = self._norm(k2 - k1, zero, x) / h0
         big = max(d1, d2)
         h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1 / 5)
@@ -174,7 +174,7 @@ class Dopri5(AdaptiveIntegrator):
         keep = set(saved)
         trajectory = [x] if 0 in keep else []
         t = points[0]
-        k1 = field(x.new_tensor(t), x)
+        k1 = field(x.new_full((), t), x)
         h = self._initial_step(field, t, x, k1, abs(points[-1] - t), sign)
         attempts = accepted = 0
         for index in range(1, len(points)):
@@ -196,7 +196,7 @@ class Dopri5(AdaptiveIntegrator):
                     xi = x + dt * _combine(_A[i], ks)
                     ti = stop if (last and _C[i] == 1.0) else t + _C[i] * dt
                     stage = field.partial if i in _INPUT_ONLY else field
-                    ks.append(stage(x.new_tensor(ti), xi))
+                    ks.append(stage(x.new_full((), ti), xi))
                 # the last stage state is the fifth-order solution (FSAL)
                 err_vec = dt * _combine(_E, ks)
                 err = self._norm(err_vec, x, xi)

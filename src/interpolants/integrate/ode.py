@@ -31,40 +31,32 @@ from .base import CountedField, ODEIntegrator
 
 __all__ = ["RK4", "Euler", "FixedStepIntegrator", "Heun", "Midpoint"]
 
-_Step = Callable[[Callable[[Tensor, Tensor], Tensor], Tensor, Tensor, Tensor, Tensor], Tensor]
+_Step = Callable[[CountedField, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
-def euler_step(
-    f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-) -> Tensor:
+def euler_step(f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
     """One explicit Euler step from ``t`` to ``t_next`` (``h = t_next − t``, a 0-d tensor)."""
     return x + h * f(t, x)
 
 
-def heun_step(
-    f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-) -> Tensor:
+def heun_step(f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
     """One Heun (explicit trapezoidal) step."""
     k1 = f(t, x)
     k2 = f(t_next, x + h * k1)
     return x + 0.5 * h * (k1 + k2)
 
 
-def midpoint_step(
-    f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-) -> Tensor:
+def midpoint_step(f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
     """One explicit midpoint step.
 
-    The first stage has weight 0 in the update, so a field's ``partial`` evaluation (see
-    :meth:`~interpolants.integrate.base.CountedField.partial`) serves for it when offered.
+    The first stage has weight 0 in the update, so it is the field's ``partial`` evaluation
+    (see :meth:`~interpolants.integrate.base.CountedField.partial`).
     """
-    k1 = f.partial(t, x) if isinstance(f, CountedField) else f(t, x)
+    k1 = f.partial(t, x)
     return x + h * f(t + 0.5 * h, x + 0.5 * h * k1)
 
 
-def rk4_step(
-    f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-) -> Tensor:
+def rk4_step(f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
     """One classical fourth-order Runge–Kutta step."""
     half = t + 0.5 * h
     k1 = f(t, x)
@@ -75,7 +67,7 @@ def rk4_step(
 
 
 def run_fixed_steps(
-    step: _Step, f: Callable[[Tensor, Tensor], Tensor], x: Tensor, grid: Tensor, saved: list[int]
+    step: _Step, f: CountedField, x: Tensor, grid: Tensor, saved: list[int]
 ) -> tuple[Tensor, list[Tensor]]:
     """Apply ``step`` over every interval of ``grid``, recording the states at ``saved``."""
     h = grid.diff()
@@ -100,9 +92,7 @@ class FixedStepIntegrator(ODEIntegrator):
         """Field evaluations per step, so that NFE = stages × (number of grid intervals)."""
 
     @abc.abstractmethod
-    def _step(
-        self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-    ) -> Tensor:
+    def _step(self, f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
         """One step from times ``t`` to ``t_next`` (0-d, expanded to ``(B,)`` for the field by
         ``CountedField``), ``h`` 0-d."""
 
@@ -134,9 +124,7 @@ class Euler(FixedStepIntegrator):
     def stages(self) -> int:
         return 1
 
-    def _step(
-        self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-    ) -> Tensor:
+    def _step(self, f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
         return euler_step(f, t, t_next, h, x)
 
 
@@ -152,9 +140,7 @@ class Heun(FixedStepIntegrator):
     def stages(self) -> int:
         return 2
 
-    def _step(
-        self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-    ) -> Tensor:
+    def _step(self, f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
         return heun_step(f, t, t_next, h, x)
 
 
@@ -170,9 +156,7 @@ class Midpoint(FixedStepIntegrator):
     def stages(self) -> int:
         return 2
 
-    def _step(
-        self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-    ) -> Tensor:
+    def _step(self, f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
         return midpoint_step(f, t, t_next, h, x)
 
 
@@ -199,7 +183,5 @@ class RK4(FixedStepIntegrator):
     def stages(self) -> int:
         return 4
 
-    def _step(
-        self, f: Callable[[Tensor, Tensor], Tensor], t: Tensor, t_next: Tensor, h: Tensor, x: Tensor
-    ) -> Tensor:
+    def _step(self, f: CountedField, t: Tensor, t_next: Tensor, h: Tensor, x: Tensor) -> Tensor:
         return rk4_step(f, t, t_next, h, x)

@@ -35,7 +35,7 @@ __all__ = ["TorchSDEIntegrator"]
 
 Method = Literal["euler", "heun", "midpoint"]
 
-_STEP = Callable[[Callable[[Tensor, Tensor], Tensor], Tensor, Tensor, Tensor, Tensor], Tensor]
+_STEP = Callable[[CountedField, Tensor, Tensor, Tensor, Tensor], Tensor]
 # torchsde method -> (SDE type it solves, the matching deterministic step, its order)
 _METHODS: dict[str, tuple[str, _STEP, int]] = {
     "euler": ("ito", euler_step, 1),
