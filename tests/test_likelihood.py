@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
+import interpolants.nn as nn_module
 from bank import problem
 from interpolants import (
     MLP,
@@ -151,10 +152,19 @@ def test_dequantize() -> None:
         dequantize(torch.tensor([[0.5]]))
 
 
+# depth 1 and 2 fold every direction into one vector / matrix; from depth 3 the directions go
+# in blocks of _FOLD_ENTRIES // hidden²: all 5 at once, or 1 + 1 + 1 + 1 + 1, or 2 + 2 + 1
+@pytest.mark.parametrize(
+    ("depth", "fold_entries"), [(1, None), (2, None), (3, None), (4, None), (3, 576), (4, 1152)]
+)
 @pytest.mark.parametrize("num_classes", [None, 3])
-def test_mlp_forward_mode_divergence_equals_autograd(num_classes: int | None) -> None:
+def test_mlp_forward_mode_divergence_equals_autograd(
+    num_classes: int | None, depth: int, fold_entries: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fold_entries is not None:
+        monkeypatch.setattr(nn_module, "_FOLD_ENTRIES", fold_entries)
     torch.manual_seed(0)
-    net = MLP(5, hidden=24, depth=3, num_classes=num_classes).double()
+    net = MLP(5, hidden=24, depth=depth, num_classes=num_classes).double()
     x = torch.randn(11, 5, dtype=torch.float64)
     cond = None if num_classes is None else torch.randint(0, num_classes + 1, (11,))
     for t in (torch.rand(11, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)):
