@@ -1,7 +1,7 @@
 r"""Sampling quality: W2 to held-out target samples and path straightness per NFE, ours vs torchcfm.
 
-    python benchmarks/sampling_quality.py            # three tasks, 3000-step reference budget (~15 min)
-    python benchmarks/sampling_quality.py --quick    # 600-step budget, 1000 eval points (~3 min)
+    python benchmarks/sampling_quality.py          # three tasks, 3000-step reference (~17 min)
+    python benchmarks/sampling_quality.py --quick  # 600-step budget, 1000 eval points (~4 min)
     python benchmarks/sampling_quality.py --threads 0  # torch's default thread count (default 1)
 
 Tasks: N(0, I) → 8 Gaussians, 8 Gaussians → moons, N(0, I) → checkerboard. The 8 Gaussians and
@@ -24,6 +24,12 @@ batch 256 and the same data samplers:
   the Brownian-bridge interpolant γ = σ√(t(1−t)), antithetic), ``steps`` steps.
 * **ours, best**: exact OT + EMA (see ``BEST``), trained for the *same CPU-seconds* of training
   steps as torchcfm's OT-CFM used for its ``steps`` (coupling time included on both sides).
+* **ours, best, prefetched**: the same recipe for the *same wall-clock seconds* as torchcfm's
+  OT-CFM took (the issue's criterion), with the couplings computed ahead by one producer
+  process (:class:`interpolants.PrefetchedBatches`, assisted by the training loop) on the
+  machine's second core: the library's way to take the coupling off the training step.
+  torchcfm computes its couplings inline, so this row uses more CPU than OT-CFM; its CPU column
+  counts the training process only.
 * **ours, SDE**: the split objective (v, η_z) on the linear interpolant with γ = a·t(1−t),
   exact OT, EMA, same CPU budget; sampled by the ODE (b = v + γ̇η_z) and by Euler–Maruyama
   with ε(t) = ε·γ(t)/max γ (:func:`interpolants.evaluate.sde_samples`).
@@ -58,6 +64,7 @@ from interpolants import (
     LinearInterpolant,
     OTCoupling,
     PairedBatches,
+    PrefetchedBatches,
     QuadraticGamma,
     SchrodingerBridgeCoupling,
     ScoreFromDenoiser,
@@ -137,6 +144,8 @@ BEST = {
     "interpolant": "linear, γ ≡ 0",
     "objective": "velocity",
 }
+PREFETCHED = "ours best (OT prefetched, equal wall)"
+BEST_ROWS = ("ours best (OT, equal CPU)", PREFETCHED)
 SDE_GAMMA = 1.0  # γ(t) = a·t(1−t) of the split (SDE) model
 SDE_EPS = (0.2, 1.0)
 
@@ -162,7 +171,7 @@ def train_torchcfm(kind: str, base: Any, target: Any, steps: int, seed: int) -> 
     model = _seeded_model(MLP, seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(steps):
@@ -172,7 +181,12 @@ def train_torchcfm(kind: str, base: Any, target: Any, steps: int, seed: int) -> 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    return {"velocity": model.eval(), "cpu_s": time.process_time() - start, "steps": steps}
+    return {
+        "velocity": model.eval(),
+        "cpu_s": time.process_time() - start,
+        "wall_s": time.perf_counter() - wall,
+        "steps": steps,
+    }
 
 
 def train_ours(
@@ -189,28 +203,34 @@ def train_ours(
     cosine: bool = False,
     ema: float | None = None,
     grad_clip: float | None = None,
+    prefetch: bool = False,
 ) -> dict[str, Any]:
-    """Our Trainer for ``steps`` steps, or until ``budget_s`` CPU-seconds of steps are spent.
+    """Our Trainer for ``steps`` steps, or until ``budget_s`` seconds of steps are spent:
+    CPU-seconds of this process, or with ``prefetch`` (couplings made ahead by one producer
+    process, which the training loop assists) wall-clock seconds.
 
-    With ``cosine`` the learning rate follows lr·½(1 + cos(π·elapsed/budget)) (by CPU time
-    when a budget is given, else by step).
+    With ``cosine`` the learning rate follows lr·½(1 + cos(π·elapsed/budget)) (by the budget's
+    clock when a budget is given, else by step).
     """
     model = _seeded_model(model_cls, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    paired = PairedBatches(base, target, 256, coupling)
+    source = PrefetchedBatches(paired, seed=seed, backend="process") if prefetch else paired
     trainer = Trainer(
         model,
         objective,
-        PairedBatches(base, target, 256, coupling),
+        source,
         optimizer=opt,
         ema_decay=ema,
         grad_clip=grad_clip,
         seed=seed,
     )
-    start, n = time.process_time(), 0
+    clock = time.perf_counter if prefetch else time.process_time
+    start, cpu, wall, n = clock(), time.process_time(), time.perf_counter(), 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         while True:
-            elapsed = time.process_time() - start
+            elapsed = clock() - start
             if (budget_s is not None and elapsed >= budget_s) or (steps is not None and n >= steps):
                 break
             if cosine:
@@ -219,11 +239,10 @@ def train_ours(
                     group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
             trainer.step()
             n += 1
-    return {
-        "model": trainer.sampling_model.eval(),
-        "cpu_s": time.process_time() - start,
-        "steps": n,
-    }
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if isinstance(source, PrefetchedBatches):
+        source.close()
+    return {"model": trainer.sampling_model.eval(), "cpu_s": cpu, "wall_s": wall, "steps": n}
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -274,6 +293,7 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
         metrics = ode_metrics(velocity, x0, ref)
         rows[label] = {
             "cpu_s": trained["cpu_s"],
+            "wall_s": trained["wall_s"],
             "steps": trained["steps"],
             **extra,
             "ode": metrics,
@@ -282,7 +302,8 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
             samples[label] = Euler().integrate(velocity, x0, time_grid(1)).state
         w2 = [f"{metrics[k]['w2']:.3f}" for k in NFES]
         print(
-            f"  {label:28s} {trained['steps']:5d} steps {trained['cpu_s']:6.1f} s  W2 {w2}",
+            f"  {label:28s} {trained['steps']:5d} steps {trained['cpu_s']:6.1f} CPU s "
+            f"{trained['wall_s']:6.1f} s  W2 {w2}",
             flush=True,
         )
 
@@ -290,7 +311,7 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
     for kind, label in (("icfm", "torchcfm I-CFM"), ("otcfm", "torchcfm OT-CFM")):
         tr = train_torchcfm(kind, base, target, steps, seed)
         record(label, tr, tr["velocity"], {"recipe": "torchcfm, Adam 1e-3, no EMA"})
-    budget = rows["torchcfm OT-CFM"]["cpu_s"]
+    budget, budget_wall = rows["torchcfm OT-CFM"]["cpu_s"], rows["torchcfm OT-CFM"]["wall_s"]
 
     linear = LinearInterpolant()
     sb_sigma = 0.5
@@ -316,6 +337,16 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
     }
     tr = train_ours(OTCoupling(), VelocityObjective(linear), base, target, seed, **best_kw)
     record("ours best (OT, equal CPU)", tr, tr["model"], {"recipe": "BEST, equal CPU-seconds"})
+    tr = train_ours(
+        OTCoupling(),
+        VelocityObjective(linear),
+        base,
+        target,
+        seed,
+        prefetch=True,
+        **{**best_kw, "budget_s": budget_wall},
+    )
+    record(PREFETCHED, tr, tr["model"], {"recipe": "BEST, prefetched OT, equal wall-clock"})
 
     interp = LinearInterpolant(QuadraticGamma(SDE_GAMMA))
     tr = train_ours(
@@ -332,6 +363,7 @@ def run_task(name: str, steps: int, n_eval: int, seed: int) -> dict[str, Any]:
         "floor_w2": floor,
         "n_eval": n_eval,
         "budget_cpu_s": budget,
+        "budget_wall_s": budget_wall,
         "rows": rows,
         "samples": {k: v.tolist() for k, v in samples.items()},
         "target": ref.tolist(),
@@ -355,7 +387,12 @@ def markdown(report: dict[str, Any]) -> str:
         "torchcfm rows and *ours (same settings)* rows: Adam 1e-3, no EMA, no clipping, "
         f"{s['steps']} steps. *ours best*: {s['best']} — trained for the same CPU-seconds of "
         "training steps as torchcfm OT-CFM used (coupling included on both sides), so it takes "
-        "fewer steps when its step is slower. Straightness S = ∫E|(X1−X0) − v(t,X_t)|²dt on the "
+        "fewer steps when its step is slower. *ours best (OT prefetched, equal wall)*: the same "
+        "recipe for the same *wall-clock* seconds as OT-CFM took (the issue's criterion), its "
+        "couplings computed ahead by one producer process on the second core "
+        "(`PrefetchedBatches`, assisted by the training loop); torchcfm has no such mode and "
+        "computes its couplings inline, so this row uses more CPU than OT-CFM (its CPU column "
+        "counts the training process only). Straightness S = ∫E|(X1−X0) − v(t,X_t)|²dt on the "
         "Euler grid (0 at NFE 1 by construction).",
         "",
     ]
@@ -366,10 +403,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"## {name}",
             "",
             f"Floor (two independent target samples): W2 = {task['floor_w2']:.3f}. "
-            f"CPU budget (OT-CFM's training steps): {task['budget_cpu_s']:.1f} s.",
+            f"Budgets (OT-CFM's training steps): {task['budget_cpu_s']:.1f} CPU s, "
+            f"{_get_or(task, 'budget_wall_s'):.1f} s wall-clock.",
             "",
         ]
-        headers = ["method", "steps", "train CPU s", *[f"NFE {k}" for k in NFES]]
+        headers = ["method", "steps", "train CPU s", "train wall s", *[f"NFE {k}" for k in NFES]]
         body = []
         for label, r in rows.items():
             body.append(
@@ -377,6 +415,7 @@ def markdown(report: dict[str, Any]) -> str:
                     label,
                     r["steps"],
                     round(r["cpu_s"], 1),
+                    round(_get_or(r, "wall_s"), 1),
                     *[round(_get(r["ode"], k)["w2"], 3) for k in NFES],
                 ]
             )
@@ -404,29 +443,35 @@ def markdown(report: dict[str, Any]) -> str:
                     table(["sampler", *[f"NFE {k}" for k in NFES]], body),
                     "",
                 ]
-        best = rows["ours best (OT, equal CPU)"]["ode"]
         ot = rows["torchcfm OT-CFM"]["ode"]
-        lost = [k for k in NFES if _get(best, k)["w2"] >= _get(ot, k)["w2"]]
-        verdicts.append((name, lost, _get(best, 1)["w2"], _get(ot, 1)["w2"]))
-        lines += [
-            (
-                "**ours best beats torchcfm OT-CFM at every NFE.**"
-                if not lost
-                else f"**torchcfm OT-CFM wins (or ties) at NFE {', '.join(map(str, lost))}.**"
-            ),
-            "",
-        ]
+        for label in BEST_ROWS:
+            if label not in rows:
+                continue
+            best = rows[label]["ode"]
+            lost = [k for k in NFES if _get(best, k)["w2"] >= _get(ot, k)["w2"]]
+            verdicts.append((name, label, lost, _get(best, 1)["w2"], _get(ot, 1)["w2"]))
+            lines += [
+                (
+                    f"**{label} beats torchcfm OT-CFM at every NFE.**"
+                    if not lost
+                    else f"**torchcfm OT-CFM wins (or ties) against {label} at NFE "
+                    f"{', '.join(map(str, lost))}.**"
+                ),
+                "",
+            ]
     lines += ["## Targets", ""]
     moons = report["tasks"].get("8gaussians→moons")
-    if moons is not None:
-        w = _get(moons["rows"]["ours best (OT, equal CPU)"]["ode"], 1)["w2"]
+    for label, budget in zip(BEST_ROWS, ("training CPU time", "training wall-clock")):
+        if moons is None or label not in moons["rows"]:
+            continue
+        w = _get(moons["rows"][label]["ode"], 1)["w2"]
         lines.append(
-            f"- W2 ≤ 0.30 at NFE 1 on 8 Gaussians→moons at equal training CPU time: "
+            f"- W2 ≤ 0.30 at NFE 1 on 8 Gaussians→moons at equal {budget} ({label}): "
             f"{'**met**' if w <= 0.30 else '**not met**'} (W2 = {w:.3f})."
         )
-    for name, lost, w_ours, w_ot in verdicts:
+    for name, label, lost, w_ours, w_ot in verdicts:
         lines.append(
-            f"- beat OT-CFM at every NFE on {name}: "
+            f"- {label} beats OT-CFM at every NFE on {name}: "
             + (
                 "**met**"
                 if not lost
@@ -445,6 +490,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 def _get(d: dict[Any, Any], k: Any) -> Any:
     return d[k] if k in d else d[str(k)]
+
+
+def _get_or(d: dict[str, Any], k: str) -> float:
+    """A number that results written before it existed lack (NaN there)."""
+    return float(d.get(k, math.nan))
 
 
 def plots(report: dict[str, Any], raw: dict[str, Any]) -> None:
@@ -478,7 +528,8 @@ def plots(report: dict[str, Any], raw: dict[str, Any]) -> None:
     _save(fig, RESULTS / f"{report['name']}_w2.png")
     plt.close(fig)
 
-    shown = ["torchcfm I-CFM", "torchcfm OT-CFM", "ours OT", "ours best (OT, equal CPU)"]
+    shown = ["torchcfm I-CFM", "torchcfm OT-CFM", "ours OT", *BEST_ROWS]
+    shown = [k for k in shown if all(k in task["samples"] for task in raw.values())]
     fig, axes = plt.subplots(
         len(tasks),
         1 + len(shown),
@@ -545,6 +596,7 @@ def main() -> None:
             "sde_gamma_a": SDE_GAMMA,
             "sde_eps": list(SDE_EPS),
             "cpu_clock": "time.process_time() around the training steps",
+            "wall_clock": "time.perf_counter() around the training steps",
         },
         "tasks": {
             t: {k: v for k, v in r.items() if k not in ("samples", "target")}
