@@ -153,9 +153,11 @@ def test_dequantize() -> None:
 
 
 # depth 1 and 2 fold every direction into one vector / matrix; from depth 3 the directions go
-# in blocks of _FOLD_ENTRIES // hidden²: all 5 at once, or 1 + 1 + 1 + 1 + 1, or 2 + 2 + 1
+# in blocks of max(1, _FOLD_ENTRIES // hidden²): all 5 at once, or 1 + 1 + 1 + 1 + 1 (576 and,
+# through the clamp, 100), or 2 + 2 + 1 (1152); depth 5 crosses two inner layers
 @pytest.mark.parametrize(
-    ("depth", "fold_entries"), [(1, None), (2, None), (3, None), (4, None), (3, 576), (4, 1152)]
+    ("depth", "fold_entries"),
+    [(1, None), (2, None), (3, None), (4, None), (5, None), (3, 576), (4, 1152), (5, 100)],
 )
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_mlp_forward_mode_divergence_equals_autograd(
@@ -173,7 +175,7 @@ def test_mlp_forward_mode_divergence_equals_autograd(
             in_dims=(0, 0, None if cond is None else 0),
         )(x, t.expand(11), None if cond is None else cond[:, None])
         want = jac.diagonal(dim1=1, dim2=2).sum(-1)
-        for chunk in (1, 4, 128):  # blocks that divide the batch, do not, and exceed it
+        for chunk in (None, 1, 4, 128):  # default; blocks that divide the batch, do not, exceed it
             out, div = net.forward_and_divergence(t, x, cond, chunk_size=chunk)
             torch.testing.assert_close(out, net(t, x, cond), atol=1e-12, rtol=0)
             torch.testing.assert_close(div, want, atol=1e-10, rtol=0)

@@ -153,16 +153,24 @@ class MLP(nn.Module):
         t, x, condition:
             As in :meth:`forward`.
         chunk_size:
-            Samples per tangent block when ``depth ≥ 3`` (memory O(chunk_size · dim · hidden)).
-            ``None``: blocks of about 2²⁰ tangent entries (4 MiB in float32), at least 16
-            samples. Directions are taken in blocks too, so that a block's [Mᵢ]ᵢ and N hold at
-            most 2¹⁸ entries each (1 MiB in float32: they stay in cache; with all 64
-            directions of dim = 64 in one 16 MiB block the call took 136 ms instead of 107).
+            Samples per tangent block when ``depth ≥ 3``. Directions go in blocks of
+            n = max(1, 2¹⁸ // hidden²), so that a block's [Mᵢ]ᵢ and N hold at most 2¹⁸ entries
+            each when hidden ≤ 512 (1 MiB in float32: they stay in cache; with all 64
+            directions of dim = 64 in one 16 MiB block the call took 136 ms instead of 107),
+            and hidden² otherwise. Memory O(chunk_size · min(n, dim) · hidden). ``None``:
+            blocks of about 2²⁰ tangent entries (4 MiB in float32), at least 16 samples.
 
         Returns
         -------
         tuple of Tensor
             f(t, x[, y]) of shape ``(batch, dim)`` and its divergence, shape ``(batch,)``.
+
+        Notes
+        -----
+        Meant for evaluation (:func:`~interpolants.log_likelihood` calls it under
+        :func:`torch.no_grad`): the divergence is not differentiable with respect to the
+        parameters, since the slopes come from ATen's ``silu_backward``, which has no derivative
+        of its own. To train through a divergence, use autograd on :meth:`forward`.
         """
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
