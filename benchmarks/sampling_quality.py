@@ -411,7 +411,7 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Floor (two independent target samples): W2 = {task['floor_w2']:.3f}. "
             f"Budgets (OT-CFM's training steps): {task['budget_cpu_s']:.1f} CPU s, "
-            f"{_get_or(task, 'budget_wall_s'):.1f} s wall-clock.",
+            f"{task['budget_wall_s']:.1f} s wall-clock.",
             "",
         ]
         headers = ["method", "steps", "train CPU s", "train wall s", *[f"NFE {k}" for k in NFES]]
@@ -422,7 +422,7 @@ def markdown(report: dict[str, Any]) -> str:
                     label,
                     r["steps"],
                     round(r["cpu_s"], 1),
-                    round(_get_or(r, "wall_s"), 1),
+                    round(r["wall_s"], 1),
                     *[round(_get(r["ode"], k)["w2"], 3) for k in NFES],
                 ]
             )
@@ -455,7 +455,7 @@ def markdown(report: dict[str, Any]) -> str:
             if label not in rows:
                 continue
             best = rows[label]["ode"]
-            lost = [k for k in NFES if _get(best, k)["w2"] >= _get(ot, k)["w2"]]
+            lost = _nfes_lost(best, ot)
             verdicts.append((name, label, lost, _get(best, 1)["w2"], _get(ot, 1)["w2"]))
             lines += [
                 (
@@ -513,8 +513,8 @@ def _other_seeds(report: dict[str, Any]) -> list[str]:
                     cells.append("–")
                     continue
                 best = rows[label]["ode"]
-                lost = [str(k) for k in NFES if _get(best, k)["w2"] >= _get(ot, k)["w2"]]
-                verdict = f"no: OT-CFM wins at NFE {', '.join(lost)}" if lost else "yes"
+                lost = _nfes_lost(best, ot)
+                verdict = f"no: OT-CFM wins at NFE {', '.join(map(str, lost))}" if lost else "yes"
                 cells.append(f"{_get(best, 1)['w2']:.3f} ({verdict})")
             body.append([other["settings"]["seed"], task, f"{_get(ot, 1)['w2']:.3f}", *cells])
     if not body:
@@ -533,13 +533,13 @@ def _other_seeds(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _nfes_lost(ours: dict[Any, Any], ot: dict[Any, Any]) -> list[int]:
+    """The NFEs at which OT-CFM's W2 is at most ours (it wins or ties)."""
+    return [k for k in NFES if _get(ours, k)["w2"] >= _get(ot, k)["w2"]]
+
+
 def _get(d: dict[Any, Any], k: Any) -> Any:
     return d[k] if k in d else d[str(k)]
-
-
-def _get_or(d: dict[str, Any], k: str) -> float:
-    """A number that results written before it existed lack (NaN there)."""
-    return float(d.get(k, math.nan))
 
 
 def plots(report: dict[str, Any], raw: dict[str, Any]) -> None:

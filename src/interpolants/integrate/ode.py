@@ -31,6 +31,7 @@ from .base import CountedField, ODEIntegrator
 
 __all__ = ["RK4", "Euler", "FixedStepIntegrator", "Heun", "Midpoint"]
 
+# one step of a fixed-step rule: (field, t, t_next, h, x) -> x_next (shared with torchsde's)
 _Step = Callable[[CountedField, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 

@@ -18,7 +18,6 @@ X. Li, T.-K. L. Wong, R. T. Q. Chen, D. Duvenaud, *Scalable Gradients for Stocha
 Differential Equations*, arXiv:2001.01328 (torchsde).
 """
 
-from collections.abc import Callable
 from typing import Literal, final
 
 import torch
@@ -28,16 +27,15 @@ from torch import Tensor
 from ..fields import Field
 from .base import CountedField, Solution, make_solution
 from .diffusion import ConstantDiffusion, Diffusion
-from .ode import euler_step, heun_step, midpoint_step
+from .ode import _Step, euler_step, heun_step, midpoint_step
 from .sde import SDEIntegrator
 
 __all__ = ["TorchSDEIntegrator"]
 
 Method = Literal["euler", "heun", "midpoint"]
 
-_STEP = Callable[[CountedField, Tensor, Tensor, Tensor, Tensor], Tensor]
 # torchsde method -> (SDE type it solves, the matching deterministic step, its order)
-_METHODS: dict[str, tuple[str, _STEP, int]] = {
+_METHODS: dict[str, tuple[str, _Step, int]] = {
     "euler": ("ito", euler_step, 1),
     "heun": ("stratonovich", heun_step, 2),
     "midpoint": ("stratonovich", midpoint_step, 2),
