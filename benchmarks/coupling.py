@@ -32,7 +32,8 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from common import alternate, machine, versions, write_results
-from interpolants.coupling import OTCoupling, SinkhornCoupling, SquaredEuclideanCost, sinkhorn
+from interpolants import OTCoupling
+from interpolants.coupling import SinkhornCoupling, SquaredEuclideanCost, sinkhorn
 
 
 def bench_exact(n: int, d: int, reps: int) -> dict[str, Any]:

@@ -11,9 +11,9 @@ directly by :class:`~interpolants.VelocityObjective` with ``antithetic=True``), 
 fixed budget (steps × batch, CPU-seconds reported) and evaluate the held-out log-likelihood by
 the probability-flow ODE backwards with the exact divergence (RK4,
 :func:`interpolants.evaluate.heldout_nll`). Toys: moons, 8 Gaussians and checkerboard of
-:mod:`interpolants.datasets` (test NLL in nats; for 8 Gaussians the true NLL of the mixture is
+:mod:`interpolants.data` (test NLL in nats; for 8 Gaussians the true NLL of the mixture is
 shown for reference). Digits: scikit-learn's 8×8 digits dequantised to [−1, 1) with 17 levels
-(:func:`interpolants.datasets.load_digits`), 64-d :class:`~interpolants.MLP`, bits/dim by
+(:func:`interpolants.data.load_digits`), 64-d :class:`~interpolants.MLP`, bits/dim by
 ``bits_per_dim(log_prob, 64, levels=17, low=-1, high=1)``.
 
 Training recipe (every row): :class:`~interpolants.MLP` 3×256, Adam 1e-3, batch 256,
@@ -39,21 +39,19 @@ from interpolants import (
     IndependentCoupling,
     LinearInterpolant,
     PairedBatches,
-    QuadraticGamma,
-    TensorData,
     Trainer,
-    TrigonometricInterpolant,
     VelocityObjective,
-    VPInterpolant,
 )
-from interpolants.datasets import (
+from interpolants.data import (
     Checkerboard,
     EightGaussians,
     GaussianMixtureData,
     Moons,
+    TensorData,
     load_digits,
 )
 from interpolants.evaluate import heldout_nll
+from interpolants.interpolant import QuadraticGamma, TrigonometricInterpolant, VPInterpolant
 
 GAMMA_A = 1.0  # γ(t) = a·t(1−t)
 

@@ -36,17 +36,16 @@ from torch import Tensor, nn
 from common import alternate, machine, table, versions, write_results
 from interpolants import (
     MLP,
-    ExactDivergence,
     GaussianMixture,
     LinearInterpolant,
-    Midpoint,
     PairedBatches,
     Trainer,
     VelocityObjective,
     log_likelihood,
     time_grid,
 )
-from interpolants.datasets import Moons
+from interpolants.data import Moons
+from interpolants.integrate import ExactDivergence, Midpoint
 from training_step import load_average, wait_for_quiet
 
 STEPS = 20

@@ -10,7 +10,7 @@ the moons follow torchcfm's ``torchcfm.utils.sample_8gaussians`` / ``sample_moon
 evenly spaced arc positions shifted by one U[0, 0.2) number along (1, 1)). ``torchcfm.utils``
 imports torchdyn at import time, which is not installed here, so the two samplers are
 re-implemented below from their definitions (with a torch generator instead of the global
-numpy RNG). The checkerboard is :class:`interpolants.datasets.Checkerboard`.
+numpy RNG). The checkerboard is :class:`interpolants.data.Checkerboard`.
 
 Every side uses the same MLP class (:class:`interpolants.MLP`, 3 × 256, SiLU), Adam 1e-3,
 batch 256 and the same data samplers:
@@ -61,27 +61,24 @@ from common import RESULTS, machine, table, versions, write_results
 from interpolants import (
     MLP,
     BrownianGamma,
+    Coupling,
     Euler,
     IndependentCoupling,
     LinearInterpolant,
     OTCoupling,
     PairedBatches,
-    PrefetchedBatches,
-    QuadraticGamma,
-    SchrodingerBridgeCoupling,
-    ScoreFromDenoiser,
-    SinkhornCoupling,
     SplitObjective,
     Trainer,
-    TwoHeadMLP,
-    VelocityFromSplit,
     VelocityObjective,
     time_grid,
-    wasserstein2,
 )
-from interpolants.coupling import Coupling
-from interpolants.datasets import Checkerboard
+from interpolants.coupling import SchrodingerBridgeCoupling, SinkhornCoupling
+from interpolants.data import Checkerboard, PrefetchedBatches
 from interpolants.evaluate import sde_samples
+from interpolants.fields import ScoreFromDenoiser, VelocityFromSplit
+from interpolants.interpolant import QuadraticGamma
+from interpolants.metrics import wasserstein2
+from interpolants.nn import TwoHeadMLP
 
 NFES = (1, 2, 4, 8, 16, 32, 100)
 

@@ -52,19 +52,17 @@ from torch.utils.data import DataLoader
 
 from common import alternate, machine, table, versions, write_results
 from interpolants import (
-    CoupledBatchStream,
+    Coupling,
     GaussianMixture,
     IndependentCoupling,
     LinearInterpolant,
     OTCoupling,
     PairedBatches,
-    PrefetchedBatches,
-    SinkhornCoupling,
     Trainer,
     VelocityObjective,
 )
-from interpolants.coupling import Coupling
-from interpolants.datasets import Moons
+from interpolants.coupling import SinkhornCoupling
+from interpolants.data import CoupledBatchStream, Moons, PrefetchedBatches
 
 DIM = 2
 

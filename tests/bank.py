@@ -5,14 +5,11 @@ from collections.abc import Callable
 
 import torch
 
-from interpolants import (
-    BrownianGamma,
+from interpolants import BrownianGamma, GaussianMixture, Interpolant, LinearInterpolant
+from interpolants.interpolant import (
     CustomGamma,
     CustomInterpolant,
     EncoderDecoderInterpolant,
-    GaussianMixture,
-    Interpolant,
-    LinearInterpolant,
     MirrorInterpolant,
     OneSidedInterpolant,
     OneSidedLinearInterpolant,

@@ -15,16 +15,10 @@ from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
 from bank import one_per_family, problem, two_mixtures
-from interpolants import (
-    ExactInterpolantFields,
-    GaussianMixture,
-    Interpolant,
-    LinearInterpolant,
-    MirrorInterpolant,
-    OneSidedInterpolant,
-    VPInterpolant,
-    energy_test,
-)
+from interpolants import GaussianMixture, Interpolant, LinearInterpolant
+from interpolants.analytic import ExactInterpolantFields
+from interpolants.interpolant import MirrorInterpolant, OneSidedInterpolant, VPInterpolant
+from interpolants.metrics import energy_test
 
 FAMILIES = one_per_family()
 NAMES = list(FAMILIES)

@@ -1,6 +1,8 @@
 """Contract tests over every coupling, plus the conditional, matching and unbalanced ones."""
 
+import inspect
 import math
+import pickle
 
 import numpy as np
 import ot
@@ -8,21 +10,28 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from contracts import concrete_subclasses
+from interpolants import Coupling, IndependentCoupling, OTCoupling
 from interpolants.coupling import (
-    Coupling,
     DataDependentCoupling,
-    IndependentCoupling,
     LabelConditionalCoupling,
-    OTCoupling,
+    PairIndices,
     PartialOTCoupling,
     PermutationCoupling,
+    PlanCoupling,
     SchrodingerBridgeCoupling,
     SinkhornCoupling,
     SquaredEuclideanCost,
     StableMatchingCoupling,
     UnbalancedOTCoupling,
 )
+
+
+def _half_plus_noise(x1: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """A data-dependent x0 (module level, so that the coupling pickles)."""
+    return 0.5 * x1 + noise
 
 
 def all_couplings() -> dict[str, Coupling]:
@@ -35,7 +44,7 @@ def all_couplings() -> dict[str, Coupling]:
         "label-ot": LabelConditionalCoupling(),
         "unbalanced": UnbalancedOTCoupling(),
         "partial": PartialOTCoupling(mass=0.75),
-        "data-dependent": DataDependentCoupling(lambda x1, z: 0.5 * x1 + z),
+        "data-dependent": DataDependentCoupling(_half_plus_noise),
     }
 
 
@@ -103,20 +112,33 @@ def test_label_tuples_are_carried(name):
     assert isinstance(p.y1, tuple) and torch.equal(p.y1[1], -y1[p.index1])
 
 
+# couplings that never read their inputs' values: NaN passes through them, and they never
+# synchronise with the host
+VALUE_FREE = ("independent", "data-dependent")
+
+
 @pytest.mark.parametrize("name", IDS)
 def test_errors(name):
     c = COUPLINGS[name]
     x = torch.randn(6, 3)
+    y = torch.zeros(6, dtype=torch.int64)  # one class: the label coupling runs its inner one
     with pytest.raises(ValueError, match="trailing shape"):
         c(x, torch.randn(6, 4))
     with pytest.raises(ValueError, match="non-empty"):
         c(x[:0], x[:0])
     bad = x.clone()
     bad[2, 1] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
-        c(bad, x)
-    with pytest.raises(ValueError, match="NaN"):
-        c(x, bad.clone().fill_(float("inf")))
+    infinite = bad.clone().fill_(float("inf"))
+    if name in VALUE_FREE:  # values are checked where a coupling computes with them
+        p = c(bad, x, y, y, generator=torch.Generator().manual_seed(0))
+        assert int(torch.isnan(p.x0).sum()) == 1  # the one NaN, carried along
+        p = c(x, infinite, y, y, generator=torch.Generator().manual_seed(0))
+        assert p.x1 is infinite
+    else:
+        with pytest.raises(ValueError, match="NaN"):
+            c(bad, x, y, y)
+        with pytest.raises(ValueError, match="NaN"):
+            c(x, infinite, y, y)
     with pytest.raises(TypeError):
         c(torch.ones(6, 3, dtype=torch.int64), x)
     with pytest.raises(ValueError, match="shape"):
@@ -244,6 +266,28 @@ def test_data_dependent_builds_x0_from_x1():
     assert torch.equal(p.x1, x1) and p.condition is mask
     with pytest.raises(ValueError, match="fn must return"):
         DataDependentCoupling(lambda x, z: x[:, :, :2])(noise, x1)
+    with pytest.raises(TypeError, match="dtype and device"):
+        DataDependentCoupling(lambda x, z: z.double())(noise, x1)
+    with pytest.raises(ValueError, match="noise x0 must have x1's shape"):
+        c(noise[:4], x1)
+
+
+def test_data_dependent_carries_labels_as_given():
+    x1, noise = torch.randn(5, 2), torch.randn(5, 2)
+    y0, y1 = torch.arange(5), (torch.arange(5) + 10, -torch.arange(5))
+    p = DataDependentCoupling(_half_plus_noise)(noise, x1, y0, y1)
+    assert p.y0 is y0 and p.y1 is y1 and p.x1 is x1 and p.condition is None
+    assert torch.equal(p.x0, 0.5 * x1 + noise)
+    assert torch.equal(p.index0, torch.arange(5)) and torch.equal(p.index1, torch.arange(5))
+    with pytest.raises(ValueError, match="shape"):
+        DataDependentCoupling(_half_plus_noise)(noise, x1, torch.arange(4))
+
+
+def test_label_conditional_rejects_an_inner_coupling_that_constructs_x0():
+    x = torch.randn(4, 2)
+    y = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(TypeError, match="constructs x0"):
+        LabelConditionalCoupling(DataDependentCoupling(_half_plus_noise))(x, x, y, y)
 
 
 # --- unbalanced and partial --------------------------------------------------------------------
@@ -309,3 +353,254 @@ def test_x1_in_its_order_is_returned_without_a_copy(name, n0):
     assert p.x1 is x1 and p.y1 is y1
     assert torch.equal(p.index1, torch.arange(12))
     assert torch.equal(p.x0, x0[:n0][p.index0])
+
+
+# --- the public extension point: a user's coupling implements pair ----------------------------
+
+
+class _Reverse(Coupling):
+    """x0 in reverse order against x1 in its order; the uniform plan when asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, object, bool, bool]] = []
+
+    def pair(self, x0, x1, y0, y1, *, generator, want_plan):
+        self.calls.append((y0, y1, want_plan, torch.is_grad_enabled()))
+        n0, n1 = x0.shape[0], x1.shape[0]
+        index0 = torch.arange(n0 - 1, -1, -1, device=x0.device)
+        plan = torch.full((n0, n1), 1.0 / (n0 * n1), dtype=x0.dtype) if want_plan else None
+        return PairIndices(index0=index0, plan=plan)
+
+
+def test_a_user_coupling_implementing_only_pair_works_through_the_call():
+    x0 = torch.randn(5, 2, requires_grad=True)
+    x1 = torch.randn(5, 2)
+    y0, y1 = torch.arange(5), (torch.arange(5) + 10, -torch.arange(5))
+    c = _Reverse()
+    p = c(x0, x1, y0, y1)
+    (seen0, seen1, want_plan, grad) = c.calls[-1]
+    # pair sees normalised labels, runs under no_grad, and was not asked for a plan
+    assert isinstance(seen0, tuple) and len(seen0) == 1 and seen0[0] is y0
+    assert seen1 is y1 and not want_plan and not grad
+    reverse = torch.arange(4, -1, -1)
+    assert torch.equal(p.index0, reverse) and torch.equal(p.x0, x0[reverse])
+    assert torch.equal(p.y0, y0[reverse])  # labels carried with their x0
+    assert p.x1 is x1 and p.y1 is y1 and torch.equal(p.index1, torch.arange(5))  # x1's order
+    assert p.plan is None and p.condition is None
+    assert p.x0.requires_grad  # gathered outside no_grad: the pairs keep autograd
+    q = c(x0, x1, return_plan=True)
+    assert c.calls[-1][2] and q.plan is not None and q.plan.shape == (5, 5)
+    assert float(q.plan.sum()) == pytest.approx(1.0)
+
+
+def test_a_coupling_without_pair_cannot_be_instantiated():
+    class NoPair(Coupling):
+        pass
+
+    with pytest.raises(TypeError, match="pair"):
+        NoPair()  # type: ignore[abstract]
+
+
+class _ProductPlan(PlanCoupling):
+    """The independent plan a ⊗ b; every x1 once, its x0 drawn uniformly."""
+
+    def __init__(self, reduced: bool = False) -> None:
+        self.cost = SquaredEuclideanCost()
+        self.reduced_plan_cost = reduced
+        self.costs: list[torch.Tensor] = []
+
+    def pair(self, x0, x1, y0, y1, *, generator, want_plan):
+        n0, n1 = x0.shape[0], x1.shape[0]
+        index0 = torch.randint(n0, (n1,), generator=generator, device=x0.device)
+        plan = torch.full((n0, n1), 1.0 / (n0 * n1), dtype=x0.dtype) if want_plan else None
+        return PairIndices(index0=index0, plan=plan)
+
+    def weighted_plan(self, cost, a, b):
+        assert not torch.is_grad_enabled()
+        assert a.dtype == b.dtype == cost.dtype and float(a.sum()) == pytest.approx(1.0)
+        self.costs.append(cost)
+        return a[:, None] * b[None, :]
+
+
+def test_a_user_plan_coupling_implementing_pair_and_weighted_plan():
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    x1 = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    w0 = torch.rand(6, generator=gen, dtype=torch.float64) + 0.1
+    w1 = torch.rand(4, generator=gen, dtype=torch.float64) + 0.1
+    for reduced in (False, True):
+        c = _ProductPlan(reduced)
+        plan = c.plan(x0, x1, w0, w1)
+        torch.testing.assert_close(plan.sum(1), w0 / w0.sum())
+        torch.testing.assert_close(plan.sum(0), w1 / w1.sum())
+        # the full cost, or the reduced −2·x0·x1ᵀ when reduced_plan_cost says so
+        expected = -2.0 * x0 @ x1.T if reduced else SquaredEuclideanCost()(x0, x1)
+        torch.testing.assert_close(c.costs[-1], expected)
+    p = _ProductPlan()(x0, x1, generator=torch.Generator().manual_seed(1), return_plan=True)
+    assert p.plan is not None and p.plan.shape == (6, 4)
+    assert p.x1 is x1 and torch.equal(p.x0, x0[p.index0])
+    with pytest.raises(ValueError, match="w0"):
+        _ProductPlan().plan(x0, x1, -w0)
+
+
+class _Built(Coupling):
+    """x0 constructed from x1 (no gather), with conditioning information."""
+
+    def pair(self, x0, x1, y0, y1, *, generator, want_plan):
+        built = x1.flip(1) + x0
+        return PairIndices(
+            index0=torch.arange(x0.shape[0], device=x0.device), x0=built, condition=x1.sum(1)
+        )
+
+
+def test_pair_indices_with_a_constructed_x0():
+    x0, x1 = torch.randn(5, 3), torch.randn(5, 3)
+    y0, y1 = torch.arange(5), torch.arange(5) * 2
+    p = _Built()(x0, x1, y0, y1)
+    assert torch.equal(p.x0, x1.flip(1) + x0)
+    assert p.y0 is y0 and p.y1 is y1 and p.x1 is x1  # labels as given, x1 as it is
+    assert torch.equal(p.index0, torch.arange(5)) and torch.equal(p.index1, torch.arange(5))
+    assert p.condition is not None and torch.equal(p.condition, x1.sum(1))
+
+
+def _returning(out):
+    class Fixed(Coupling):
+        def pair(self, x0, x1, y0, y1, *, generator, want_plan):
+            return out
+
+    return Fixed()
+
+
+def test_the_call_checks_what_pair_returns():
+    x = torch.randn(4, 3)
+    with pytest.raises(TypeError, match="PairIndices"):
+        _returning((torch.arange(4), None, None))(x, x)
+    with pytest.raises(TypeError, match="int64"):
+        _returning(PairIndices(index0=torch.arange(4, dtype=torch.int32)))(x, x)
+    with pytest.raises(ValueError, match="index1=None"):
+        _returning(PairIndices(index0=torch.arange(3)))(x, x)
+    with pytest.raises((TypeError, ValueError), match="index1"):  # jaxtyping or the call
+        _returning(PairIndices(index0=torch.arange(3), index1=torch.arange(2)))(x, x)
+    with pytest.raises(ValueError, match="construct x0"):
+        _returning(PairIndices(index0=torch.arange(4), x0=torch.zeros(4, 2)))(x, x)
+    with pytest.raises(TypeError, match="dtype and device"):
+        built = torch.zeros(4, 3, dtype=torch.float64)
+        _returning(PairIndices(index0=torch.arange(4), x0=built))(x, x)
+
+
+# --- no host synchronisation for couplings that need no solver --------------------------------
+
+
+_SYNCING_OPS = {
+    torch.ops.aten._local_scalar_dense,
+    torch.ops.aten.item,
+    torch.ops.aten.is_nonzero,
+    torch.ops.aten.nonzero,
+    torch.ops.aten.masked_select,
+    torch.ops.aten.equal,
+}
+
+
+class _NoHostSync(TorchDispatchMode):
+    """Raise on every op that forces a device-to-host synchronisation on CUDA."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in _SYNCING_OPS:
+            raise AssertionError(f"{func} synchronises with the host")
+        return func(*args, **(kwargs or {}))
+
+
+SYNC_FREE = {
+    "independent": IndependentCoupling(),
+    "data-dependent": DataDependentCoupling(_half_plus_noise),
+}
+
+
+# (coupling, size of the x0 batch against 12 x1); the data-dependent noise batch has x1's shape
+SYNC_CASES = [("independent", 12), ("independent", 5), ("data-dependent", 12)]
+
+
+@pytest.mark.parametrize(("name", "n0"), SYNC_CASES)
+def test_no_host_synchronisation(name, n0):
+    x0, x1, y0, y1 = _batches((12, 3), torch.float32)
+    x0, y0 = x0[:n0], y0[:n0]
+    gen = torch.Generator().manual_seed(0)
+    with _NoHostSync():
+        p = SYNC_FREE[name](x0, x1, y0, (y1, -y1), generator=gen)
+        q = SYNC_FREE[name](x0, x1, generator=gen, return_plan=True)
+    assert p.x0.shape == q.x0.shape == (12, 3) and p.y1[0] is y1
+    with pytest.raises(AssertionError, match="synchronises"):  # the guard has teeth
+        with _NoHostSync():
+            SinkhornCoupling()(x0, x1)  # reads the cost matrix's extremes and mean
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("name", "n0"), SYNC_CASES)
+def test_no_host_synchronisation_cuda(name, n0):
+    x0, x1, y0, y1 = _batches((12, 3, 4, 4), torch.float32, "cuda")
+    x0, y0 = x0[:n0], y0[:n0]
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    coupling = SYNC_FREE[name]
+    coupling(x0, x1, y0, y1, generator=gen)  # warm-up: lazy initialisation may synchronise
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        p = coupling(x0, x1, y0, y1, generator=gen)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert p.x0.device.type == "cuda" and p.x0.shape == (12, 3, 4, 4)
+
+
+# --- every concrete public coupling, discovered: repr and pickle --------------------------------
+
+
+CONCRETE = concrete_subclasses(Coupling)
+
+# constructor arguments of the classes that cannot be built with defaults
+CONSTRUCTOR_KWARGS: dict[type[Coupling], dict[str, object]] = {
+    SchrodingerBridgeCoupling: {"sigma": 1.0},
+    DataDependentCoupling: {"fn": _half_plus_noise},
+}
+
+
+def _construct(cls: type[Coupling]) -> Coupling:
+    if cls not in CONSTRUCTOR_KWARGS:
+        required = [
+            p.name
+            for p in inspect.signature(cls).parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            pytest.fail(
+                f"{cls.__name__} needs constructor arguments {required}: add an entry for it "
+                "to CONSTRUCTOR_KWARGS in tests/test_coupling.py"
+            )
+    return cls(**CONSTRUCTOR_KWARGS.get(cls, {}))
+
+
+def test_discovery_finds_the_concrete_couplings():
+    assert {IndependentCoupling, OTCoupling, DataDependentCoupling} <= set(CONCRETE)
+    assert not {Coupling, PermutationCoupling, PlanCoupling} & set(CONCRETE)
+    # the contract tests above run every discovered class
+    assert set(CONCRETE) <= {type(c) for c in COUPLINGS.values()}
+    # abstract or final: no concrete coupling subclasses another
+    for cls in CONCRETE:
+        assert not [base for base in cls.__mro__[1:] if base in CONCRETE], cls
+
+
+@pytest.mark.parametrize("cls", CONCRETE, ids=lambda cls: cls.__name__)
+def test_repr_and_pickle_round_trip(cls):
+    coupling = _construct(cls)
+    text = repr(coupling)
+    assert text.startswith(f"{cls.__name__}(") and text.endswith(")")
+    clone = pickle.loads(pickle.dumps(coupling))
+    assert type(clone) is cls and repr(clone) == text
+    x0, x1, y0, y1 = _batches((12, 3), torch.float64)
+    p = coupling(x0, x1, y0, y1, generator=torch.Generator().manual_seed(5), return_plan=True)
+    q = clone(x0, x1, y0, y1, generator=torch.Generator().manual_seed(5), return_plan=True)
+    assert torch.equal(p.index0, q.index0) and torch.equal(p.index1, q.index1)
+    assert torch.equal(p.x0, q.x0) and torch.equal(p.x1, q.x1)
+    assert (p.plan is None) == (q.plan is None)
+    if p.plan is not None:
+        assert torch.equal(p.plan, q.plan)

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from interpolants import OTCoupling
 from interpolants.coupling import (
     AssignmentSolver,
     AutoAssignmentSolver,
@@ -19,15 +20,14 @@ from interpolants.coupling import (
     LapjvSolver,
     LapxSolver,
     NetworkSimplexSolver,
-    OTCoupling,
     SchrodingerBridgeCoupling,
     ScipySolver,
     SinkhornCoupling,
     SquaredEuclideanCost,
     sinkhorn,
 )
-from interpolants.coupling import assignment as assignment_module
-from interpolants.coupling.base import sample_columns
+from interpolants.coupling import _assignment as assignment_module
+from interpolants.coupling._base import sample_columns
 
 
 def _data(n, d, seed, dtype=torch.float64, n1=None):
@@ -149,7 +149,7 @@ def test_lapx_solver_without_lapx_raises(monkeypatch):
 
 def test_solver_output_is_checked_to_be_a_permutation():
     class Broken(AssignmentSolver):
-        def _solve(self, cost, dim, overwrite):
+        def assign(self, cost, dim, *, overwrite):
             return np.zeros(cost.shape[0], dtype=np.int64)
 
     with pytest.raises(RuntimeError, match="permutation"):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from interpolants import MLP, GaussianMixture, TwoHeadMLP
-from interpolants.datasets import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
-from interpolants.nn import SinusoidalTimeEmbedding, drop_labels
+from interpolants import MLP, GaussianMixture
+from interpolants.data import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
+from interpolants.nn import SinusoidalTimeEmbedding, TwoHeadMLP, drop_labels
 
 
 @pytest.mark.parametrize("name", sorted(TOY_DATASETS))

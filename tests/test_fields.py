@@ -1,4 +1,5 @@
-"""Field conversions and SDE drifts, checked on the exact Gaussian-mixture test bed.
+"""Field conversions (interpolant methods and field classes) and the SDE drift, checked on the
+exact Gaussian-mixture test bed.
 
 ``ExactInterpolantFields`` computes b, s (and v, η_z from them) independently of the
 conversions here, so a round trip that agrees to ~1e-12 in float64 checks the formulas, not
@@ -13,15 +14,8 @@ import pytest
 import torch
 
 import interpolants.fields as fields_module
-from interpolants import (
-    BrownianGamma,
-    ExactInterpolantFields,
-    GaussianMixture,
-    LinearInterpolant,
-    OneSidedLinearInterpolant,
-    TrigonometricInterpolant,
-    VPInterpolant,
-)
+from interpolants import SDE, BrownianGamma, GaussianMixture, LinearInterpolant, time_grid
+from interpolants.analytic import ExactInterpolantFields
 from interpolants.fields import (
     DenoiserFromScore,
     DenoiserFromVelocity,
@@ -34,17 +28,12 @@ from interpolants.fields import (
     VelocityFromScore,
     VelocityFromSplit,
     VelocityFromTarget,
-    denoiser_from_score,
-    denoiser_from_velocity,
-    score_from_denoiser,
-    score_from_velocity,
-    sde_drift,
-    target_from_velocity,
-    velocity_from_denoiser,
-    velocity_from_mean_and_denoiser,
-    velocity_from_mean_and_score,
-    velocity_from_score,
-    velocity_from_target,
+)
+from interpolants.integrate import Heun, Problem
+from interpolants.interpolant import (
+    OneSidedLinearInterpolant,
+    TrigonometricInterpolant,
+    VPInterpolant,
 )
 
 F64 = torch.float64
@@ -93,20 +82,24 @@ def test_one_sided_round_trips(interpolant: VPInterpolant) -> None:
     )
     t, x = _points()
     b, s, eta = exact.velocity(t, x), exact.score(t, x), exact.denoiser(t, x)
-    _close(score_from_velocity(interpolant, t, x, b), s)
-    _close(velocity_from_score(interpolant, t, x, s), b)
-    _close(denoiser_from_velocity(interpolant, t, x, b), eta)
-    _close(velocity_from_denoiser(interpolant, t, x, eta), b)
-    _close(velocity_from_score(interpolant, t, x, score_from_velocity(interpolant, t, x, b)), b)
-    _close(score_from_denoiser(interpolant, t, denoiser_from_score(interpolant, t, s)), s)
-    _close(score_from_denoiser(interpolant, t, eta), s)
-    x1_hat = target_from_velocity(interpolant, t, x, b)
+    i = interpolant
+    _close(i.score_from_velocity(t, x, b), s)
+    _close(i.velocity_from_score(t, x, s), b)
+    _close(i.denoiser_from_velocity(t, x, b), eta)
+    _close(i.velocity_from_denoiser(t, x, eta), b)
+    _close(i.velocity_from_score(t, x, i.score_from_velocity(t, x, b)), b)
+    _close(i.score_from_denoiser(t, i.denoiser_from_score(t, s)), s)
+    _close(i.score_from_denoiser(t, eta), s)
+    x1_hat = i.target_from_velocity(t, x, b)
     # E[x1 | x_t] satisfies x = α η0 + β η1 with η0 = η_z
-    c = interpolant.coefficients(t)
+    c = i.coefficients(t)
     _close(c.alpha[:, None] * eta + c.beta[:, None] * x1_hat, x)
-    _close(velocity_from_target(interpolant, t, x, x1_hat), b)
-    # one-sided: v = b, so the split recombination is the identity
-    _close(velocity_from_mean_and_score(interpolant, t, b, s), b)
+    _close(i.velocity_from_target(t, x, x1_hat), b)
+    # one-sided: v = b, so the split recombination is the identity both ways
+    _close(i.velocity_from_mean_and_score(t, b, s), b)
+    _close(i.mean_velocity_from_velocity_and_score(t, b, s), b)
+    # the noise scale of a one-sided interpolant is α
+    assert torch.equal(c.noise_scale, c.alpha)
 
 
 @pytest.mark.parametrize("interpolant", TWO_SIDED, ids=repr)
@@ -120,10 +113,13 @@ def test_two_sided_round_trips(interpolant: LinearInterpolant) -> None:
         exact.denoiser(t, x),
     )
     assert float((b - v).abs().max()) > 0.1  # the split is not trivial here
-    _close(velocity_from_mean_and_denoiser(interpolant, t, v, eta), b)
-    _close(velocity_from_mean_and_score(interpolant, t, v, s), b)
-    _close(score_from_denoiser(interpolant, t, denoiser_from_score(interpolant, t, s)), s)
-    _close(denoiser_from_score(interpolant, t, s), eta)
+    i = interpolant
+    _close(i.velocity_from_mean_and_denoiser(t, v, eta), b)
+    _close(i.velocity_from_mean_and_score(t, v, s), b)
+    _close(i.mean_velocity_from_velocity_and_score(t, b, s), v)
+    _close(i.score_from_denoiser(t, i.denoiser_from_score(t, s)), s)
+    _close(i.denoiser_from_score(t, s), eta)
+    assert torch.equal(i.coefficients(t).noise_scale, i.coefficients(t).gamma)
 
 
 def test_split_recombination_is_finite_and_exact_at_the_ends() -> None:
@@ -133,16 +129,16 @@ def test_split_recombination_is_finite_and_exact_at_the_ends() -> None:
     for end in (0.0, 1.0):
         t = torch.full((16,), end, dtype=F64)
         b, v, s = exact.velocity(t, x), exact.mean_velocity(t, x), exact.score(t, x)
-        _close(velocity_from_mean_and_score(interpolant, t, v, s), b)
+        _close(interpolant.velocity_from_mean_and_score(t, v, s), b)
     # the one-sided η_z from b divides by αβ̇ − α̇β only: finite on all of [0, 1]
     vp = VPInterpolant()
     exact_vp = ExactInterpolantFields(vp, GaussianMixture.standard_normal(2, dtype=F64), _target())
     for end in (0.0, 1.0):
         t = torch.full((16,), end, dtype=F64)
-        _close(denoiser_from_velocity(vp, t, x, exact_vp.velocity(t, x)), exact_vp.denoiser(t, x))
+        _close(vp.denoiser_from_velocity(t, x, exact_vp.velocity(t, x)), exact_vp.denoiser(t, x))
 
 
-def test_combinators_match_the_functions() -> None:
+def test_field_classes_match_the_exact_fields() -> None:
     vp = VPInterpolant()
     exact = ExactInterpolantFields(vp, GaussianMixture.standard_normal(2, dtype=F64), _target())
     t, x = _points(32, seed=1)
@@ -166,53 +162,56 @@ def test_combinators_match_the_functions() -> None:
 
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_sde_drift(direction: str) -> None:
+    """The one SDE drift b ± ε s (Problem.drift), with the direction read from the grid."""
     interpolant = LinearInterpolant(BrownianGamma())
     exact = ExactInterpolantFields(interpolant, _two_sided_base(), _target())
     t, x = _points(32, seed=2)
     sign = 1.0 if direction == "forward" else -1.0
-    drift = sde_drift(exact.velocity, exact.score, lambda tt: torch.full_like(tt, 0.7), direction)  # type: ignore[arg-type]
-    _close(drift(t, x), exact.drift(t, x, sign * 0.7))
-    # a scalar ε(t) broadcasts as well, and ε varying with t is applied per sample
-    scalar = sde_drift(
-        exact.velocity, exact.score, lambda tt: torch.tensor(0.7, dtype=F64), direction
-    )  # type: ignore[arg-type]
-    _close(scalar(t, x), exact.drift(t, x, sign * 0.7))
-    varying = sde_drift(exact.velocity, exact.score, lambda tt: tt, direction)  # type: ignore[arg-type]
-    expected = exact.velocity(t, x) + sign * t[:, None] * exact.score(t, x)
-    _close(varying(t, x), expected)
-    with pytest.raises((ValueError, TypeError), match="direction"):
-        sde_drift(exact.velocity, exact.score, lambda tt: tt, "sideways")  # type: ignore[arg-type]
+    grid = time_grid(4, dtype=F64) if sign > 0 else time_grid(4, 1.0, 0.0, dtype=F64)
+    problem = Problem(SDE(exact.velocity, exact.score, 0.7), x, grid, [], None)
+    assert problem.sign == sign
+    expected = exact.velocity(t, x) + sign * 0.7 * exact.score(t, x)
+    _close(problem.drift(t, x, problem.sign * 0.7), expected)
+    assert problem.nfe == 2
+    # where ε = 0 the score is not evaluated
+    _close(problem.drift(t, x, 0.0), exact.velocity(t, x))
+    assert problem.nfe == 3 and problem.score is not None and problem.score.count == 1
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_singular_points_raise(dtype: torch.dtype) -> None:
+def test_singular_points(dtype: torch.dtype) -> None:
+    """A singular time given as a number raises; a time tensor is not read on the host, so
+    it gives non-finite values, which an integration reports once."""
     vp, two = VPInterpolant(), LinearInterpolant(BrownianGamma())
     x = torch.ones(3, 2, dtype=dtype)
-    t1, t0 = torch.tensor([0.5, 1.0, 0.2], dtype=dtype), torch.tensor([0.5, 0.0, 0.2], dtype=dtype)
-    with pytest.raises(ValueError, match=r"score from velocity.*singular at t = \[1.0\]"):
-        score_from_velocity(vp, t1, x, x)
+    with pytest.raises(ValueError, match=r"score from velocity.*singular at t = 1"):
+        vp.score_from_velocity(1.0, x, x)
     with pytest.raises(ValueError, match=r"velocity from score.*singular"):
-        velocity_from_score(vp, t0, x, x)
+        vp.velocity_from_score(0.0, x, x)
     with pytest.raises(ValueError, match=r"velocity from denoiser.*singular"):
-        velocity_from_denoiser(vp, t0, x, x)
+        vp.velocity_from_denoiser(0, x, x)
     with pytest.raises(ValueError, match=r"velocity from target.*singular"):
-        velocity_from_target(vp, t1, x, x)
+        vp.velocity_from_target(1.0, x, x)
     with pytest.raises(ValueError, match=r"score from denoiser.*singular"):
-        score_from_denoiser(two, t0, x)
+        two.score_from_denoiser(0.0, x)
     with pytest.raises(ValueError, match=r"score from denoiser.*singular"):
-        score_from_denoiser(vp, t1, x)
-    with pytest.raises(ValueError, match=r"score from velocity.*singular"):
-        ScoreFromVelocity(vp, lambda t, y: y)(t1, x)
-    with pytest.raises(ValueError, match=r"score from denoiser.*singular"):
-        ScoreFromDenoiser(LinearInterpolant(), lambda t, y: y)(t0, x)  # γ ≡ 0 everywhere
+        vp.score_from_denoiser(1.0, x)
+    t1 = torch.tensor([0.5, 1.0, 0.2], dtype=dtype)
+    out = vp.score_from_velocity(t1, x, x)
+    assert torch.isfinite(out[[0, 2]]).all() and not torch.isfinite(out[1]).all()
+    # an integration whose last stage evaluates the score at t = 1 raises, never returns NaN
+    with pytest.raises(FloatingPointError, match="NaN or Inf"):
+        Heun().integrate(ScoreFromVelocity(vp, lambda t, y: y), x, time_grid(4, dtype=dtype))
+    with pytest.raises(TypeError, match="noise"):
+        ScoreFromDenoiser(LinearInterpolant(), lambda t, y: y)  # γ ≡ 0: σ vanishes everywhere
     # the conversions that are finite everywhere stay finite at both ends
     ends = torch.tensor([0.0, 1.0, 0.0], dtype=dtype)
     for value in (
-        denoiser_from_velocity(vp, ends, x, x),
-        denoiser_from_score(two, ends, x),
-        velocity_from_mean_and_score(two, ends, x, x),
-        velocity_from_mean_and_denoiser(two, ends, x, x),
-        target_from_velocity(vp, ends, x, x),
+        vp.denoiser_from_velocity(ends, x, x),
+        two.denoiser_from_score(ends, x),
+        two.velocity_from_mean_and_score(ends, x, x),
+        two.velocity_from_mean_and_denoiser(ends, x, x),
+        vp.target_from_velocity(ends, x, x),
     ):
         assert torch.isfinite(value).all()
 
@@ -221,25 +220,23 @@ def test_bad_input_raises() -> None:
     vp, two = VPInterpolant(), LinearInterpolant(BrownianGamma())
     x = torch.ones(3, 2)
     with pytest.raises(TypeError, match="OneSidedInterpolant"):
-        score_from_velocity(two, 0.5, x, x)  # type: ignore[arg-type]
+        two.score_from_velocity(0.5, x, x)
     with pytest.raises(TypeError, match="OneSidedInterpolant"):
-        VelocityFromScore(two, lambda t, y: y)  # type: ignore[arg-type]
+        VelocityFromScore(two, lambda t, y: y)
     with pytest.raises(TypeError, match="deterministic"):
-        velocity_from_target(two, 0.5, x, x)
+        two.velocity_from_target(0.5, x, x)
     with pytest.raises(TypeError, match="deterministic"):
         TargetFromVelocity(two, lambda t, y: y)
     # under runtime type checking the shape mismatch is caught first, as a TypeCheckError
     shape_error = (ValueError, TypeError)
     with pytest.raises(shape_error, match="velocity"):
-        score_from_velocity(vp, 0.5, x, torch.ones(3, 3))
+        vp.score_from_velocity(0.5, x, torch.ones(3, 3))
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
-        score_from_velocity(vp, 1.5, x, x)
-    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
-        denoiser_from_score(vp, torch.tensor([0.1, -0.2, 0.3]), x)
+        vp.score_from_velocity(1.5, x, x)
     with pytest.raises(shape_error, match="t"):
-        denoiser_from_score(vp, torch.tensor([0.1, 0.2]), x)
+        vp.denoiser_from_score(torch.tensor([0.1, 0.2]), x)
     with pytest.raises(TypeError, match="score"):
-        denoiser_from_score(vp, 0.5, torch.ones(3, 2, dtype=torch.int64))
+        vp.denoiser_from_score(0.5, torch.ones(3, 2, dtype=torch.int64))
     with pytest.raises(TypeError, match="Interpolant"):
         DenoiserFromScore(object(), lambda t, y: y)  # type: ignore[arg-type]
 
@@ -249,18 +246,13 @@ def test_any_trailing_shape() -> None:
     x = torch.randn(4, 3, 5, 5, dtype=F64)
     b = torch.randn_like(x)
     t = torch.rand(4, dtype=F64) * 0.9 + 0.05
-    s = score_from_velocity(vp, t, x, b)
+    s = vp.score_from_velocity(t, x, b)
     assert s.shape == x.shape
-    _close(velocity_from_score(vp, t, x, s), b)
+    _close(vp.velocity_from_score(t, x, s), b)
 
 
 def test_doctests() -> None:
-    import interpolants.fields.combinators as combinators
-    import interpolants.fields.convert as convert
-    import interpolants.fields.drift as drift
+    import interpolants.fields._convert as convert
 
-    results = [
-        doctest.testmod(m, optionflags=doctest.ELLIPSIS)
-        for m in (fields_module, convert, combinators, drift)
-    ]
+    results = [doctest.testmod(m, optionflags=doctest.ELLIPSIS) for m in (fields_module, convert)]
     assert sum(r.attempted for r in results) > 0 and all(r.failed == 0 for r in results)

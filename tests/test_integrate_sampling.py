@@ -14,22 +14,23 @@ from torch import Tensor
 
 from bank import one_per_family, problem
 from interpolants import (
+    SDE,
     BrownianGamma,
-    ExactInterpolantFields,
+    Euler,
     Interpolant,
     LinearInterpolant,
-    MirrorInterpolant,
-    energy_test,
+    time_grid,
 )
+from interpolants.analytic import ExactInterpolantFields
 from interpolants.integrate import (
     RK4,
     ConstantDiffusion,
-    EulerMaruyama,
     GammaProportionalDiffusion,
-    StochasticHeun,
+    Heun,
     TorchSDEIntegrator,
-    time_grid,
 )
+from interpolants.interpolant import MirrorInterpolant
+from interpolants.metrics import energy_test
 
 N = 400
 DT = torch.float64
@@ -71,13 +72,11 @@ def test_negative_controls_are_rejected() -> None:
     # noise √(2ε) dW without the score correction ε s: the marginals are too wide. Rejected
     # with the smallest attainable p-value (1/1000) for every seed tried.
     wrong = (
-        StochasticHeun()
+        Heun()
         .integrate(
-            exact.velocity,
-            lambda t, x: torch.zeros_like(x),
+            SDE(exact.velocity, lambda t, x: torch.zeros_like(x), 1.0),
             x0,
             time_grid(30, dtype=DT),
-            1.0,
             generator=torch.Generator().manual_seed(3),
         )
         .state
@@ -92,13 +91,11 @@ def test_sde_samples_match_target(epsilon: float) -> None:
     # component, inside Heun's stability region (< 2) and second order in the drift, so the
     # bias is far below what 400 samples resolve
     out = (
-        StochasticHeun()
+        Heun()
         .integrate(
-            exact.velocity,
-            exact.score,
+            SDE(exact.velocity, exact.score, ConstantDiffusion(epsilon)),
             x0,
             time_grid(60, dtype=DT),
-            ConstantDiffusion(epsilon),
             generator=torch.Generator().manual_seed(3),
         )
         .state
@@ -110,13 +107,11 @@ def test_euler_maruyama_samples_match_target() -> None:
     exact, x0, x1 = setup(LinearInterpolant(BrownianGamma()))
     # first order: 100 steps, ε = 1 (ε·h/C ≤ 0.1), bias O(h) below the test's resolution
     out = (
-        EulerMaruyama()
+        Euler()
         .integrate(
-            exact.velocity,
-            exact.score,
+            SDE(exact.velocity, exact.score, 1.0),
             x0,
             time_grid(100, dtype=DT),
-            1.0,
             generator=torch.Generator().manual_seed(3),
         )
         .state
@@ -134,22 +129,23 @@ def test_backward_ode_and_sde_map_target_to_base() -> None:
     assert p_value(ode, x0) > THRESHOLD
     back = time_grid(60, 1.0, 0.0, dtype=DT)
     sde = (
-        StochasticHeun()
+        Heun()
         .integrate(
-            exact.velocity, exact.score, x1, back, 1.0, generator=torch.Generator().manual_seed(6)
+            SDE(exact.velocity, exact.score, 1.0),
+            x1,
+            back,
+            generator=torch.Generator().manual_seed(6),
         )
         .state
     )
     assert p_value(sde, x0) > THRESHOLD
     # negative control: backwards with the forward drift b + εs (score sign flipped) is wrong
     wrong = (
-        StochasticHeun()
+        Heun()
         .integrate(
-            exact.velocity,
-            lambda t, x: -exact.score(t, x),
+            SDE(exact.velocity, lambda t, x: -exact.score(t, x), 1.0),
             x1,
             time_grid(30, 1.0, 0.0, dtype=DT),
-            1.0,
             generator=torch.Generator().manual_seed(6),
         )
         .state
@@ -161,16 +157,22 @@ def test_torchsde_agrees_with_native() -> None:
     exact, x0, _ = setup(LinearInterpolant(BrownianGamma()))
     grid = time_grid(60, dtype=DT)
     native = (
-        StochasticHeun()
+        Heun()
         .integrate(
-            exact.velocity, exact.score, x0, grid, 1.0, generator=torch.Generator().manual_seed(8)
+            SDE(exact.velocity, exact.score, 1.0),
+            x0,
+            grid,
+            generator=torch.Generator().manual_seed(8),
         )
         .state
     )
     backend = (
         TorchSDEIntegrator("heun")
         .integrate(
-            exact.velocity, exact.score, x0, grid, 1.0, generator=torch.Generator().manual_seed(9)
+            SDE(exact.velocity, exact.score, 1.0),
+            x0,
+            grid,
+            generator=torch.Generator().manual_seed(9),
         )
         .state
     )
@@ -196,12 +198,13 @@ def test_final_ode_step_avoids_singular_score() -> None:
     grid = torch.linspace(start, 1.0, 41, dtype=DT)
     gen = torch.Generator().manual_seed(11)
     # the Heun corrector would evaluate s at t = 1 on the last interval: NaN without the
-    # final deterministic step (8 samples show it), finite and correct with it
-    bad = StochasticHeun(final_ode_step=False).integrate(
-        exact.velocity, score, x[:8], grid, 1.0, generator=gen
-    )
-    assert not bool(torch.isfinite(bad.state).all())
-    out = StochasticHeun().integrate(exact.velocity, score, x, grid, 1.0, generator=gen).state
+    # final deterministic step (8 samples show it; the integrator reports it), finite and
+    # correct with it
+    with pytest.raises(FloatingPointError, match="NaN or Inf"):
+        Heun().integrate(
+            SDE(exact.velocity, score, 1.0, final_ode_step=False), x[:8], grid, generator=gen
+        )
+    out = Heun().integrate(SDE(exact.velocity, score, 1.0), x, grid, generator=gen).state
     assert bool(torch.isfinite(out).all())
     assert p_value(out, x1) > THRESHOLD
 
@@ -211,13 +214,16 @@ def test_gamma_proportional_diffusion_handles_both_ends() -> None:
     interpolant = LinearInterpolant(BrownianGamma())
     exact, x0, x1 = setup(interpolant)
     out = (
-        StochasticHeun(final_ode_step=False)
+        Heun()
         .integrate(
-            exact.velocity,
-            _singular_score(exact, interpolant),
+            SDE(
+                exact.velocity,
+                _singular_score(exact, interpolant),
+                GammaProportionalDiffusion(interpolant, 2.0),
+                final_ode_step=False,
+            ),
             x0,
             time_grid(40, dtype=DT),
-            GammaProportionalDiffusion(interpolant, 2.0),
             generator=torch.Generator().manual_seed(12),
         )
         .state

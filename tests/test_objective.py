@@ -16,24 +16,23 @@ import torch
 
 from interpolants import (
     BrownianGamma,
-    ExactInterpolantFields,
     GaussianMixture,
     Interpolant,
     LinearInterpolant,
-    OneSidedInterpolant,
-    VPInterpolant,
+    Objective,
+    SplitObjective,
+    VelocityObjective,
 )
+from interpolants.analytic import ExactInterpolantFields
+from interpolants.interpolant import OneSidedInterpolant, VPInterpolant
 from interpolants.objective import (
     BetaTime,
     DenoiserObjective,
     ImportanceWeighted,
     InverseCDFTime,
-    Objective,
     ScoreObjective,
-    SplitObjective,
     TargetObjective,
     UniformTime,
-    VelocityObjective,
 )
 
 F64 = torch.float64
@@ -337,8 +336,8 @@ def test_time_sampler_errors() -> None:
 def test_doctests() -> None:
     import doctest
 
-    import interpolants.objective.losses as losses
-    import interpolants.objective.time as time
+    import interpolants.objective._losses as losses
+    import interpolants.objective._time as time
 
     for module in (losses, time):
         result = doctest.testmod(module)

@@ -19,28 +19,23 @@ from torch import Tensor, nn
 
 from interpolants import (
     BrownianGamma,
-    ExactInterpolantFields,
     GaussianMixture,
     Interpolant,
     LinearInterpolant,
-    OneSidedInterpolant,
-    VPInterpolant,
-    wasserstein2,
+    Objective,
+    SplitObjective,
+    VelocityObjective,
 )
+from interpolants.analytic import ExactInterpolantFields
 from interpolants.fields import (
     VelocityFromDenoiser,
     VelocityFromScore,
     VelocityFromSplit,
     VelocityFromTarget,
 )
-from interpolants.objective import (
-    DenoiserObjective,
-    Objective,
-    ScoreObjective,
-    SplitObjective,
-    TargetObjective,
-    VelocityObjective,
-)
+from interpolants.interpolant import OneSidedInterpolant, VPInterpolant
+from interpolants.metrics import wasserstein2
+from interpolants.objective import DenoiserObjective, ScoreObjective, TargetObjective
 from test_objective import exact_field
 
 F64 = torch.float64

@@ -12,15 +12,12 @@ from interpolants import (
     MLP,
     GaussianMixture,
     LinearInterpolant,
+    OTCoupling,
     PairedBatches,
-    PrefetchedBatches,
-    TensorData,
     Trainer,
     VelocityObjective,
 )
-from interpolants.coupling import OTCoupling
-from interpolants.datasets import EightGaussians, Moons
-from interpolants.prefetch import batch_generator
+from interpolants.data import EightGaussians, Moons, PrefetchedBatches, TensorData, batch_generator
 
 BACKENDS = ["thread", "process"]
 
@@ -164,8 +161,8 @@ def test_producer_processes_ignore_ctrl_c_and_die_with_their_parent(tmp_path) ->
     # a parent killed without running its exit handlers leaves no producer behind
     child = (
         "import os, sys\n"
-        "from interpolants import GaussianMixture, PairedBatches, PrefetchedBatches\n"
-        "from interpolants.datasets import Moons\n"
+        "from interpolants import GaussianMixture, PairedBatches\n"
+        "from interpolants.data import Moons, PrefetchedBatches\n"
         "b = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 8)\n"
         "s = PrefetchedBatches(b, workers=2, backend='process', assist=False)\n"
         "next(s)\n"

@@ -14,18 +14,15 @@ from torch.utils.data import DataLoader
 from interpolants import (
     MLP,
     BrownianGamma,
-    ClassifierFreeGuidance,
-    CoupledBatchStream,
     GaussianMixture,
     LinearInterpolant,
     OTCoupling,
     PairedBatches,
-    TensorData,
     Trainer,
     VelocityObjective,
 )
-from interpolants.data import Batch
-from interpolants.datasets import EightGaussians, Moons
+from interpolants.data import Batch, CoupledBatchStream, EightGaussians, Moons, TensorData
+from interpolants.fields import ClassifierFreeGuidance
 from interpolants.train import EMA, load_checkpoint, save_checkpoint
 
 

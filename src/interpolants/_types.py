@@ -18,6 +18,7 @@ __all__ = [
     "State",
     "Time",
     "TimeLike",
+    "Times",
     "Vector",
     "Weights",
 ]
@@ -27,6 +28,10 @@ Scalar = Float[Tensor, ""]
 
 Time = Float[Tensor, " batch"]
 """One time per sample, shape ``(batch,)``."""
+
+Times = Float[Tensor, "*times"]
+"""Times of any shape (``()``, ``(B,)``, a grid ...): the argument of an elementwise schedule
+α(t), β(t), γ(t), ε(t), whose value has the same shape."""
 
 TimeLike = Union[float, int, Float[Tensor, ""], Float[Tensor, " batch"]]
 """A time given as a Python number, a scalar tensor, or one value per sample."""

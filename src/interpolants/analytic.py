@@ -34,11 +34,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._types import State, TimeLike, Vector
+from ._types import TimeLike, Vector
 from ._validation import as_time, check_finite, check_floating
-from .interpolant import Interpolant, MirrorInterpolant, OneSidedInterpolant
+from .interpolant._base import Interpolant
 
-__all__ = ["ExactInterpolantFields", "GaussianMixture"]
+__all__ = ["ExactInterpolantFields"]
 
 
 @final
@@ -199,10 +199,10 @@ class ExactInterpolantFields:
     Parameters
     ----------
     interpolant:
-        Any spatially linear :class:`~interpolants.Interpolant`. For a
-        :class:`~interpolants.OneSidedInterpolant` the base must be N(0, I) (it plays the
-        noise); for the :class:`~interpolants.MirrorInterpolant` the base is ignored and the
-        target is mapped to itself.
+        Any spatially linear :class:`~interpolants.Interpolant`. For a one-sided interpolant
+        the base must be N(0, I) (it plays the noise); for the
+        :class:`~interpolants.interpolant.MirrorInterpolant` (α ≡ 0) the base does not enter
+        and the target is mapped to itself.
     base:
         ρ0, a :class:`GaussianMixture` (coupled independently of the target).
     target:
@@ -212,7 +212,8 @@ class ExactInterpolantFields:
     Example
     -------
     >>> import torch
-    >>> from interpolants import ExactInterpolantFields, GaussianMixture, LinearInterpolant
+    >>> from interpolants import GaussianMixture, LinearInterpolant
+    >>> from interpolants.analytic import ExactInterpolantFields
     >>> g0 = GaussianMixture.standard_normal(2, dtype=torch.float64)
     >>> g1 = GaussianMixture.isotropic(torch.ones(1, dtype=torch.float64),
     ...                                torch.full((1, 2), 3.0, dtype=torch.float64), 1.0)
@@ -226,9 +227,7 @@ class ExactInterpolantFields:
     ) -> None:
         if base.dim != target.dim:
             raise ValueError(f"base has dimension {base.dim} but target has {target.dim}")
-        if isinstance(interpolant, MirrorInterpolant):
-            base = target
-        if isinstance(interpolant, OneSidedInterpolant):
+        if interpolant.one_sided:
             eye = torch.eye(base.dim, dtype=base.means.dtype, device=base.means.device)
             if (
                 base.num_components != 1
@@ -257,7 +256,7 @@ class ExactInterpolantFields:
 
     def _components(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Mixture form of ρ_t per sample: log-weights (B,P), m, ṁ (B,P,d), C, Ċ (B,P,d,d)."""
-        c = self.interpolant._coefficients(t)
+        c = self.interpolant.coefficients(t)
         g0, g1 = self.base, self.target
         k0, k1, d = g0.num_components, g1.num_components, self.dim
         a, b, g = (v[:, None, None, None] for v in (c.alpha, c.beta, c.gamma))
@@ -328,21 +327,10 @@ class ExactInterpolantFields:
 
     def mean_velocity(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
         """v(t, x) = E[α̇x0 + β̇x1 | x_t = x] = b + γγ̇ s (for one-sided: b itself)."""
-        if isinstance(self.interpolant, OneSidedInterpolant):
-            return self.velocity(t, x)
         b, s = self._velocity_and_score(t, x)
-        tt = self._time(t, self._check_x(x))
-        ggd = self.interpolant._coefficients(tt).gamma_gamma_dot[:, None]
-        return b + ggd * s
+        return self.interpolant.mean_velocity_from_velocity_and_score(self._time(t, b), b, s)
 
     def denoiser(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
-        """η_z(t, x) = E[z | x_t = x] = −γ s; for one-sided interpolants E[x0 | x_t] = −α s."""
-        tt = self._time(t, self._check_x(x))
-        c = self.interpolant._coefficients(tt)
-        scale = c.alpha if isinstance(self.interpolant, OneSidedInterpolant) else c.gamma
-        return -scale[:, None] * self.score(t, x)
-
-    def drift(self, t: TimeLike, x: Float[Tensor, "batch dim"], epsilon: float) -> State:
-        """The forward SDE drift b + ε s (use −ε for the backward drift b − ε s)."""
-        b, s = self._velocity_and_score(t, x)
-        return b + epsilon * s
+        """η_z(t, x) = E[z | x_t = x] = −σ s: −γ s, or E[x0 | x_t] = −α s if one-sided."""
+        s = self.score(t, x)
+        return self.interpolant.denoiser_from_score(self._time(t, s), s)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .datasets import DigitsData
+from .data import DigitsData, PrefetchedBatches
 from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
 from .metrics import wasserstein2
-from .prefetch import PrefetchedBatches
 from .recipes import (
     BASES,
     COUPLINGS,
@@ -118,7 +117,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
         score = run.score(model)
         if score is None:
             raise ValueError(f"the {run.config.objective} objective learned no score: use an ODE")
-        sol = sde_samples(run.interpolant, velocity, score, x0, args.eps, args.steps, gen)
+        sol = sde_samples(
+            run.interpolant,
+            velocity,
+            score,
+            x0,
+            args.eps,
+            args.steps,
+            gen,
+            SDE_METHODS[args.method](),
+        )
         traj = None
     else:
         sol = ode_samples(velocity, x0, ODE_METHODS[args.method](), args.steps, save=20)

@@ -11,17 +11,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .data import bits_per_dim
 from .fields import Field
-from .integrate import (
-    RK4,
-    EulerMaruyama,
-    GammaProportionalDiffusion,
-    bits_per_dim,
-    log_likelihood,
-    time_grid,
-)
-from .integrate.base import ODEIntegrator, Solution
-from .interpolant import Interpolant
+from .integrate import RK4, GammaProportionalDiffusion, Solution
+from .integrate._base import Integrator, time_grid
+from .integrate._dynamics import ODE, SDE
+from .integrate._fixed import Euler
+from .integrate._likelihood import log_likelihood
+from .interpolant._base import Interpolant
 from .metrics import wasserstein2
 
 __all__ = ["heldout_nll", "ode_samples", "plot_run", "sde_samples", "w2_table"]
@@ -31,7 +28,7 @@ __all__ = ["heldout_nll", "ode_samples", "plot_run", "sde_samples", "w2_table"]
 def ode_samples(
     velocity: Field,
     x0: Tensor,
-    integrator: ODEIntegrator,
+    integrator: Integrator,
     steps: int,
     save: int = 0,
 ) -> Solution:
@@ -41,7 +38,7 @@ def ode_samples(
     """
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
     save_at = grid[:: max(1, steps // save)] if save else None
-    return integrator.integrate(velocity, x0, grid, save_at=save_at)
+    return integrator.integrate(ODE(velocity), x0, grid, save_at=save_at)
 
 
 @torch.no_grad()
@@ -53,16 +50,19 @@ def sde_samples(
     epsilon: float,
     steps: int,
     generator: torch.Generator | None = None,
+    integrator: Integrator | None = None,
 ) -> Solution:
-    r"""Forward SDE samples with ε(t) = ε·γ(t)/max γ (zero at both ends, peak ε).
+    r"""Forward SDE samples with ε(t) = ε·σ(t)/max γ (peak ε; zero where the noise scale σ
+    vanishes), by ``integrator`` (default :class:`~interpolants.Euler`, i.e. Euler–Maruyama).
 
-    Vanishing at the ends keeps ε·s = −ε·η_z/max γ bounded where a learned s = −η_z/γ is not.
+    Vanishing with σ keeps ε·s = −ε·η_z/max γ bounded where a learned s = −η_z/σ is not.
     """
     peak = interpolant.gamma_schedule.sup
     scale = epsilon / peak if peak > 0 else 0.0
     diffusion = GammaProportionalDiffusion(interpolant, scale)
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
-    return EulerMaruyama().integrate(velocity, score, x0, grid, diffusion, generator=generator)
+    integrator = Euler() if integrator is None else integrator
+    return integrator.integrate(SDE(velocity, score, diffusion), x0, grid, generator=generator)
 
 
 def w2_table(
@@ -70,7 +70,7 @@ def w2_table(
     x0: Tensor,
     reference: Tensor,
     nfes: Sequence[int],
-    integrator_factory: Callable[[], ODEIntegrator],
+    integrator_factory: Callable[[], Integrator],
 ) -> dict[int, float]:
     """W2 between ODE samples and ``reference`` for each fixed-step count in ``nfes``."""
     out = {}

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-__all__ = ["MLP", "SinusoidalTimeEmbedding", "TwoHeadMLP", "drop_labels"]
+__all__ = ["SinusoidalTimeEmbedding", "TwoHeadMLP", "drop_labels"]
 
 
 @final

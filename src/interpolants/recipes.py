@@ -29,16 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from .analytic import GaussianMixture
-from .coupling import (
-    Coupling,
-    IndependentCoupling,
-    OTCoupling,
-    SchrodingerBridgeCoupling,
-    SinkhornCoupling,
-    StableMatchingCoupling,
+from .coupling import SchrodingerBridgeCoupling, SinkhornCoupling, StableMatchingCoupling
+from .coupling._base import Coupling, IndependentCoupling
+from .coupling._exact import OTCoupling
+from .data import (
+    TOY_DATASETS,
+    EightGaussians,
+    GaussianMixtureData,
+    PrefetchedBatches,
+    Source,
+    TensorData,
+    load_digits,
 )
-from .data import PairedBatches, Source, TensorData
-from .datasets import TOY_DATASETS, EightGaussians, GaussianMixtureData, load_digits
+from .data._batches import PairedBatches
 from .fields import (
     Field,
     ScoreFromDenoiser,
@@ -48,30 +51,28 @@ from .fields import (
     VelocityFromSplit,
     VelocityFromTarget,
 )
-from .gamma import BrownianGamma, GammaSchedule, NoGamma, QuadraticGamma, SineSquaredGamma
-from .integrate import RK4, Dopri5, Euler, EulerMaruyama, Heun, Midpoint, StochasticHeun
-from .integrate.base import ODEIntegrator
-from .integrate.sde import SDEIntegrator
+from .integrate import RK4, Heun, Midpoint
+from .integrate._adaptive import Dopri5
+from .integrate._base import Integrator
+from .integrate._fixed import Euler
 from .interpolant import (
     EncoderDecoderInterpolant,
-    Interpolant,
-    LinearInterpolant,
+    GammaSchedule,
     MirrorInterpolant,
-    OneSidedInterpolant,
+    NoGamma,
     OneSidedLinearInterpolant,
+    QuadraticGamma,
+    SineSquaredGamma,
     TrigonometricInterpolant,
     VPInterpolant,
 )
+from .interpolant._base import Interpolant
+from .interpolant._families import LinearInterpolant
+from .interpolant._gamma import BrownianGamma
 from .nn import MLP, TwoHeadMLP
-from .objective import (
-    DenoiserObjective,
-    Objective,
-    ScoreObjective,
-    SplitObjective,
-    TargetObjective,
-    VelocityObjective,
-)
-from .prefetch import PrefetchedBatches
+from .objective import DenoiserObjective, ScoreObjective, TargetObjective
+from .objective._base import Objective
+from .objective._losses import SplitObjective, VelocityObjective
 
 __all__ = [
     "BASES",
@@ -121,7 +122,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "target": TargetObjective,
 }
 """Command-line names of the objectives."""
-ODE_METHODS: dict[str, Callable[[], ODEIntegrator]] = {
+ODE_METHODS: dict[str, Callable[[], Integrator]] = {
     "euler": Euler,
     "heun": Heun,
     "midpoint": Midpoint,
@@ -129,11 +130,12 @@ ODE_METHODS: dict[str, Callable[[], ODEIntegrator]] = {
     "dopri5": Dopri5,
 }
 """Command-line names of the ODE integrators."""
-SDE_METHODS: dict[str, Callable[[], SDEIntegrator]] = {
-    "em": EulerMaruyama,
-    "sheun": StochasticHeun,
+SDE_METHODS: dict[str, Callable[[], Integrator]] = {
+    "em": Euler,
+    "sheun": Heun,
 }
-"""Command-line names of the SDE integrators."""
+"""Command-line names of the SDE samplers: Euler–Maruyama (:class:`~interpolants.Euler` on an
+SDE) and stochastic Heun (:class:`~interpolants.integrate.Heun` on an SDE)."""
 LR_SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules: cosine decay to zero over the run, or constant."""
 DATASETS = (*TOY_DATASETS, "digits")
@@ -214,9 +216,9 @@ class Run:
     def __init__(self, config: RunConfig) -> None:
         self.config = config.validate()
         self.target, self.test_target, self.dim = self._target()
-        self.base = self._base()
         gamma = GAMMAS[config.gamma](config.gamma_scale)
         self.interpolant = INTERPOLANTS[config.interpolant](gamma)
+        self.base = self._base()
         self.coupling = COUPLINGS[config.coupling](config.coupling_reg)
         self.objective = OBJECTIVES[config.objective](self.interpolant)
         torch.manual_seed(config.seed)
@@ -233,7 +235,7 @@ class Run:
         return toy, toy.sample(2000, gen), 2
 
     def _base(self) -> Source:
-        if self.config.base == "gaussian" or self.config.interpolant in ("onesided-linear", "vp"):
+        if self.config.base == "gaussian" or self.interpolant.one_sided:
             return GaussianMixtureData(GaussianMixture.standard_normal(self.dim))
         if self.dim != 2:
             raise ValueError(f"base {self.config.base!r} is 2-D but the data has {self.dim} dims")
@@ -281,7 +283,7 @@ class Run:
             return model
         if obj == "split":
             return VelocityFromSplit(interp, model)
-        if obj in ("denoiser", "score") and isinstance(interp, OneSidedInterpolant):
+        if obj in ("denoiser", "score") and interp.one_sided:
             return (VelocityFromDenoiser if obj == "denoiser" else VelocityFromScore)(interp, model)
         if obj == "target" and not interp.is_stochastic:
             return VelocityFromTarget(interp, model)
@@ -296,7 +298,7 @@ class Run:
             return ScoreFromDenoiser(interp, model)
         if obj == "score":
             return model
-        if obj == "velocity" and isinstance(interp, OneSidedInterpolant):
+        if obj == "velocity" and interp.one_sided:
             return ScoreFromVelocity(interp, model)
         return None
 

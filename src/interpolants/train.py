@@ -29,11 +29,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .data import Batch, PairedBatches
+from .data._batches import Batch, PairedBatches
 from .nn import drop_labels
-from .objective import Objective
+from .objective._base import Objective
 
-__all__ = ["EMA", "TrainState", "Trainer", "load_checkpoint", "save_checkpoint"]
+__all__ = ["EMA", "TrainState", "load_checkpoint", "save_checkpoint"]
 
 
 @final
@@ -146,7 +146,7 @@ class Trainer:
     >>> import torch
     >>> from interpolants import (MLP, GaussianMixture, LinearInterpolant, PairedBatches,
     ...                           Trainer, VelocityObjective)
-    >>> from interpolants.datasets import Moons
+    >>> from interpolants.data import Moons
     >>> torch.manual_seed(0) and None
     >>> batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), batch_size=64)
     >>> trainer = Trainer(MLP(2, hidden=32, depth=2), VelocityObjective(LinearInterpolant()),

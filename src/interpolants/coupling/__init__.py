@@ -1,49 +1,47 @@
 """Minibatch couplings: pair a batch of x0 with a batch of x1, keeping both marginals.
 
 Every coupling is called as ``coupling(x0, x1, y0=None, y1=None, generator=..., return_plan=...)``
-and returns a :class:`Pairing` on the inputs' device and dtype (see :mod:`.base`).
+and returns a :class:`Pairing` on the inputs' device and dtype. A new coupling subclasses
+:class:`Coupling` and implements :meth:`Coupling.pair`, returning a :class:`PairIndices`.
+The implementation modules are private; every public name is imported from here.
 """
 
-from .assignment import AssignmentSolver as AssignmentSolver
-from .assignment import AutoAssignmentSolver as AutoAssignmentSolver
-from .assignment import LapjvSolver as LapjvSolver
-from .assignment import LapxSolver as LapxSolver
-from .assignment import NetworkSimplexSolver as NetworkSimplexSolver
-from .assignment import ScipySolver as ScipySolver
-from .base import Coupling as Coupling
-from .base import IndependentCoupling as IndependentCoupling
-from .base import Pairing as Pairing
-from .base import PermutationCoupling as PermutationCoupling
-from .base import PlanCoupling as PlanCoupling
-from .conditional import DataDependentCoupling as DataDependentCoupling
-from .conditional import LabelConditionalCoupling as LabelConditionalCoupling
-from .cost import Cost as Cost
-from .cost import CustomCost as CustomCost
-from .cost import EuclideanCost as EuclideanCost
-from .cost import SquaredEuclideanCost as SquaredEuclideanCost
-from .entropic import SchrodingerBridgeCoupling as SchrodingerBridgeCoupling
-from .entropic import SinkhornCoupling as SinkhornCoupling
-from .entropic import SinkhornResult as SinkhornResult
-from .entropic import sinkhorn as sinkhorn
-from .exact import OTCoupling as OTCoupling
-from .matching import StableMatchingCoupling as StableMatchingCoupling
-from .unbalanced import PartialOTCoupling as PartialOTCoupling
-from .unbalanced import UnbalancedOTCoupling as UnbalancedOTCoupling
+from ._assignment import AssignmentSolver as AssignmentSolver
+from ._assignment import AutoAssignmentSolver as AutoAssignmentSolver
+from ._assignment import LapjvSolver as LapjvSolver
+from ._assignment import LapxSolver as LapxSolver
+from ._assignment import NetworkSimplexSolver as NetworkSimplexSolver
+from ._assignment import ScipySolver as ScipySolver
+from ._base import PairIndices as PairIndices
+from ._base import Pairing as Pairing
+from ._base import PermutationCoupling as PermutationCoupling
+from ._base import PlanCoupling as PlanCoupling
+from ._conditional import DataDependentCoupling as DataDependentCoupling
+from ._conditional import LabelConditionalCoupling as LabelConditionalCoupling
+from ._cost import Cost as Cost
+from ._cost import CustomCost as CustomCost
+from ._cost import EuclideanCost as EuclideanCost
+from ._cost import SquaredEuclideanCost as SquaredEuclideanCost
+from ._entropic import SchrodingerBridgeCoupling as SchrodingerBridgeCoupling
+from ._entropic import SinkhornCoupling as SinkhornCoupling
+from ._matching import StableMatchingCoupling as StableMatchingCoupling
+from ._sinkhorn import SinkhornResult as SinkhornResult
+from ._sinkhorn import sinkhorn as sinkhorn
+from ._unbalanced import PartialOTCoupling as PartialOTCoupling
+from ._unbalanced import UnbalancedOTCoupling as UnbalancedOTCoupling
 
 __all__ = [
     "AssignmentSolver",
     "AutoAssignmentSolver",
     "Cost",
-    "Coupling",
     "CustomCost",
     "DataDependentCoupling",
     "EuclideanCost",
-    "IndependentCoupling",
     "LabelConditionalCoupling",
     "LapjvSolver",
     "LapxSolver",
     "NetworkSimplexSolver",
-    "OTCoupling",
+    "PairIndices",
     "Pairing",
     "PartialOTCoupling",
     "PermutationCoupling",

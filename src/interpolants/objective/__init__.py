@@ -20,8 +20,8 @@ loss (:meth:`Objective.loss`) or the per-sample losses (:meth:`Objective.per_sam
 
 * :class:`VelocityObjective` learns b = E[İ + γ̇z | x_t] from the target α̇x0 + β̇x1 + γ̇z;
 * :class:`DenoiserObjective` learns η_z = E[z | x_t] from z (x0 if one-sided);
-* :class:`ScoreObjective` learns s = −η_z/γ with the weight γ² (σŝ regressed on −z, with
-  σ = γ, or α if one-sided);
+* :class:`ScoreObjective` learns s = −η_z/σ with the weight σ² (σŝ regressed on −z, with
+  the noise scale σ = γ, or α if one-sided);
 * :class:`SplitObjective` learns (v, η_z) with a two-headed model, from (α̇x0 + β̇x1, z);
 * :class:`TargetObjective` learns η1 = E[x1 | x_t] from x1.
 
@@ -35,15 +35,18 @@ M. S. Albergo, N. M. Boffi, E. Vanden-Eijnden, *Stochastic Interpolants: A Unify
 for Flows and Diffusions*, arXiv:2303.08797.
 """
 
-from .base import Model, Objective
-from .losses import (
-    DenoiserObjective,
-    ScoreObjective,
-    SplitObjective,
-    TargetObjective,
-    VelocityObjective,
-)
-from .time import BetaTime, ImportanceWeighted, InverseCDFTime, TimeSampler, UniformTime
+from ._base import Model as Model
+from ._base import Predict as Predict
+from ._base import check_prediction as check_prediction
+from ._base import regression_loss as regression_loss
+from ._losses import DenoiserObjective as DenoiserObjective
+from ._losses import ScoreObjective as ScoreObjective
+from ._losses import TargetObjective as TargetObjective
+from ._time import BetaTime as BetaTime
+from ._time import ImportanceWeighted as ImportanceWeighted
+from ._time import InverseCDFTime as InverseCDFTime
+from ._time import TimeSampler as TimeSampler
+from ._time import UniformTime as UniformTime
 
 __all__ = [
     "BetaTime",
@@ -51,11 +54,11 @@ __all__ = [
     "ImportanceWeighted",
     "InverseCDFTime",
     "Model",
-    "Objective",
+    "Predict",
     "ScoreObjective",
-    "SplitObjective",
     "TargetObjective",
     "TimeSampler",
     "UniformTime",
-    "VelocityObjective",
+    "check_prediction",
+    "regression_loss",
 ]

@@ -18,7 +18,7 @@ So :meth:`GammaSchedule.gamma_dot` evaluates the formula at the time clamped to
 low precision): it is exact on that interval and returns the
 finite value at the nearest end of it outside, never NaN or Inf. The clamped region has
 probability 2·10⁻⁶ under uniform time sampling, and the antithetic losses (see
-:mod:`interpolants.objective`) cancel the O(γ̇) part of the target's variance there.
+:class:`~interpolants.Objective`) cancel the O(γ̇) part of the target's variance there.
 """
 
 import abc
@@ -28,6 +28,8 @@ from typing import final
 
 import torch
 from torch import Tensor
+
+from .._types import Times
 
 __all__ = [
     "BrownianGamma",
@@ -40,50 +42,69 @@ __all__ = [
 
 
 class GammaSchedule(abc.ABC):
-    """Abstract noise schedule γ(t) with γ(0) = γ(1) = 0.
+    """Abstract noise schedule γ(t) ≥ 0 with γ(0) = γ(1) = 0.
 
-    Methods take a tensor ``t`` of any shape and return a tensor of the same shape, dtype and
-    device. They are differentiable in ``t`` (except at the singular ends of
-    :class:`BrownianGamma`).
+    **Writing a schedule.** Implement :meth:`gamma`, :meth:`gamma_dot` and :attr:`sup`; override
+    :meth:`gamma_gamma_dot` with a closed form when γ̇ is singular at an end (as
+    :class:`BrownianGamma` does). Each method takes a floating tensor ``t`` of any shape with
+    values in [0, 1] and returns a tensor of the same shape, dtype and device, finite on all
+    of [0, 1]; they should be differentiable in ``t`` inside (0, 1).
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants.interpolant import GammaSchedule
+    >>> class Cubic(GammaSchedule):  # γ = t(1 − t)²
+    ...     def gamma(self, t):
+    ...         return t * (1 - t) ** 2
+    ...     def gamma_dot(self, t):
+    ...         return (1 - t) * (1 - 3 * t)
+    ...     @property
+    ...     def sup(self):
+    ...         return 4 / 27
+    >>> Cubic().gamma_gamma_dot(torch.tensor([0.25, 0.5]))  # γγ̇ = t(1 − t)³(1 − 3t)
+    tensor([ 0.0264, -0.0312])
     """
 
     @abc.abstractmethod
-    def gamma(self, t: Tensor) -> Tensor:
-        """γ(t)."""
+    def gamma(self, t: Times) -> Times:
+        """γ(t), elementwise."""
 
     @abc.abstractmethod
-    def gamma_dot(self, t: Tensor) -> Tensor:
-        """dγ/dt, finite everywhere on [0, 1] (see the module notes on singular ends)."""
+    def gamma_dot(self, t: Times) -> Times:
+        """dγ/dt, elementwise, finite everywhere on [0, 1] (see the module notes on singular
+        ends)."""
 
-    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
-        """γ(t)·γ̇(t); subclasses with a singular γ̇ override it with a closed form."""
+    def gamma_gamma_dot(self, t: Times) -> Times:
+        """γ(t)·γ̇(t), elementwise; subclasses with a singular γ̇ override it with a closed
+        form that is finite at the ends."""
         return self.gamma(t) * self.gamma_dot(t)
 
     @property
     @abc.abstractmethod
     def sup(self) -> float:
-        """An upper bound of γ on [0, 1] (used to validate the trigonometric interpolant)."""
+        """An upper bound of γ on [0, 1] (the trigonometric interpolant needs sup γ < 1)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 @final
 class NoGamma(GammaSchedule):
     """γ ≡ 0: the interpolant is deterministic (flow matching)."""
 
-    def gamma(self, t: Tensor) -> Tensor:
+    def gamma(self, t: Times) -> Times:
         return torch.zeros_like(t)
 
-    def gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_dot(self, t: Times) -> Times:
         return torch.zeros_like(t)
 
-    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_gamma_dot(self, t: Times) -> Times:
         return torch.zeros_like(t)
 
     @property
     def sup(self) -> float:
         return 0.0
-
-    def __repr__(self) -> str:
-        return "NoGamma()"
 
 
 @final
@@ -109,16 +130,16 @@ class BrownianGamma(GammaSchedule):
         self.a = float(a)
         self.edge = float(edge)
 
-    def gamma(self, t: Tensor) -> Tensor:
+    def gamma(self, t: Times) -> Times:
         return torch.sqrt((self.a * t * (1 - t)).clamp_min(0))
 
-    def gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_dot(self, t: Times) -> Times:
         # In low precision (bf16: eps = 2^-7) 1 − edge would round to 1: widen the edge.
         edge = max(self.edge, torch.finfo(t.dtype).eps)
         tc = t.clamp(edge, 1 - edge)
         return self.a * (1 - 2 * tc) / (2 * torch.sqrt(self.a * tc * (1 - tc)))
 
-    def gamma_gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_gamma_dot(self, t: Times) -> Times:
         return 0.5 * self.a * (1 - 2 * t)
 
     @property
@@ -138,10 +159,10 @@ class QuadraticGamma(GammaSchedule):
             raise ValueError(f"a must be a positive finite number, got {a}")
         self.a = float(a)
 
-    def gamma(self, t: Tensor) -> Tensor:
+    def gamma(self, t: Times) -> Times:
         return self.a * t * (1 - t)
 
-    def gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_dot(self, t: Times) -> Times:
         return self.a * (1 - 2 * t)
 
     @property
@@ -161,11 +182,11 @@ class SineSquaredGamma(GammaSchedule):
             raise ValueError(f"a must be a positive finite number, got {a}")
         self.a = float(a)
 
-    def gamma(self, t: Tensor) -> Tensor:
+    def gamma(self, t: Times) -> Times:
         # sin(πt)·sin(π(1−t)) = sin²(πt), written so that both ends are exactly zero.
         return self.a * torch.sin(math.pi * t) * torch.sin(math.pi * (1 - t))
 
-    def gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_dot(self, t: Times) -> Times:
         return self.a * math.pi * torch.sin(2 * math.pi * t)
 
     @property
@@ -199,10 +220,10 @@ class CustomGamma(GammaSchedule):
         self.fn = fn
         self._sup = float(values.max())
 
-    def gamma(self, t: Tensor) -> Tensor:
+    def gamma(self, t: Times) -> Times:
         return self.fn(t)
 
-    def gamma_dot(self, t: Tensor) -> Tensor:
+    def gamma_dot(self, t: Times) -> Times:
         return time_derivative(self.fn, t)
 
     @property

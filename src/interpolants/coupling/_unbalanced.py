@@ -13,10 +13,20 @@ from typing import final
 
 import numpy as np
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
-from .base import PlanCoupling, weights
-from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
+from ._base import (
+    Batch0,
+    Batch1,
+    Labels0,
+    Labels1,
+    PairIndices,
+    Plan,
+    PlanCoupling,
+    weights,
+)
+from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
 
 __all__ = ["PartialOTCoupling", "UnbalancedOTCoupling"]
 
@@ -81,23 +91,26 @@ class UnbalancedOTCoupling(PlanCoupling):
         result: Tensor = plan.to(cost.dtype)
         return result
 
-    def _pair(
+    def pair(
         self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
+        x0: Batch0,
+        x1: Batch1,
+        y0: Labels0,
+        y1: Labels1,
+        *,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> PairIndices:
         cost = cost_matrix(self.cost, x0, x1, reduced=False)
         n0, n1 = cost.shape
         plan = self._plan(cost, weights(None, n0, cost, "w0"), weights(None, n1, cost, "w1"))
         flat = (plan / plan.sum()).reshape(-1).to(torch.float64)
         draws = torch.multinomial(flat, n1, replacement=True, generator=generator)
-        return draws // n1, draws % n1, plan if want_plan else None
+        return PairIndices(index0=draws // n1, index1=draws % n1, plan=plan if want_plan else None)
 
-    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    def weighted_plan(
+        self, cost: Float[Tensor, "n0 n1"], a: Float[Tensor, " n0"], b: Float[Tensor, " n1"]
+    ) -> Plan:
         """The unbalanced plan (its marginals differ from ``a``, ``b`` by design)."""
         return self._plan(cost, a, b)
 
@@ -151,15 +164,16 @@ class PartialOTCoupling(PlanCoupling):
             )
         return torch.as_tensor(np.asarray(plan)).to(dtype=cost.dtype, device=cost.device)
 
-    def _pair(
+    def pair(
         self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
+        x0: Batch0,
+        x1: Batch1,
+        y0: Labels0,
+        y1: Labels1,
+        *,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> PairIndices:
         n0, n1 = x0.shape[0], x1.shape[0]
         if n0 != n1:
             raise ValueError(f"PartialOTCoupling needs equal batch sizes, got {n0} and {n1}")
@@ -172,9 +186,13 @@ class PartialOTCoupling(PlanCoupling):
             raise RuntimeError(f"{self!r}: the partial plan is not a partial permutation")
         index0, index1 = pairs[:, 0], pairs[:, 1]
         order = torch.argsort(index1)
-        return index0[order], index1[order], plan if want_plan else None
+        return PairIndices(
+            index0=index0[order], index1=index1[order], plan=plan if want_plan else None
+        )
 
-    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    def weighted_plan(
+        self, cost: Float[Tensor, "n0 n1"], a: Float[Tensor, " n0"], b: Float[Tensor, " n1"]
+    ) -> Plan:
         """The partial plan of total mass ``mass``."""
         return self._solve(cost, a, b, self.mass)
 

@@ -6,8 +6,8 @@ from typing import final
 import torch
 from torch import Tensor
 
-from .base import PermutationCoupling
-from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
+from ._base import Batch0, Batch1, Labels0, Labels1, PairIndices, PermutationCoupling
+from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
 
 __all__ = ["StableMatchingCoupling"]
 
@@ -77,15 +77,16 @@ class StableMatchingCoupling(PermutationCoupling):
     def __init__(self, cost: Cost | Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         self.cost = SquaredEuclideanCost() if cost is None else as_cost(cost)
 
-    def _pair(
+    def pair(
         self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
+        x0: Batch0,
+        x1: Batch1,
+        y0: Labels0,
+        y1: Labels1,
+        *,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> PairIndices:
         n0, n1 = x0.shape[0], x1.shape[0]
         match0 = stable_matching(cost_matrix(self.cost, x0, x1, reduced=False))
         rows = torch.nonzero(match0 >= 0).squeeze(1)
@@ -96,7 +97,7 @@ class StableMatchingCoupling(PermutationCoupling):
         if want_plan:
             plan = torch.zeros((n0, n1), dtype=x0.dtype, device=x0.device)
             plan[index0, index1] = 1.0 / index0.numel()
-        return index0, index1, plan
+        return PairIndices(index0=index0, index1=index1, plan=plan)
 
     def __repr__(self) -> str:
         return f"StableMatchingCoupling(cost={self.cost!r})"

@@ -6,8 +6,8 @@ from typing import final
 import torch
 from torch import Tensor
 
-from .base import Batch0, Batch1, Coupling, LabelArg, Pairing, _labels, check_batches
-from .exact import OTCoupling
+from ._base import Batch0, Batch1, Coupling, Labels0, Labels1, PairIndices, _checked
+from ._exact import OTCoupling
 
 __all__ = ["DataDependentCoupling", "LabelConditionalCoupling"]
 
@@ -41,7 +41,9 @@ class LabelConditionalCoupling(Coupling):
     coupling (exact OT by default) is applied to each class's sub-batches; for a permutation
     coupling and equal class counts the result is again a permutation, so both marginals and
     the class-conditional marginals ρ0(· | y), ρ1(· | y) are kept. The output keeps x1's order.
-    Every class present in x1 must be present in x0 (and vice versa).
+    Every class present in x1 must be present in x0 (and vice versa). The inner coupling's
+    :meth:`~Coupling.pair` is called on each class's sub-batches, without labels; a coupling
+    that constructs x0 (:class:`DataDependentCoupling`) cannot be the inner one.
 
     With ``return_plan=True`` the plan is block-diagonal: class k's inner plan times the
     class's share of x1.
@@ -73,15 +75,16 @@ class LabelConditionalCoupling(Coupling):
             raise TypeError(f"inner must be a Coupling, got {type(inner).__name__}")
         self.inner = OTCoupling() if inner is None else inner
 
-    def _pair(
+    def pair(
         self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
+        x0: Batch0,
+        x1: Batch1,
+        y0: Labels0,
+        y1: Labels1,
+        *,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
+    ) -> PairIndices:
         if y0 is None or y1 is None:
             raise ValueError("LabelConditionalCoupling needs labels: pass y0 and y1")
         c0, c1, n_classes = _joint_classes(y0, y1)
@@ -99,15 +102,22 @@ class LabelConditionalCoupling(Coupling):
                 )
             sub0 = torch.nonzero(c0 == k).squeeze(1)
             sub1 = torch.nonzero(c1 == k).squeeze(1)
-            i0, i1, p = self.inner._pair(x0[sub0], x1[sub1], None, None, generator, want_plan)
-            parts0.append(sub0[i0])
-            parts1.append(sub1 if i1 is None else sub1[i1])
-            if plan is not None and p is not None:
-                block = p / p.sum() * (counts1[k] / n1)
+            b0, b1 = x0[sub0], x1[sub1]
+            part = self.inner.pair(b0, b1, None, None, generator=generator, want_plan=want_plan)
+            part = _checked(part, b0, b1, type(self.inner).__name__)
+            if part.x0 is not None or part.condition is not None:
+                raise TypeError(
+                    f"LabelConditionalCoupling cannot wrap {self.inner!r}, which constructs x0: "
+                    "a data-dependent coupling pairs each sample with itself already"
+                )
+            parts0.append(sub0[part.index0])
+            parts1.append(sub1 if part.index1 is None else sub1[part.index1])
+            if plan is not None and part.plan is not None:
+                block = part.plan / part.plan.sum() * (counts1[k] / n1)
                 plan[sub0[:, None], sub1[None, :]] = block.to(plan.dtype)
         index0, index1 = torch.cat(parts0), torch.cat(parts1)
         order = torch.argsort(index1, stable=True)
-        return index0[order], index1[order], plan
+        return PairIndices(index0=index0[order], index1=index1[order], plan=plan)
 
     def __repr__(self) -> str:
         return f"LabelConditionalCoupling(inner={self.inner!r})"
@@ -125,6 +135,12 @@ class DataDependentCoupling(Coupling):
     the pairs have the law of the coupling by construction. Learn b(t, x, ξ) with the usual
     square loss, conditioned on ξ (returned as :attr:`Pairing.condition`). The one-sided
     score-from-velocity formula does not apply to these couplings.
+
+    ``fn`` runs under :func:`torch.no_grad`, like every coupling's :meth:`~Coupling.pair`: the
+    pairs are training data, and no gradient flows through the constructed x0 (x1 is returned
+    as it is). The coupling itself reads no values: with a ``fn`` that needs none, a call never
+    synchronises with the host, and NaN inputs pass through. Give a module-level function (not
+    a lambda) for the coupling to pickle.
 
     Parameters
     ----------
@@ -152,17 +168,16 @@ class DataDependentCoupling(Coupling):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         self.fn = fn
 
-    def __call__(
+    def pair(
         self,
         x0: Batch0,
         x1: Batch1,
-        y0: LabelArg = None,
-        y1: LabelArg = None,
+        y0: Labels0,
+        y1: Labels1,
         *,
-        generator: torch.Generator | None = None,
-        return_plan: bool = False,
-    ) -> Pairing:
-        check_batches(x0, x1)
+        generator: torch.Generator | None,
+        want_plan: bool,
+    ) -> PairIndices:
         if x0.shape != x1.shape:
             raise ValueError(
                 f"the noise x0 must have x1's shape {tuple(x1.shape)}, got {tuple(x0.shape)}"
@@ -174,31 +189,10 @@ class DataDependentCoupling(Coupling):
             raise ValueError(f"fn must return x0 of shape {tuple(x1.shape)}, got {got}")
         if new_x0.dtype != x1.dtype or new_x0.device != x1.device:
             raise TypeError("fn must return x0 with x1's dtype and device")
-        n = x1.shape[0]
-        _labels(y0, n, x0.device, "y0")  # validated; the pairing is the identity, as given
-        _labels(y1, n, x1.device, "y1")
-        index = torch.arange(n, device=x1.device)
-        return Pairing(
-            x0=new_x0,
-            x1=x1,
-            y0=y0,
-            y1=y1,
-            index0=index,
-            index1=index,
-            plan=None,
-            condition=xi,
-        )
-
-    def _pair(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
-        generator: torch.Generator | None,
-        want_plan: bool,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        return torch.arange(x1.shape[0], device=x1.device), None, None
+        if xi is not None and not isinstance(xi, Tensor):
+            raise TypeError(f"fn must return xi as a tensor, got {type(xi).__name__}")
+        index = torch.arange(x1.shape[0], device=x1.device)
+        return PairIndices(index0=index, x0=new_x0, condition=xi)
 
     def __repr__(self) -> str:
         return f"DataDependentCoupling({self.fn!r})"

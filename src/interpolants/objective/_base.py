@@ -12,25 +12,40 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .._types import Scalar, TimeLike
-from .._validation import as_time, check_floating, check_same_shape
-from ..interpolant import Coefficients, Interpolant, InterpolantSample, OneSidedInterpolant
-from .time import TimeSampler, UniformTime
+from .._validation import check_floating, check_same_shape, check_time_range
+from ..interpolant._base import Interpolant
+from ..interpolant._values import InterpolantSample
+from ._time import TimeSampler, UniformTime
 
-__all__ = ["Model", "Objective"]
+__all__ = ["Model", "Objective", "Predict", "check_prediction", "regression_loss"]
 
 Model = Callable[..., Any]
 """Any callable ``model(t, x)`` or ``model(t, x, condition=c)`` (see the package docs)."""
 
 Predict = Callable[[Tensor, Tensor], Any]
+"""The model with its condition bound: ``predict(t, x)`` (what :meth:`Objective.sample_losses`
+receives)."""
 
 
-def dot_loss(prediction: Tensor, target: Tensor) -> Tensor:
-    """Per-sample ½|m̂|² − y·m̂ summed over the trailing dims, shape ``(B,)``."""
+def regression_loss(
+    prediction: Float[Tensor, "batch *dims"], target: Float[Tensor, "batch *dims"]
+) -> Float[Tensor, " batch"]:
+    """Per-sample ½|m̂|² − y·m̂ = ½|m̂ − y|² − ½|y|², summed over the trailing dims.
+
+    The minimiser over m̂ of its expectation given x_t is E[y | x_t]; the dropped ½|y|² does not
+    change it nor the gradients.
+
+    Example
+    -------
+    >>> import torch
+    >>> regression_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]))
+    tensor([1.5000])
+    """
     return (prediction * (0.5 * prediction - target)).flatten(1).sum(1)
 
 
 def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
-    """Raise unless ``out`` is a tensor of ``x``'s shape; return it."""
+    """Raise unless ``out`` is a tensor of ``x``'s shape (naming ``what``); return it."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{what} must return a torch.Tensor, got {type(out).__name__}")
     if out.shape != x.shape:
@@ -59,8 +74,8 @@ class Objective(abc.ABC):
         Average the per-sample loss at the pair x_t^± = αx0 + βx1 ± γz (targets with ±z), or,
         for a one-sided interpolant, x_t^± = ±αx0 + βx1. The same expectation (z and −z have
         the same law) and a much lower variance near the ends, where the O(γ̇) and O(γ⁻¹)
-        noise terms cancel within the pair (MATH.md §3). Needs a noise to flip: a stochastic
-        or a one-sided interpolant.
+        noise terms cancel within the pair (:doc:`/mathematics`). Needs a noise to flip: a
+        stochastic or a one-sided interpolant.
 
     Notes
     -----
@@ -70,6 +85,10 @@ class Objective(abc.ABC):
     but it has unbounded variance near the ends (y contains γ̇z); so the loss value may be
     negative, and its optimum is −½E|E[y|x_t]|², not zero.
     """
+
+    #: Whether the objective learns a noise-dependent field (denoiser, score) and so needs a
+    #: stochastic or one-sided interpolant; checked at construction.
+    needs_noise: bool = False
 
     def __init__(
         self,
@@ -84,7 +103,12 @@ class Objective(abc.ABC):
             raise TypeError(
                 f"time_sampler must be a TimeSampler, got {type(time_sampler).__name__}"
             )
-        if antithetic and not self._has_noise(interpolant):
+        if self.needs_noise and not interpolant.has_noise:
+            raise ValueError(
+                f"{type(self).__name__} needs a noise to predict: a stochastic (γ ≠ 0) or "
+                f"one-sided interpolant, got {interpolant!r}"
+            )
+        if antithetic and not interpolant.has_noise:
             raise ValueError(
                 f"antithetic=True needs a noise to flip (a stochastic or one-sided "
                 f"interpolant), got {interpolant!r}"
@@ -93,15 +117,20 @@ class Objective(abc.ABC):
         self.time_sampler = UniformTime() if time_sampler is None else time_sampler
         self.antithetic = bool(antithetic)
 
-    @staticmethod
-    def _has_noise(interpolant: Interpolant) -> bool:
-        return interpolant.is_stochastic or isinstance(interpolant, OneSidedInterpolant)
-
     @abc.abstractmethod
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        """Unweighted per-sample losses, shape ``(B,)``; ``predict(t, x)`` calls the model."""
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Float[Tensor, " batch"]:
+        """The unweighted per-sample losses of one draw, shape ``(B,)``.
+
+        This is the method a new objective implements. ``sample`` holds the draw (t, x0, x1,
+        z), x_t, every regression target and the schedule values
+        (:class:`~interpolants.interpolant.InterpolantSample`); ``predict(t, x)`` calls the
+        model (with its condition bound) and may return anything the objective expects.
+        Validate the prediction's shape with :func:`check_prediction` and build the loss from
+        :func:`regression_loss` (or any per-sample loss whose minimiser is the field wanted).
+        It must not read tensor values on the host (it runs every training step). The
+        antithetic pair, time weights and the mean are applied by :meth:`per_sample_loss` and
+        :meth:`loss`.
+        """
 
     def per_sample_loss(
         self,
@@ -138,35 +167,30 @@ class Objective(abc.ABC):
         check_same_shape([("x0", x0), ("x1", x1)])
         if x0.ndim == 0 or x0.shape[0] == 0:
             raise ValueError(f"x0 must have shape (batch, *dims) with batch > 0, got {x0.shape}")
-        n = x0.shape[0]
-        if t is not None or z is not None:  # caller-given values: validate them once
-            tt = (
-                as_time(t, x0, "t").expand(n)
-                if t is not None
-                else self.time_sampler.sample(
-                    n, generator=generator, dtype=x0.dtype, device=x0.device
-                )
+        if x1.dtype != x0.dtype or x1.device != x0.device:
+            raise TypeError(
+                f"x1 must have x0's dtype and device ({x0.dtype}, {x0.device}), "
+                f"got ({x1.dtype}, {x1.device})"
             )
-            tt, z = self.interpolant._inputs(tt, x0, x1, z)
-        else:  # sampled here: in range and of the right shape by construction
+        n = x0.shape[0]
+        if t is None:  # drawn here: in range and of the right shape by construction
             tt = self.time_sampler.sample(n, generator=generator, dtype=x0.dtype, device=x0.device)
+        else:  # given by the caller: checked once, the one host read of the call
+            tt = _given_time(t, x0)
         if self.interpolant.is_stochastic and z is None:
             z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        c = self.interpolant._coefficients(tt)
+        c = self.interpolant.coefficients(tt)
 
         def predict(time: Tensor, x: Tensor) -> Any:
             if condition is None:
                 return model(time, x)
             return model(time, x, condition=condition)
 
-        losses = self._sample_loss(predict, tt, self.interpolant._sample(tt, x0, x1, z, c), c, x1)
+        interpolant = self.interpolant
+        losses = self.sample_losses(predict, interpolant.sample(tt, x0, x1, z, coefficients=c))
         if self.antithetic:
-            if isinstance(self.interpolant, OneSidedInterpolant):
-                flipped = self.interpolant._sample(tt, -x0, x1, z, c)
-            else:
-                assert z is not None
-                flipped = self.interpolant._sample(tt, x0, x1, -z, c)
-            losses = 0.5 * (losses + self._sample_loss(predict, tt, flipped, c, x1))
+            flipped = interpolant.sample(tt, *interpolant.antithetic(x0, x1, z), coefficients=c)
+            losses = 0.5 * (losses + self.sample_losses(predict, flipped))
         if type(self.time_sampler).weight is TimeSampler.weight:
             return losses  # unit weights: no multiply (and no node in the backward pass)
         return self.time_sampler.weight(tt) * losses
@@ -192,3 +216,19 @@ class Objective(abc.ABC):
             f"{type(self).__name__}({self.interpolant!r}, time_sampler={self.time_sampler!r}, "
             f"antithetic={self.antithetic})"
         )
+
+
+def _given_time(t: TimeLike, x0: Tensor) -> Tensor:
+    """A caller's time as shape ``(B,)`` on x0's dtype and device, its range checked once."""
+    n = x0.shape[0]
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"t must lie in [0, 1], got {t}")
+        return torch.full((n,), float(t), dtype=x0.dtype, device=x0.device)
+    if not isinstance(t, Tensor):
+        raise TypeError(f"t must be a number or a torch.Tensor, got {type(t).__name__}")
+    check_floating(t, "t")
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
+        raise ValueError(f"t must have shape () or ({n},), got {tuple(t.shape)}")
+    check_time_range(t, "t")
+    return t.to(dtype=x0.dtype, device=x0.device).expand(n)

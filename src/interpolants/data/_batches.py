@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .coupling import Coupling, IndependentCoupling
+from ..coupling._base import Coupling, IndependentCoupling
 
 __all__ = [
     "Batch",

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import Batch, PairedBatches
+from ._batches import Batch, PairedBatches
 
 __all__ = ["PrefetchedBatches", "batch_generator"]
 
@@ -222,9 +222,8 @@ class PrefetchedBatches:
 
     Example
     -------
-    >>> from interpolants import GaussianMixture, PairedBatches, PrefetchedBatches
-    >>> from interpolants.coupling import OTCoupling
-    >>> from interpolants.datasets import Moons
+    >>> from interpolants import GaussianMixture, OTCoupling, PairedBatches
+    >>> from interpolants.data import Moons, PrefetchedBatches
     >>> paired = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 128, OTCoupling())
     >>> with PrefetchedBatches(paired, seed=0) as stream:
     ...     batch = next(iter(stream))

@@ -1,6 +1,6 @@
 r"""Diffusion schedules ε(t) ≥ 0 for sampling with the SDEs of a stochastic interpolant.
 
-For *any* ε(t) ≥ 0 the SDEs (MATH.md §1)
+For *any* ε(t) ≥ 0 the SDEs (:doc:`/mathematics`)
 
 .. math::
 
@@ -25,17 +25,36 @@ from typing import final
 import torch
 from torch import Tensor
 
-from ..interpolant import Interpolant, OneSidedInterpolant
+from .._types import Times
+from ..interpolant._base import Interpolant
 
 __all__ = ["ConstantDiffusion", "CustomDiffusion", "Diffusion", "GammaProportionalDiffusion"]
 
 
 class Diffusion(abc.ABC):
-    """Abstract diffusion coefficient ε(t) ≥ 0 (elementwise in ``t``)."""
+    """Abstract diffusion coefficient ε(t) ≥ 0 (elementwise in ``t``).
+
+    **Writing a schedule.** Implement :meth:`__call__`: a floating tensor of times in [0, 1]
+    of any shape in, ε of the same shape, dtype and device out, finite and ≥ 0 (the
+    integrators evaluate it once per call on all the times they need and check the values).
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants.integrate import Diffusion
+    >>> class Tent(Diffusion):  # ε(t) = min(t, 1 − t)
+    ...     def __call__(self, t):
+    ...         return torch.minimum(t, 1 - t)
+    >>> Tent()(torch.tensor([0.0, 0.25, 1.0]))
+    tensor([0.0000, 0.2500, 0.0000])
+    """
 
     @abc.abstractmethod
-    def __call__(self, t: Tensor) -> Tensor:
+    def __call__(self, t: Times) -> Times:
         """ε(t), same shape, dtype and device as ``t``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 @final
@@ -55,7 +74,7 @@ class ConstantDiffusion(Diffusion):
             raise ValueError(f"value (ε) must be a finite number ≥ 0, got {value}")
         self.value = float(value)
 
-    def __call__(self, t: Tensor) -> Tensor:
+    def __call__(self, t: Times) -> Times:
         return torch.full_like(t, self.value)
 
     def __repr__(self) -> str:
@@ -64,10 +83,10 @@ class ConstantDiffusion(Diffusion):
 
 @final
 class GammaProportionalDiffusion(Diffusion):
-    r"""ε(t) = ``scale``·σ(t) with σ the noise level of the interpolant.
+    r"""ε(t) = ``scale``·σ(t) with σ the interpolant's noise scale.
 
-    σ = γ for a two-sided interpolant and σ = α for a
-    :class:`~interpolants.OneSidedInterpolant` (whose base x0 plays the noise). Since the
+    σ = γ for a two-sided interpolant and σ = α for a one-sided one (whose base x0 plays the
+    noise; :meth:`~interpolants.Interpolant.noise_scale`). Since the
     score is s = −η_z/σ, the SDE correction ε s = −scale·η_z stays bounded where σ → 0 and the
     score is singular (both ends for the Brownian γ, t = 1 for one-sided interpolants), and the
     noise √(2ε) vanishes there.
@@ -85,19 +104,15 @@ class GammaProportionalDiffusion(Diffusion):
             raise TypeError(f"interpolant must be an Interpolant, got {type(interpolant).__name__}")
         if not (math.isfinite(scale) and scale >= 0):
             raise ValueError(f"scale must be a finite number ≥ 0, got {scale}")
-        if not isinstance(interpolant, OneSidedInterpolant) and not interpolant.is_stochastic:
+        if not interpolant.has_noise:
             raise ValueError(
                 f"{interpolant!r} has γ ≡ 0, so ε = scale·γ would vanish; use ConstantDiffusion"
             )
         self.interpolant = interpolant
         self.scale = float(scale)
 
-    def __call__(self, t: Tensor) -> Tensor:
-        if isinstance(self.interpolant, OneSidedInterpolant):
-            level = self.interpolant._alpha(t)
-        else:
-            level = self.interpolant.gamma_schedule.gamma(t)
-        return self.scale * level
+    def __call__(self, t: Times) -> Times:
+        return self.scale * self.interpolant.noise_scale(t)
 
     def __repr__(self) -> str:
         return f"GammaProportionalDiffusion({self.interpolant!r}, scale={self.scale})"
@@ -126,27 +141,8 @@ class CustomDiffusion(Diffusion):
             )
         self.fn = fn
 
-    def __call__(self, t: Tensor) -> Tensor:
+    def __call__(self, t: Times) -> Times:
         return self.fn(t)
 
     def __repr__(self) -> str:
         return f"CustomDiffusion({self.fn!r})"
-
-
-def diffusion_on_grid(diffusion: "Diffusion | float", grid: Tensor) -> list[float]:
-    """ε at every grid time, validated (finite, ≥ 0); a float means a constant ε."""
-    if isinstance(diffusion, (int, float)) and not isinstance(diffusion, bool):
-        diffusion = ConstantDiffusion(float(diffusion))
-    if not isinstance(diffusion, Diffusion):
-        raise TypeError(
-            f"diffusion must be a Diffusion or a number, got {type(diffusion).__name__}"
-        )
-    values = diffusion(grid)
-    if not isinstance(values, Tensor) or values.shape != grid.shape:
-        raise ValueError("diffusion(t) must return a tensor of the shape of t")
-    if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
-        raise ValueError(
-            f"diffusion ε(t) must be finite and ≥ 0 on the grid, got values in "
-            f"[{float(values.min()):.4g}, {float(values.max()):.4g}]"
-        )
-    return [float(v) for v in values.tolist()]

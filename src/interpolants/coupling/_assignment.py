@@ -5,52 +5,16 @@ marginals 1/n has a permutation matrix among its optimal vertices (Birkhoff–vo
 it is an assignment problem. All solvers here run on the host in float64 and return an
 optimal permutation ``perm`` (row i ↔ column ``perm[i]``) as an ``int64`` NumPy array.
 
-Which solver is fastest depends on the regime and on which of the equivalent costs it is given:
-the full ‖x0_i − x1_j‖² or the reduced −2·x0·x1ᵀ (they differ by f(i) + g(j), so they have
-the same optimal permutations, but the pivot and augmenting-path sequences differ). Solve
-times in ms on a shared 2-core CPU (load 1.7–2.4), float64, batches of standard normal
-vectors, LAPJV solvers after a row/column reduction, medians of 2–11 alternating runs:
-
-=====  =====  =========  =========  ===========  ===========  =================
-n      d      POT        POT        ``lap``      lapx         ``lap.lapmod`` on
-              network    network    ``lapjv``    ``lapjvr``   k-NN candidates +
-              simplex,   simplex,   (full /      (full /      dual check (d=2)
-              full       reduced    reduced)     reduced)
-=====  =====  =========  =========  ===========  ===========  =================
-256    2      3.1        3.8        5.7 / –      1.5 / –
-256    3072   –          –          – / 0.6      – / 0.4
-1024   2      71         97         218–330 /    40 / –       140–190
-                                    1280
-1024   64     150–180    150        29 / 30      – / 9.4
-1024   3072   180        120        19 / 11      – / 6.1
-4096   2      1900–2800  4500       – / 17 000   1700 / –     3500
-4096   64     –          –          915 / 850    – / 450
-4096   3072   –          –          – / 530      – / 340
-=====  =====  =========  =========  ===========  ===========  =================
-
-Low-dimensional data with structure are a different matter: the augmenting-path solvers slow
-down sharply on clustered or curve-like point sets, the network simplex does not (single thread,
-N(0, I) base against the target, ms):
-
-==========================  =====  ==============  ===========  ===========
-target (d = 2)              n      network         lapx         ``lap``
-                                   simplex, full   ``lapjvr``   ``lapjv``
-==========================  =====  ==============  ===========  ===========
-N(0, I)                     1024   81              48           254
-8 Gaussians                 1024   89              132          656
-moons                       1024   99              224          817
-==========================  =====  ==============  ===========  ===========
-
-:class:`AutoAssignmentSolver` therefore uses the network simplex on the full cost for d < 8
-(robust: within 25 % across these data, where LAPJV varies 5×), and for d ≥ 8 lapx's
-``lapjvr`` (:class:`LapxSolver`) when lapx is installed, else ``lap.lapjv`` on the reduced
-cost. Things measured and not kept: scipy's
-``linear_sum_assignment`` (n = 1024: 36–60 ms at d ≥ 64, 90–460 ms at d = 2; n = 4096,
-d = 64: 1.7 s); warm-starting ``lap.lapjv`` from the duals of a sparse k-NN solve (n = 4096,
-d = 64: 250 ms for the duals + 650 ms, no faster than cold); the sparse k-NN solve itself for
-d = 2 (last column: optimal after 2–4 rounds of adding the violated reduced costs, but
-``lapmod`` alone costs more than the network simplex on the dense matrix); POT on a float32 cost
-(same pivots, plus a conversion).
+Which solver is fastest depends on the regime (n, d and the structure of the data) and on
+which of the equivalent costs it is given: the full ‖x0_i − x1_j‖² or the reduced −2·x0·x1ᵀ
+(they differ by f(i) + g(j), so they have the same optimal permutations, but the pivot and
+augmenting-path sequences differ). On low-dimensional data with structure (clustered or
+curve-like point sets) the augmenting-path solvers (LAPJV) slow down sharply and the network
+simplex does not; in high dimension LAPJV on the reduced cost is the fastest. Hence the rule of
+:class:`AutoAssignmentSolver`: the network simplex on the full cost for d < 8, and for d ≥ 8
+lapx's ``lapjvr`` (:class:`LapxSolver`) when lapx is installed, else ``lap.lapjv`` on the
+reduced cost. The measurements behind the rule, and those of the alternatives compared with
+it, are in ``benchmarks/RESULTS.md`` ("Notes moved from the coupling docstrings").
 """
 
 import abc
@@ -99,7 +63,23 @@ def _lapx_lapjvr() -> Callable[..., Any] | None:
 
 
 class AssignmentSolver(abc.ABC):
-    """Abstract exact solver of a square assignment problem on the host."""
+    """Abstract exact solver of a square assignment problem on the host.
+
+    :meth:`solve` is the call: it takes any square matrix, hands :meth:`assign` a C-contiguous
+    float64 one and checks that the result is a permutation. A subclass implements
+    :meth:`assign` and may override :meth:`prefers_full_cost`.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from scipy.optimize import linear_sum_assignment
+    >>> from interpolants.coupling import AssignmentSolver
+    >>> class Hungarian(AssignmentSolver):
+    ...     def assign(self, cost, dim, *, overwrite):
+    ...         return linear_sum_assignment(cost)[1]
+    >>> Hungarian().solve(np.array([[4.0, 1.0], [2.0, 8.0]]), dim=1)
+    array([1, 0])
+    """
 
     def solve(
         self, cost: NDArray[np.float64], dim: int, *, overwrite: bool = False
@@ -109,7 +89,8 @@ class AssignmentSolver(abc.ABC):
         Parameters
         ----------
         cost:
-            Finite ``(n, n)`` float64 matrix.
+            Finite ``(n, n)`` matrix (not checked for finiteness here: :class:`OTCoupling`
+            checks the matrices it builds), converted to float64 if needed.
         dim:
             Dimension of the data the cost was computed from (a hint for solvers that choose a
             method by regime; ignored by the others).
@@ -127,7 +108,7 @@ class AssignmentSolver(abc.ABC):
         n = cost.shape[0]
         host = np.ascontiguousarray(cost, dtype=np.float64)
         private = overwrite or not np.may_share_memory(host, cost)  # a copy of ours
-        perm = np.asarray(self._solve(host, dim, private))
+        perm = np.asarray(self.assign(host, dim, overwrite=private))
         seen = np.zeros(n, dtype=bool)
         if perm.shape == (n,) and perm.dtype.kind in "iu" and (perm >= 0).all():
             seen[perm[perm < n]] = True
@@ -138,15 +119,34 @@ class AssignmentSolver(abc.ABC):
     def prefers_full_cost(self, dim: int) -> bool:
         """Whether to hand this solver the full cost rather than a reduced form.
 
-        A reduced cost C_ij − f(i) − g(j) has the same optimal permutations, but the work a
-        solver does on it (its pivot or augmenting-path sequence) depends on which one it gets.
-        ``True`` when the full cost (e.g. ‖x0_i − x1_j‖²) was measured faster for data of
-        dimension ``dim``; the default is ``False``.
+        A reduced cost C_ij − f(i) − g(j) (:meth:`Cost.reduced
+        <interpolants.coupling.Cost.reduced>`) has the same optimal permutations, but the work
+        a solver does on it (its pivot or augmenting-path sequence) depends on which one it
+        gets. :class:`OTCoupling` asks before it builds the matrix, so the answer may depend
+        on ``dim`` only, never on values. Return ``True`` when the full cost (e.g.
+        ‖x0_i − x1_j‖²) is the faster form for data of dimension ``dim``; the default is
+        ``False``.
         """
         return False
 
     @abc.abstractmethod
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]: ...
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
+        """An optimal permutation for a validated matrix: the method a solver implements.
+
+        :meth:`solve` calls it and checks its result, so it needs neither check. Contract:
+
+        * ``cost`` is a square, C-contiguous ``(n, n)`` float64 array on the host, ``n ≥ 1``,
+          finite when it comes from :class:`OTCoupling` (which checks it);
+        * ``dim`` is the dimension of the data the cost was computed from (a hint; a solver
+          that does not choose by regime ignores it);
+        * when ``overwrite`` is true the solver may modify ``cost`` in place (it is a private
+          copy); otherwise it must leave it unchanged.
+
+        Returns
+        -------
+        numpy.ndarray
+            Integer array ``perm`` of shape ``(n,)``: row ``i`` is assigned column ``perm[i]``.
+        """
 
 
 @final
@@ -164,7 +164,7 @@ class NetworkSimplexSolver(AssignmentSolver):
             raise ValueError(f"max_iter must be positive, got {max_iter}")
         self.max_iter = int(max_iter)
 
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]:
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         import ot
 
         n = cost.shape[0]
@@ -181,7 +181,7 @@ class NetworkSimplexSolver(AssignmentSolver):
         return perm
 
     def prefers_full_cost(self, dim: int) -> bool:
-        return True  # fewer pivots on ‖x0 − x1‖² than on −2·x0·x1ᵀ (table above)
+        return True  # measured: fewer pivots on ‖x0 − x1‖² than on −2·x0·x1ᵀ
 
     def __repr__(self) -> str:
         return f"NetworkSimplexSolver(max_iter={self.max_iter})"
@@ -192,10 +192,10 @@ class LapjvSolver(AssignmentSolver):
     """Jonker–Volgenant (``lap.lapjv``) after a row and column reduction of the cost.
 
     The reduction C_ij − min_j C_ij − min_i(·) leaves the optimal permutations unchanged and
-    gives LAPJV a warm dual start (about 3× faster at n = 4096). Needs the ``lap`` package.
+    gives LAPJV a warm dual start, which makes it faster. Needs the ``lap`` package.
     """
 
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]:
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         import lap  # type: ignore[import-untyped,unused-ignore]
 
         x, _ = lap.lapjv(_row_column_reduced(cost, overwrite), return_cost=False)
@@ -215,13 +215,12 @@ class LapxSolver(AssignmentSolver):
     reduction of the cost.
 
     lapx is a maintained fork of ``lap`` that installs under the same import name ``lap`` and
-    adds ``lapjvr``: 1.5–4× faster than ``lap.lapjv`` and than POT's network simplex in every
-    measured regime, d = 2 included (table above), with float64 potentials. Needs ``lapx``
-    (``pip install lapx``, which replaces ``lap``); :class:`AutoAssignmentSolver` uses it
-    whenever it is installed.
+    adds ``lapjvr``, the fastest of these solvers on unstructured data, with float64
+    potentials. Needs ``lapx`` (``pip install lapx``, which replaces ``lap``);
+    :class:`AutoAssignmentSolver` uses it for d ≥ 8 whenever it is installed.
     """
 
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]:
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         lapjvr = _lapx_lapjvr()
         if lapjvr is None:
             raise ImportError("LapxSolver needs the lapx package (pip install lapx)")
@@ -231,7 +230,7 @@ class LapxSolver(AssignmentSolver):
         return perm
 
     def prefers_full_cost(self, dim: int) -> bool:
-        return dim < 8  # d = 2: 40 ms full vs 350 ms reduced; d ≥ 64: reduced 1.4–2.4× faster
+        return dim < 8  # measured: full cost faster at d = 2, reduced cost faster at d ≥ 64
 
     def __repr__(self) -> str:
         return "LapxSolver()"
@@ -241,7 +240,7 @@ class LapxSolver(AssignmentSolver):
 class ScipySolver(AssignmentSolver):
     """scipy's ``linear_sum_assignment`` (shortest augmenting paths)."""
 
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]:
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         from scipy.optimize import linear_sum_assignment
 
         _, cols = linear_sum_assignment(cost)
@@ -254,11 +253,12 @@ class ScipySolver(AssignmentSolver):
 
 @final
 class AutoAssignmentSolver(AssignmentSolver):
-    """Pick the measured-fastest exact solver (table in :mod:`interpolants.coupling.assignment`).
+    """Pick an exact solver by the dimension of the data (the rule in the module notes).
 
-    :class:`NetworkSimplexSolver` for ``dim < min_lapjv_dim``; for larger ``dim``
-    :class:`LapxSolver` when lapx is installed, else :class:`LapjvSolver`. Without any ``lap``
-    package it warns once and uses :class:`ScipySolver` in LAPJV's place.
+    :class:`NetworkSimplexSolver` for ``dim < min_lapjv_dim``, robust to low-dimensional data
+    with structure; for larger ``dim`` :class:`LapxSolver` when lapx is installed, else
+    :class:`LapjvSolver`. Without any ``lap`` package it warns once and uses
+    :class:`ScipySolver` in LAPJV's place.
     """
 
     def __init__(self, min_lapjv_dim: int = 8) -> None:
@@ -283,8 +283,8 @@ class AutoAssignmentSolver(AssignmentSolver):
             return ScipySolver()
         return LapjvSolver()
 
-    def _solve(self, cost: NDArray[np.float64], dim: int, overwrite: bool) -> NDArray[np.int64]:
-        return self.select(dim)._solve(cost, dim, overwrite)
+    def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
+        return self.select(dim).assign(cost, dim, overwrite=overwrite)
 
     def prefers_full_cost(self, dim: int) -> bool:
         return self.select(dim).prefers_full_cost(dim)

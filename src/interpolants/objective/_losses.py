@@ -9,9 +9,8 @@ from typing import final
 from torch import Tensor
 
 from .._validation import broadcast_time
-from ..interpolant import Coefficients, Interpolant, InterpolantSample, OneSidedInterpolant
-from .base import Objective, Predict, check_prediction, dot_loss
-from .time import TimeSampler
+from ..interpolant._values import InterpolantSample
+from ._base import Objective, Predict, check_prediction, regression_loss
 
 __all__ = [
     "DenoiserObjective",
@@ -20,14 +19,6 @@ __all__ = [
     "TargetObjective",
     "VelocityObjective",
 ]
-
-
-def _needs_noise(interpolant: Interpolant, name: str) -> None:
-    if not (interpolant.is_stochastic or isinstance(interpolant, OneSidedInterpolant)):
-        raise ValueError(
-            f"{name} needs a noise to predict: a stochastic (γ ≠ 0) or one-sided interpolant, "
-            f"got {interpolant!r}"
-        )
 
 
 @final
@@ -51,11 +42,9 @@ class VelocityObjective(Objective):
     0.0
     """
 
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
-        return dot_loss(pred, sample.velocity)
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+        pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+        return regression_loss(pred, sample.velocity)
 
 
 @final
@@ -69,21 +58,11 @@ class DenoiserObjective(Objective):
     interpolant.
     """
 
-    def __init__(
-        self,
-        interpolant: Interpolant,
-        *,
-        time_sampler: TimeSampler | None = None,
-        antithetic: bool = False,
-    ) -> None:
-        _needs_noise(interpolant, "DenoiserObjective")
-        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+    needs_noise = True
 
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
-        return dot_loss(pred, sample.noise)
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+        pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+        return regression_loss(pred, sample.noise)
 
 
 @final
@@ -101,22 +80,12 @@ class ScoreObjective(Objective):
     accurate inside (0, 1) and unconstrained at the ends themselves.
     """
 
-    def __init__(
-        self,
-        interpolant: Interpolant,
-        *,
-        time_sampler: TimeSampler | None = None,
-        antithetic: bool = False,
-    ) -> None:
-        _needs_noise(interpolant, "ScoreObjective")
-        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+    needs_noise = True
 
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
-        scale = c.alpha if isinstance(self.interpolant, OneSidedInterpolant) else c.gamma
-        return dot_loss(broadcast_time(scale, pred) * pred, -sample.noise)
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+        pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+        sigma = broadcast_time(sample.coefficients.noise_scale, pred)
+        return regression_loss(sigma * pred, -sample.noise)
 
 
 @final
@@ -131,23 +100,14 @@ class SplitObjective(Objective):
     ``lambda t, x: (v_net(t, x), eta_net(t, x))`` (and optimise both parameter sets).
 
     Unlike b, the target of v holds no γ̇ and the target of η_z no γ⁻¹, so neither has a
-    singular variance at the ends (MATH.md §3). Needs a stochastic or one-sided interpolant.
+    singular variance at the ends (:doc:`/mathematics`). Needs a stochastic or one-sided
+    interpolant.
     """
 
-    def __init__(
-        self,
-        interpolant: Interpolant,
-        *,
-        time_sampler: TimeSampler | None = None,
-        antithetic: bool = False,
-    ) -> None:
-        _needs_noise(interpolant, "SplitObjective")
-        super().__init__(interpolant, time_sampler=time_sampler, antithetic=antithetic)
+    needs_noise = True
 
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        out = predict(t, sample.xt)
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+        out = predict(sample.t, sample.xt)
         if not isinstance(out, tuple) or len(out) != 2:
             raise TypeError(
                 "the model of SplitObjective must return a pair (v, eta) of tensors, got "
@@ -155,7 +115,7 @@ class SplitObjective(Objective):
             )
         v = check_prediction(out[0], sample.xt, "model (head v)")
         eta = check_prediction(out[1], sample.xt, "model (head eta)")
-        return dot_loss(v, sample.mean_velocity) + dot_loss(eta, sample.noise)
+        return regression_loss(v, sample.mean_velocity) + regression_loss(eta, sample.noise)
 
 
 @final
@@ -169,8 +129,6 @@ class TargetObjective(Objective):
     η1 alone does not determine b.
     """
 
-    def _sample_loss(
-        self, predict: Predict, t: Tensor, sample: InterpolantSample, c: Coefficients, x1: Tensor
-    ) -> Tensor:
-        pred = check_prediction(predict(t, sample.xt), sample.xt, "model")
-        return dot_loss(pred, x1)
+    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+        pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+        return regression_loss(pred, sample.x1)

@@ -29,7 +29,24 @@ def _flat(x: Tensor) -> Tensor:
 
 
 class Cost(abc.ABC):
-    """Abstract pairwise cost between the rows of two batches with equal trailing shapes."""
+    """Abstract pairwise cost between the rows of two batches with equal trailing shapes.
+
+    A subclass implements :meth:`matrix` (and may override :meth:`reduced`). The couplings
+    call them under :func:`torch.no_grad` on validated batches and check the returned matrix
+    to be finite, so neither method needs to check its inputs or its output.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import OTCoupling
+    >>> from interpolants.coupling import Cost
+    >>> class L1Cost(Cost):
+    ...     def matrix(self, x0, x1):
+    ...         return torch.cdist(x0, x1, p=1)
+    >>> OTCoupling(cost=L1Cost())(torch.tensor([[0.0], [5.0]]), torch.tensor([[6.0], [1.0]])).x0
+    tensor([[5.],
+            [0.]])
+    """
 
     def __call__(
         self, x0: Float[Tensor, "n0 *dims"], x1: Float[Tensor, "n1 *dims"]
@@ -38,14 +55,32 @@ class Cost(abc.ABC):
         return self.matrix(_flat(x0), _flat(x1))
 
     @abc.abstractmethod
-    def matrix(self, x0: Tensor, x1: Tensor) -> Tensor:
-        """The cost matrix between flat batches ``(n0, D)`` and ``(n1, D)`` (unchecked)."""
+    def matrix(
+        self, x0: Float[Tensor, "n0 d"], x1: Float[Tensor, "n1 d"]
+    ) -> Float[Tensor, "n0 n1"]:
+        """The cost matrix ``C[i, j] = c(x0[i], x1[j])`` between flat batches.
 
-    def reduced(self, x0: Tensor, x1: Tensor) -> Tensor:
+        Parameters
+        ----------
+        x0, x1:
+            Batches flattened to ``(n0, D)`` and ``(n1, D)``, same dtype and device (not
+            checked for finiteness).
+
+        Returns
+        -------
+        torch.Tensor
+            The ``(n0, n1)`` matrix, on the inputs' device, in a floating dtype (normally
+            theirs). It may be a fresh tensor or a stored one: the couplings never modify it.
+        """
+
+    def reduced(
+        self, x0: Float[Tensor, "n0 d"], x1: Float[Tensor, "n1 d"]
+    ) -> Float[Tensor, "n0 n1"]:
         """A matrix equal to :meth:`matrix` up to a term ``f(i) + g(j)`` (flat batches).
 
-        Balanced transport problems have the same solutions with it; the default is the cost
-        itself.
+        Balanced transport problems have the same solutions with it (see the module notes),
+        so exact OT may solve with it when it is cheaper or better conditioned. Same
+        arguments and contract as :meth:`matrix`; the default is the cost itself.
         """
         return self.matrix(x0, x1)
 

@@ -7,21 +7,25 @@ from typing import final
 
 import numpy as np
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from numpy.typing import NDArray
 from torch import Tensor
 
-from .assignment import AssignmentSolver, AutoAssignmentSolver
-from .base import (
+from ._assignment import AssignmentSolver, AutoAssignmentSolver
+from ._base import (
     Batch0,
     Batch1,
+    Labels0,
+    Labels1,
+    PairIndices,
     PermutationCoupling,
+    Plan,
     PlanCoupling,
     check_batches,
     sample_columns,
     weights,
 )
-from .cost import (
+from ._cost import (
     Cost,
     CustomCost,
     EuclideanCost,
@@ -69,7 +73,7 @@ def _host_cost(
     m = m.detach()
     host: NDArray[np.float64]
     if m.device.type == "cpu" and m.dtype in (torch.float32, torch.float16):
-        host = m.numpy().astype(np.float64)  # numpy converts 1.7× faster than torch on a core
+        host = m.numpy().astype(np.float64)  # numpy's conversion is the faster one on CPU
         private = True
     else:
         moved = m.to(device="cpu", dtype=torch.float64)
@@ -102,9 +106,9 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     attained at a permutation (Birkhoff–von Neumann) and **is returned as one**: every x0 and
     every x1 is used exactly once, so both minibatch marginals are exact (unlike sampling pairs
     from the plan with replacement, which duplicates and drops points). For unequal sizes the
-    exact plan comes from POT's network simplex, every x1 is used once and its partner is drawn
-    from the plan's conditional π(· | x1) with ``generator``; the x1 marginal is then exact and
-    the x0 marginal exact in expectation.
+    exact plan comes from POT's network simplex (on the host, in float64), every x1 is used
+    once and its partner is drawn from the plan's conditional π(· | x1) with ``generator``; the
+    x1 marginal is then exact and the x0 marginal exact in expectation.
 
     What runs where: the cost matrix is one matrix product on the inputs' device, in the form
     the solver is fastest on
@@ -113,17 +117,10 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
     by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound
     (max‖x0‖ + max‖x1‖)² on its entries), for the assignment solver; the indices come back on
-    the device.
-    The default :class:`AutoAssignmentSolver` picks POT's network simplex for d < 8 and
-    lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise, by measurement (see
-    :mod:`interpolants.coupling.assignment`). Against torchcfm's
-    ``OTPlanSampler(method="exact").sample_plan`` on a shared 2-core CPU with one torch thread
-    (``benchmarks/coupling.py``, n ∈ {256, 1024, 4096}, d ∈ {2, 64, 3072}) it was faster in
-    every cell with lapx: 1.1–1.3× at d = 2 (both sides run POT's network simplex), 6.1×,
-    11.6× and 4.4× at d = 64, and 2.8–3.8× at d = 3072, where the float32 matrix product that
-    both sides pay bounds the gain. torchcfm's POT call can stop at
-    100 000 iterations and its pairs are drawn with replacement (~37 % duplicates), while this
-    coupling is always optimal and a permutation.
+    the device. The default :class:`AutoAssignmentSolver` picks POT's network simplex for
+    d < 8 and lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise (the rule is explained there).
+    Every solver is exact and runs to optimality (a truncated network-simplex solve raises),
+    so the pairing is always optimal. Timings are measured in ``benchmarks/coupling.py``.
 
     Parameters
     ----------
@@ -143,7 +140,7 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     Example
     -------
     >>> import torch
-    >>> from interpolants.coupling import OTCoupling
+    >>> from interpolants import OTCoupling
     >>> x0 = torch.tensor([[0.0], [10.0]])
     >>> x1 = torch.tensor([[11.0], [1.0]])
     >>> OTCoupling()(x0, x1).x0
@@ -161,15 +158,16 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
             raise TypeError(f"solver must be an AssignmentSolver, got {type(solver).__name__}")
         self.solver = AutoAssignmentSolver() if solver is None else solver
 
-    def _pair(
+    def pair(
         self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
+        x0: Batch0,
+        x1: Batch1,
+        y0: Labels0,
+        y1: Labels1,
+        *,
         generator: torch.Generator | None,
         want_plan: bool,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    ) -> PairIndices:
         n0, n1 = x0.shape[0], x1.shape[0]
         if n0 == n1:
             perm = self._permutation(x0, x1)  # row i -> column perm[i]
@@ -179,13 +177,13 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
             if want_plan:
                 plan = torch.zeros((n0, n1), dtype=x0.dtype, device=x0.device)
                 plan[index0, torch.arange(n1, device=x1.device)] = 1.0 / n0
-            return index0, None, plan
+            return PairIndices(index0=index0, plan=plan)
         cost = cost_matrix(self.cost, x0, x1, reduced=True)
         a = weights(None, n0, cost, "w0")
         b = weights(None, n1, cost, "w1")
         plan = emd_plan(cost, a, b)
         index0 = sample_columns(torch.log(plan), generator)
-        return index0, None, plan if want_plan else None
+        return PairIndices(index0=index0, plan=plan if want_plan else None)
 
     def permutation(self, x0: Batch0, x1: Batch1) -> Int[Tensor, " n"]:
         """The optimal permutation between equal-size batches, as ``int64`` on the device.
@@ -211,8 +209,11 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
 
     reduced_plan_cost = True
 
-    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
-        """The exact plan (POT network simplex, float64 on the host)."""
+    def weighted_plan(
+        self, cost: Float[Tensor, "n0 n1"], a: Float[Tensor, " n0"], b: Float[Tensor, " n1"]
+    ) -> Plan:
+        """The exact plan (POT's network simplex, float64 on the host; the cost and the
+        weights cross to the host and the plan comes back on the cost's device)."""
         return emd_plan(cost, a, b)
 
     def __repr__(self) -> str:

@@ -30,42 +30,34 @@ from typing import final
 import torch
 from torch import Tensor
 
-from .base import CountedField, ODEIntegrator
+from ._base import Integrator, Problem
+from ._tableau import DOPRI5
 
 __all__ = ["AdaptiveIntegrator", "Dopri5"]
 
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-_E = tuple(b5 - b4 for b5, b4 in zip((*_A[6], 0.0), _B4, strict=True))
-# stages with weight 0 in the solution and the error estimate (the second): their derivative
-# only enters later stages' inputs, so a field's cheaper `partial` evaluation serves; the last
-# stage is the next step's first (FSAL) and is always evaluated in full
-_INPUT_ONLY = frozenset(i for i in range(1, 6) if _A[6][i] == 0.0 and _E[i] == 0.0)
+# (row of a, weight) pairs with the zero coefficients dropped, for the stage inputs
+_ROWS = [[(j, a) for j, a in enumerate(row) if a != 0.0] for row in DOPRI5.a]
+_ERROR = [(i, e) for i, e in enumerate(DOPRI5.error or ()) if e != 0.0]
+# stages whose derivative enters only later stages' inputs: the cheaper `partial` serves
+# (the last stage is the next step's first, FSAL, and is always evaluated in full)
+_INPUT_ONLY = DOPRI5.input_only - {DOPRI5.stages - 1}
 
 
-def _combine(coefficients: tuple[float, ...], stages: list[Tensor]) -> Tensor:
-    """Σᵢ cᵢ kᵢ over the non-zero coefficients."""
-    total = stages[0] * coefficients[0]
-    for c, k in zip(coefficients[1:], stages[1:], strict=False):
-        if c != 0.0:
-            total = total + c * k
+def _combine(pairs: list[tuple[int, float]], stages: list[Tensor], scale: float) -> Tensor:
+    """scale · Σᵢ cᵢ kᵢ over the non-zero coefficients."""
+    (i0, c0), *rest = pairs
+    total = (scale * c0) * stages[i0]
+    for i, c in rest:
+        total = total + (scale * c) * stages[i]
     return total
 
 
-class AdaptiveIntegrator(ODEIntegrator):
+class AdaptiveIntegrator(Integrator):
     """Marker base class: the integrator chooses its own steps to meet ``rtol`` and ``atol``.
 
     The grid only fixes where the integration starts and stops (and the points it must hit
-    exactly); ``Solution.steps`` reports the accepted steps.
+    exactly); ``Solution.steps`` reports the accepted steps. Accepting or rejecting a step
+    reads its error norm on the host (one synchronisation per step, inherent to the method).
     """
 
     @property
@@ -95,7 +87,7 @@ class Dopri5(AdaptiveIntegrator):
     Example
     -------
     >>> import torch
-    >>> from interpolants.integrate import Dopri5
+    >>> from interpolants import Dopri5
     >>> x0 = torch.ones(2, 1, dtype=torch.float64)
     >>> sol = Dopri5(rtol=1e-8, atol=1e-8).integrate(
     ...     lambda t, x: x, x0, torch.tensor([0.0, 1.0], dtype=torch.float64))
@@ -158,6 +150,8 @@ class Dopri5(AdaptiveIntegrator):
         zero = torch.zeros_like(x)
         d0 = self._norm(x, zero, x)
         d1 = self._norm(k1, zero, x)
+        if not math.isfinite(d1):
+            raise FloatingPointError(f"the field returned NaN or Inf at t = {t:.6g}")
         h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
         h0 = min(h0, span)
         k2 = f(x.new_full((), t + sign * h0), x + (sign * h0) * k1)
@@ -166,17 +160,22 @@ class Dopri5(AdaptiveIntegrator):
         h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1 / 5)
         return min(100 * h0, h1, span)
 
-    def _solve(
-        self, field: CountedField, x: Tensor, grid: Tensor, saved: list[int]
-    ) -> tuple[Tensor, list[Tensor], int]:
-        points = grid.tolist()
-        sign = 1.0 if points[-1] > points[0] else -1.0
-        keep = set(saved)
+    def solve(self, problem: Problem) -> tuple[Tensor, list[Tensor], int]:
+        """Adaptive Dormand–Prince steps from grid point to grid point (see the module notes).
+
+        One host read per attempted step: the error norm that accepts or rejects it.
+        """
+        field = problem.velocity
+        x = problem.x
+        points = problem.times
+        sign = problem.sign
+        keep = set(problem.saved)
         trajectory = [x] if 0 in keep else []
         t = points[0]
         k1 = field(x.new_full((), t), x)
         h = self._initial_step(field, t, x, k1, abs(points[-1] - t), sign)
-        attempts = accepted = 0
+        attempts = accepted = failed = 0
+        nodes = DOPRI5.c
         for index in range(1, len(points)):
             stop = points[index]
             while (stop - t) * sign > 0:
@@ -193,13 +192,17 @@ class Dopri5(AdaptiveIntegrator):
                 ks = [k1]
                 xi = x
                 for i in range(1, 7):
-                    xi = x + dt * _combine(_A[i], ks)
-                    ti = stop if (last and _C[i] == 1.0) else t + _C[i] * dt
-                    stage = field.partial if i in _INPUT_ONLY else field
+                    xi = x + _combine(_ROWS[i], ks, dt)
+                    ti = stop if (last and nodes[i] == 1.0) else t + nodes[i] * dt
+                    stage = problem.partial if i in _INPUT_ONLY else field
                     ks.append(stage(x.new_full((), ti), xi))
                 # the last stage state is the fifth-order solution (FSAL)
-                err_vec = dt * _combine(_E, ks)
-                err = self._norm(err_vec, x, xi)
+                err = self._norm(_combine(_ERROR, ks, dt), x, xi)
+                failed = failed + 1 if err == math.inf else 0
+                if failed > 20:  # 20 shrinking retries all non-finite: the field is broken
+                    raise FloatingPointError(
+                        f"the field returned NaN or Inf near t = {t:.6g} for every step tried"
+                    )
                 factor = 10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err ** (-1 / 5)))
                 if err <= 1.0:
                     t = stop if last else t + dt

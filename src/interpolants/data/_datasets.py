@@ -19,7 +19,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .analytic import GaussianMixture
+from ..analytic import GaussianMixture
+from ._quantize import dequantize
 
 __all__ = [
     "TOY_DATASETS",
@@ -205,8 +206,8 @@ class DigitsData:
     levels:
         Number of intensity levels of the raw data (17).
     scale:
-        The affine factor a of y = a·(x + u) + c, here 2/17; bits/dim add D·log(1/a)/ln 2 nats
-        converted per dimension (see :mod:`interpolants.integrate.likelihood`).
+        The affine factor a of y = a·(x + u) + c, here 2/17 (:func:`~interpolants.data.dequantize`
+        with 17 levels onto [−1, 1); :func:`~interpolants.data.bits_per_dim` takes the same).
     """
 
     train: Tensor
@@ -234,8 +235,7 @@ def load_digits(generator: torch.Generator | None = None, test_size: int = 300) 
         raise ValueError(f"test_size must lie in (0, {x.shape[0]}), got {test_size}")
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
     x, y = x[perm], y[perm]
-    u = torch.rand(x.shape, generator=generator)
-    scaled = 2.0 * (x + u) / 17.0 - 1.0
+    scaled = dequantize(x, levels=17, low=-1.0, high=1.0, generator=generator, dtype=torch.float32)
     return DigitsData(
         train=scaled[test_size:],
         test=scaled[:test_size],

@@ -1,39 +1,31 @@
-r"""Entropic minibatch OT: Sinkhorn plans and the Schrödinger-bridge coupling of SB-CFM.
+r"""The Sinkhorn solver of entropic optimal transport, on the cost's device.
 
 The entropic problem min_π ⟨π, C⟩ + ε Σ_ij π_ij log π_ij over plans with marginals a, b has
 the solution π_ij = exp((f_i + g_j − C_ij)/ε) for dual potentials f, g, found by Sinkhorn's
 alternating updates f ← ε(log a − LSE_j((g_j − C_ij)/ε)), g ← ε(log b − LSE_i((f_i − C_ij)/ε)).
 
-:func:`sinkhorn` runs entirely on the cost's device (no host copy). It iterates the scalings
-u = a/(Kv), v = b/(Kᵀu) of the stabilised kernel K = exp((f + g − C)/ε), with adaptive
-over-relaxation and convergence checks that cost no extra product, and absorbs the scalings
-into f, g when they grow (Schmitzer's log-stabilisation), so that nothing overflows; if a
-scaling ever becomes non-finite it switches to the log-domain updates above, which are stable
-for any ε. Either way it returns log-domain potentials, so it is stable in float32 down to
-ε = 10⁻³ times the cost scale.
+:func:`sinkhorn` runs entirely on the cost's device (no host copy of the matrix; each
+convergence check reads a few scalars). It iterates the scalings u = a/(Kv), v = b/(Kᵀu) of
+the stabilised kernel K = exp((f + g − C)/ε), with adaptive over-relaxation and convergence
+checks that cost no extra product, and absorbs the scalings into f, g when they grow
+(Schmitzer's log-stabilisation), so that nothing overflows; if a scaling ever becomes
+non-finite it switches to the log-domain updates above, which are stable for any ε. Either way
+it returns log-domain potentials, so it is stable in float32 down to ε = 10⁻³ times the cost
+scale.
 
 **Which marginal is exact.** Each iteration ends with the column update, so the columns of the
 returned plan sum to b; the rows sum to a up to the tolerance (the stopping criterion is
-‖π1 − a‖₂ < tol, the criterion of POT's ``ot.sinkhorn``). The couplings use every x1 exactly
-once and draw its partner from the column conditional π(· | x1_j) = π[·, j] / b_j; the x1
-marginal of the pairs is therefore exact and each x0 is used n1·(π1)_i ≈ n1·a_i times in
-expectation (once, for equal sizes).
+‖π1 − a‖₂ < tol, the criterion of POT's ``ot.sinkhorn``).
 """
 
 import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import final
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .base import PlanCoupling, sample_columns, weights
-from .cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
-
-__all__ = ["SchrodingerBridgeCoupling", "SinkhornCoupling", "SinkhornResult", "sinkhorn"]
+__all__ = ["SinkhornResult", "sinkhorn"]
 
 
 @dataclass(frozen=True)
@@ -80,20 +72,20 @@ def sinkhorn(
     r"""Log-stabilised Sinkhorn for min ⟨π, C⟩ + ε Σ π log π with marginals ``a``, ``b``.
 
     Runs on the cost's device in its dtype (at least float32). Written here rather than taken
-    from POT because it stays on the tensors' device and is measurably faster than
-    ``ot.sinkhorn`` on CPU (``benchmarks/coupling.py``), for three reasons:
+    from POT so that it stays on the tensors' device, with three choices made for speed
+    (measured against ``ot.sinkhorn`` in ``benchmarks/coupling.py``):
 
     * **Free convergence checks.** The row error ‖u ⊙ Kv − a‖₂ reuses the product Kv that the
       next row update needs, so checking costs no extra matrix–vector product; on CPU it is
-      done every iteration and the loop stops at the first iterate within ``tol`` (POT checks
-      every 10 iterations with an extra product).
+      done every iteration and the loop stops at the first iterate within ``tol``.
     * **Adaptive over-relaxation** (``overrelax=True``). After a few plain iterations the
       linear rate λ of the error is measured and the updates become
       log u ← (1 − ω) log u + ω log(a / Kv) (likewise v) with
       ω = 1 + 0.95 (ω* − 1), ω* = 2 / (1 + √(1 − λ)), the optimal relaxation for that rate
       (Thibault et al.; Lehmann et al.). ω is halved towards 1 whenever the error grows over
-      10 iterations. It cuts the iterations 2–4× when ε is small relative to the cost. The
-      returned potentials always end with a plain column update, so the contract below holds.
+      10 iterations. It cuts the number of iterations when ε is small relative to the cost.
+      The returned potentials always end with a plain column update, so the contract below
+      holds.
     * **Lazy stabilisation.** The scalings u, v are absorbed into the potentials f, g (one
       exponential of the n0×n1 matrix) only when they leave [e^−τ, e^τ]; between absorptions
       the iterations are matrix–vector products with the stabilised kernel
@@ -207,8 +199,8 @@ class _Loop:
         self.check_every, self.overrelax = check_every, overrelax
         # Scalings stay in [e^-τ, e^τ] (else they are absorbed into the potentials) and kernel
         # entries below e^τ × the smallest normal number are set to 0, so that no product
-        # K_ij·v_j is subnormal (subnormal arithmetic is ~2× slower on CPU; the zeroed entries
-        # move < n·e^(2τ)·e^τ·tiny ≈ 1e-21 of mass in float32, 1e-290 in float64).
+        # K_ij·v_j is subnormal (subnormal arithmetic is slow on CPU; the zeroed entries move
+        # < n·e^(2τ)·e^τ·tiny ≈ 1e-21 of mass in float32, 1e-290 in float64).
         self.tau = _TAU
         self.floor = math.log(torch.finfo(c.dtype).tiny) + self.tau
 
@@ -221,7 +213,7 @@ class _Loop:
         """exp((f_i + g_j − C_ij)/ε), entries below e^(floor + 1) set to 0 (see ``__init__``).
 
         The exponent is clamped first: exp of a very negative float takes the slow subnormal
-        path (~5× slower per entry on CPU).
+        path on CPU.
         """
         z = torch.sub(g[None, :], self.c).add_(f[:, None]).mul_(1.0 / eps)
         return self._exp(z, clamp=True)
@@ -356,192 +348,3 @@ class _Loop:
             omega = 1.0 + 0.5 * (omega - 1.0)
             return omega if omega > 1.05 else 0.0
         return omega
-
-
-def _entropic_pairs(
-    cost: Tensor,
-    eps: float,
-    tol: float,
-    max_iter: int,
-    generator: torch.Generator | None,
-    want_plan: bool,
-    who: str,
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    n0, n1 = cost.shape
-    a = weights(None, n0, cost, "w0")
-    b = weights(None, n1, cost, "w1")
-    res = sinkhorn(cost, a, b, eps, tol, max_iter)
-    _warn_unconverged(res, tol, who)
-    log_plan = res.log_plan(cost)
-    index0 = sample_columns(log_plan, generator)
-    return index0, None, torch.exp(log_plan) if want_plan else None
-
-
-def _warn_unconverged(res: SinkhornResult, tol: float, who: str) -> None:
-    if not res.converged:
-        warnings.warn(
-            f"{who}: Sinkhorn stopped after {res.n_iter} iterations with row-marginal error "
-            f"{res.error:.3g} > tol = {tol:g}; the pairs' x1 marginal is exact, the x0 marginal "
-            "only approximate. Increase max_iter or reg.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-
-
-def _scale(cost: Tensor) -> float:
-    s = float(cost.mean())
-    return s if s > 0 else 1.0
-
-
-def _check(reg: float, tol: float, max_iter: int) -> None:
-    if not reg > 0 or not math.isfinite(reg):
-        raise ValueError(f"reg must be a positive finite number, got {reg}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-
-
-@final
-class SinkhornCoupling(PlanCoupling):
-    r"""Entropic minibatch OT (Multisample Flow Matching's BatchEOT).
-
-    The plan solves min ⟨π, C⟩ + ε Σ π log π with uniform marginals and ε = ``reg`` × mean(C):
-    the regularisation is relative to the cost scale, so one ``reg`` fits any dimension. As
-    ``reg`` → 0 the plan tends to the exact OT plan; as ``reg`` → ∞, to the independent
-    coupling. Pairs: every x1 once, its x0 drawn from π(· | x1) with ``generator`` on the
-    device (see the module notes: the x1 marginal is exact, the x0 marginal exact in
-    expectation up to ``tol``). Everything runs on the inputs' device.
-
-    Parameters
-    ----------
-    reg:
-        Relative regularisation, > 0 (stable in float32 down to 10⁻³).
-    cost:
-        A :class:`Cost` or a callable; squared Euclidean by default.
-    tol, max_iter:
-        Sinkhorn stopping rule (see :func:`sinkhorn`); a run that hits ``max_iter`` warns.
-
-    References
-    ----------
-    A.-A. Pooladian et al., *Multisample Flow Matching*, arXiv:2304.14772.
-
-    Example
-    -------
-    >>> import torch
-    >>> from interpolants.coupling import SinkhornCoupling
-    >>> x0, x1 = torch.randn(64, 2), torch.randn(64, 2)
-    >>> p = SinkhornCoupling(reg=0.05)(x0, x1, generator=torch.Generator().manual_seed(0))
-    >>> p.x1.shape, bool((p.index1 == torch.arange(64)).all())
-    (torch.Size([64, 2]), True)
-    """
-
-    def __init__(
-        self,
-        reg: float = 0.05,
-        cost: Cost | Callable[[Tensor, Tensor], Tensor] | None = None,
-        tol: float = 1e-6,
-        max_iter: int = 10_000,
-    ) -> None:
-        _check(reg, tol, max_iter)
-        self.reg = float(reg)
-        self.cost = SquaredEuclideanCost() if cost is None else as_cost(cost)
-        self.tol = float(tol)
-        self.max_iter = int(max_iter)
-
-    def _pair(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
-        generator: torch.Generator | None,
-        want_plan: bool,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        cost = cost_matrix(self.cost, x0, x1, reduced=False)
-        eps = self.reg * _scale(cost)
-        return _entropic_pairs(cost, eps, self.tol, self.max_iter, generator, want_plan, repr(self))
-
-    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
-        """The entropic plan with marginals ``a``, ``b``."""
-        res = sinkhorn(cost, a, b, self.reg * _scale(cost), self.tol, self.max_iter)
-        _warn_unconverged(res, self.tol, repr(self))
-        return torch.exp(res.log_plan(cost))
-
-    def __repr__(self) -> str:
-        return f"SinkhornCoupling(reg={self.reg:g}, cost={self.cost!r})"
-
-
-@final
-class SchrodingerBridgeCoupling(PlanCoupling):
-    r"""The static Schrödinger bridge coupling of SB-CFM: the entropic plan with ε = 2σ².
-
-    For the Brownian motion σW as reference, the bridge's coupling of (x0, x1) is the entropic
-    OT plan for the squared Euclidean cost with ε = 2σ² (absolute, not relative to the cost
-    scale), because the reference transition kernel is ∝ exp(−‖x0 − x1‖²/(2σ²)). Between the
-    paired endpoints the bridge is a Brownian bridge, x_t = (1−t)x0 + t x1 + σ√(t(1−t)) z, which
-    in this library is ``LinearInterpolant(BrownianGamma(a=sigma**2))``; regressing b on that
-    interpolant with these pairs is SB-CFM (its target x1 − x0 + γ̇ z equals torchcfm's
-    (1−2t)/(2t(1−t))·(x_t − μ_t) + x1 − x0). Pairs are drawn as in :class:`SinkhornCoupling`.
-
-    Parameters
-    ----------
-    sigma:
-        Noise level σ > 0 of the reference Brownian motion (the interpolant's σ).
-    tol, max_iter:
-        Sinkhorn stopping rule.
-
-    References
-    ----------
-    A. Tong et al., *Simulation-free Schrödinger bridges via score and flow matching*,
-    arXiv:2307.03672.
-
-    Example
-    -------
-    >>> import torch
-    >>> from interpolants import BrownianGamma, LinearInterpolant
-    >>> from interpolants.coupling import SchrodingerBridgeCoupling
-    >>> sigma = 0.5
-    >>> coupling = SchrodingerBridgeCoupling(sigma)
-    >>> interpolant = LinearInterpolant(BrownianGamma(a=sigma**2))
-    >>> pairs = coupling(torch.randn(32, 2), torch.randn(32, 2))
-    >>> interpolant.interpolate(0.5, pairs.x0, pairs.x1, torch.randn(32, 2)).shape
-    torch.Size([32, 2])
-    """
-
-    def __init__(self, sigma: float, tol: float = 1e-6, max_iter: int = 10_000) -> None:
-        if not sigma > 0 or not math.isfinite(sigma):
-            raise ValueError(f"sigma must be a positive finite number, got {sigma}")
-        _check(2 * sigma**2, tol, max_iter)
-        self.sigma = float(sigma)
-        self.cost = SquaredEuclideanCost()  # the Brownian-bridge reference kernel
-        self.tol = float(tol)
-        self.max_iter = int(max_iter)
-
-    @property
-    def eps(self) -> float:
-        """The entropic regularisation 2σ²."""
-        return 2.0 * self.sigma**2
-
-    def _pair(
-        self,
-        x0: Tensor,
-        x1: Tensor,
-        y0: tuple[Tensor, ...] | None,
-        y1: tuple[Tensor, ...] | None,
-        generator: torch.Generator | None,
-        want_plan: bool,
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        cost = cost_matrix(self.cost, x0, x1, reduced=False)
-        return _entropic_pairs(
-            cost, self.eps, self.tol, self.max_iter, generator, want_plan, repr(self)
-        )
-
-    def _weighted_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
-        """The bridge's static coupling with marginals ``a``, ``b``."""
-        res = sinkhorn(cost, a, b, self.eps, self.tol, self.max_iter)
-        _warn_unconverged(res, self.tol, repr(self))
-        return torch.exp(res.log_plan(cost))
-
-    def __repr__(self) -> str:
-        return f"SchrodingerBridgeCoupling(sigma={self.sigma:g})"

@@ -1,0 +1,65 @@
+"""Discovery of every concrete public class of an abstraction, for the contract tests.
+
+A class is collected when it is listed in the ``__all__`` of the package or of one of its
+public subpackages, subclasses the abstraction and is not abstract; so a new class is tested
+as soon as it is exported, without editing a list. Classes whose constructor needs arguments
+are built from a table in the test module; a class that is neither default-constructible nor
+in the table fails the test with a message saying so.
+"""
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+PUBLIC_MODULES = (
+    "interpolants",
+    "interpolants.interpolant",
+    "interpolants.coupling",
+    "interpolants.objective",
+    "interpolants.fields",
+    "interpolants.integrate",
+    "interpolants.data",
+    "interpolants.analytic",
+    "interpolants.metrics",
+    "interpolants.nn",
+    "interpolants.train",
+)
+
+T = TypeVar("T")
+
+
+def concrete_subclasses(base: type[T]) -> list[type[T]]:
+    """Every non-abstract public subclass of ``base`` (``base`` included if concrete)."""
+    found: dict[str, type[T]] = {}
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if inspect.isclass(obj) and issubclass(obj, base) and not inspect.isabstract(obj):
+                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return [found[k] for k in sorted(found)]
+
+
+def instances(
+    classes: Iterable[type[T]], table: dict[type[Any], Callable[[], list[T]]]
+) -> list[tuple[str, Callable[[], T]]]:
+    """``(id, factory)`` pairs: the table's variants of a class, else its default instance."""
+    out: list[tuple[str, Callable[[], T]]] = []
+    for cls in classes:
+        if cls in table:
+            for k, _ in enumerate(table[cls]()):
+                out.append((f"{cls.__name__}-{k}", lambda cls=cls, k=k: table[cls]()[k]))
+        else:
+            out.append((cls.__name__, lambda cls=cls: _default(cls)))
+    return out
+
+
+def _default(cls: type[T]) -> T:
+    try:
+        return cls()
+    except TypeError as err:
+        raise AssertionError(
+            f"{cls.__name__} is not default-constructible: add it to the test's table of "
+            f"constructor arguments ({err})"
+        ) from err
