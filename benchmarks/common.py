@@ -108,6 +108,10 @@ def regenerate_index() -> None:
                 parts.append(text.replace("\n# ", "\n## ", 1) if text.startswith("#") else text)
                 parts.append("")
                 break
+    notes = RESULTS / "design_notes.md"  # hand-written, kept last
+    if notes.exists():
+        parts.append(notes.read_text().strip().replace("\n# ", "\n## ", 1).replace("# ", "## ", 1))
+        parts.append("")
     write_atomic(HERE / "RESULTS.md", "\n".join(parts) + "\n")
 
 

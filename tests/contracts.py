@@ -12,6 +12,9 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
 PUBLIC_MODULES = (
     "interpolants",
     "interpolants.interpolant",
@@ -63,3 +66,33 @@ def _default(cls: type[T]) -> T:
             f"{cls.__name__} is not default-constructible: add it to the test's table of "
             f"constructor arguments ({err})"
         ) from err
+
+
+# the ops that force a device-to-host synchronisation on CUDA: reading a value
+# (item, bool(), float(), int()), or an output whose size depends on the values
+SYNCING_OPS = {
+    torch.ops.aten._local_scalar_dense,
+    torch.ops.aten.item,
+    torch.ops.aten.is_nonzero,
+    torch.ops.aten.nonzero,
+    torch.ops.aten.masked_select,
+    torch.ops.aten.equal,
+}
+
+
+class NoHostSync(TorchDispatchMode):
+    """Raise on every op that would synchronise a CUDA device with the host, on any device:
+    the CPU counterpart of ``torch.cuda.set_sync_debug_mode("error")``."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func.overloadpacket in SYNCING_OPS or _boolean_index(func, args):
+            raise AssertionError(f"{func} synchronises with the host")
+        return func(*args, **(kwargs or {}))
+
+
+def _boolean_index(func: Any, args: tuple[Any, ...]) -> bool:
+    """x[mask]: the output's size depends on the mask's values."""
+    if func.overloadpacket not in (torch.ops.aten.index, torch.ops.aten.index_put):
+        return False
+    indices = args[1] if len(args) > 1 else ()
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices)

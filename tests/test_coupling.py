@@ -10,9 +10,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from contracts import concrete_subclasses
+from contracts import NoHostSync, concrete_subclasses
 from interpolants import Coupling, IndependentCoupling, OTCoupling
 from interpolants.coupling import (
     DataDependentCoupling,
@@ -491,25 +490,6 @@ def test_the_call_checks_what_pair_returns():
 # --- no host synchronisation for couplings that need no solver --------------------------------
 
 
-_SYNCING_OPS = {
-    torch.ops.aten._local_scalar_dense,
-    torch.ops.aten.item,
-    torch.ops.aten.is_nonzero,
-    torch.ops.aten.nonzero,
-    torch.ops.aten.masked_select,
-    torch.ops.aten.equal,
-}
-
-
-class _NoHostSync(TorchDispatchMode):
-    """Raise on every op that forces a device-to-host synchronisation on CUDA."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket in _SYNCING_OPS:
-            raise AssertionError(f"{func} synchronises with the host")
-        return func(*args, **(kwargs or {}))
-
-
 SYNC_FREE = {
     "independent": IndependentCoupling(),
     "data-dependent": DataDependentCoupling(_half_plus_noise),
@@ -525,12 +505,12 @@ def test_no_host_synchronisation(name, n0):
     x0, x1, y0, y1 = _batches((12, 3), torch.float32)
     x0, y0 = x0[:n0], y0[:n0]
     gen = torch.Generator().manual_seed(0)
-    with _NoHostSync():
+    with NoHostSync():
         p = SYNC_FREE[name](x0, x1, y0, (y1, -y1), generator=gen)
         q = SYNC_FREE[name](x0, x1, generator=gen, return_plan=True)
     assert p.x0.shape == q.x0.shape == (12, 3) and p.y1[0] is y1
     with pytest.raises(AssertionError, match="synchronises"):  # the guard has teeth
-        with _NoHostSync():
+        with NoHostSync():
             SinkhornCoupling()(x0, x1)  # reads the cost matrix's extremes and mean
 
 

@@ -199,9 +199,9 @@ class ExactInterpolantFields:
     Parameters
     ----------
     interpolant:
-        Any spatially linear :class:`~interpolants.Interpolant`. For a one-sided interpolant
+        Any spatially linear :class:`Interpolant`. For a one-sided interpolant
         the base must be N(0, I) (it plays the noise); for the
-        :class:`~interpolants.interpolant.MirrorInterpolant` (α ≡ 0) the base does not enter
+        :class:`MirrorInterpolant` (α ≡ 0) the base does not enter
         and the target is mapped to itself.
     base:
         ρ0, a :class:`GaussianMixture` (coupled independently of the target).

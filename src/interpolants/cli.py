@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ._atomic import write_atomic, write_text_atomic
 from .data import DigitsData, PrefetchedBatches
 from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
 from .metrics import wasserstein2
@@ -32,7 +33,6 @@ from .recipes import (
     Run,
     RunConfig,
     load_run,
-    write_text_atomic,
 )
 from .train import Trainer
 
@@ -133,9 +133,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         traj = sol.trajectory
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".samples.pt.tmp"
-    torch.save(sol.state.cpu(), tmp)
-    tmp.replace(out / "samples.pt")
+    samples = sol.state.cpu()
+    write_atomic(out / "samples.pt", lambda fh: torch.save(samples, fh))
     if run.dim == 2:
         reference = run.test_target
         plot_run(out / "samples.png", reference, {f"{args.method} samples": sol.state}, traj)

@@ -1,7 +1,7 @@
 r"""Evaluating a trained run: samples, W2 per NFE, test NLL / bits per dim, and pictures.
 
 Used by the command line and ``make demo``; every function takes the fields of a
-:class:`~interpolants.recipes.Run` and returns plain numbers or tensors. Pictures need
+:class:`Run` and returns plain numbers or tensors. Pictures need
 matplotlib (imported lazily; install the ``plot`` extra).
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ._atomic import write_atomic
 from .data import bits_per_dim
 from .fields import Field
 from .integrate import RK4, GammaProportionalDiffusion, Solution
@@ -53,7 +54,7 @@ def sde_samples(
     integrator: Integrator | None = None,
 ) -> Solution:
     r"""Forward SDE samples with ε(t) = ε·σ(t)/max γ (peak ε; zero where the noise scale σ
-    vanishes), by ``integrator`` (default :class:`~interpolants.Euler`, i.e. Euler–Maruyama).
+    vanishes), by ``integrator`` (default :class:`Euler`, i.e. Euler–Maruyama).
 
     Vanishing with σ keeps ε·s = −ε·η_z/max γ bounded where a learned s = −η_z/σ is not.
     """
@@ -138,8 +139,7 @@ def plot_run(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        write_atomic(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
+    finally:
+        plt.close(fig)

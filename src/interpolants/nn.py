@@ -7,7 +7,7 @@ r"""The default network for vector data: a time-conditioned MLP.
 
 With ``num_classes`` set, labels enter through a learned embedding with one extra *null*
 class (index ``num_classes``), which :func:`drop_labels` substitutes at random during
-training and which :class:`~interpolants.ClassifierFreeGuidance` uses at sampling time.
+training and which :class:`ClassifierFreeGuidance` uses at sampling time.
 """
 
 import math
@@ -109,8 +109,7 @@ class MLP(nn.Module):
         The first layer is applied as W₁ˣ x + (W₁ᵉ e + b₁) with e the conditioning vector
         (time and label embeddings), so when all samples share one time (a 0-d ``t``, or a
         stride-0 expanded one, as every integrator of this library passes) and there are no
-        labels, e and its contribution are computed once, not per sample. On one CPU core
-        (dim = 2, 1000 points) that halves a forward pass: 4.5 → 2.4 ms.
+        labels, e and its contribution are computed once, not per sample.
         """
         return self._apply_layers(t, x, condition)
 
@@ -141,12 +140,10 @@ class MLP(nn.Module):
           The work is that of ``dim`` Jacobian–vector products, as large matrix products
           without autograd bookkeeping.
 
-        :func:`~interpolants.log_likelihood` uses it with :class:`~interpolants.ExactDivergence`
-        (``benchmarks/likelihood.py`` compares it with flow_matching's autograd divergence and
-        with ``torch.func.vmap`` over ``torch.func.vjp``). Measured on one CPU core (B = 1000,
-        hidden = 256, ms per call, against unfolded tangents carried from W₁ˣ to W_o): depth 2
-        takes 2.7 (was 3.7) at dim = 2 and 3.6 (was 57) at dim = 64; depth 3 takes 6.2 (6.4)
-        and 107 (118).
+        :func:`log_likelihood` uses it with
+        :class:`ExactDivergence` (``benchmarks/likelihood.py`` compares
+        it with flow_matching's autograd divergence and with ``torch.func.vmap`` over
+        ``torch.func.vjp``).
 
         Parameters
         ----------
@@ -155,9 +152,8 @@ class MLP(nn.Module):
         chunk_size:
             Samples per tangent block when ``depth ≥ 3``. Directions go in blocks of
             n = max(1, 2¹⁸ // hidden²), so that a block's [Mᵢ]ᵢ and N hold at most 2¹⁸ entries
-            each when hidden ≤ 512 (1 MiB in float32: they stay in cache; with all 64
-            directions of dim = 64 in one 16 MiB block the call took 136 ms instead of 107),
-            and hidden² otherwise. Memory O(chunk_size · min(n, dim) · hidden). ``None``:
+            each when hidden ≤ 512 (1 MiB in float32: they stay in cache), and hidden²
+            otherwise. Memory O(chunk_size · min(n, dim) · hidden). ``None``:
             blocks of about 2²⁰ tangent entries (4 MiB in float32), at least 16 samples.
 
         Returns
@@ -167,7 +163,7 @@ class MLP(nn.Module):
 
         Notes
         -----
-        Meant for evaluation (:func:`~interpolants.log_likelihood` calls it under
+        Meant for evaluation (:func:`log_likelihood` calls it under
         :func:`torch.no_grad`): the divergence is not differentiable with respect to the
         parameters, since the slopes come from ATen's ``silu_backward``, which has no derivative
         of its own. To train through a divergence, use autograd on :meth:`forward`.
@@ -180,7 +176,7 @@ class MLP(nn.Module):
         ones = h.new_ones(()).expand_as(h)
         for layer in layers[1:]:
             # SiLU′(a) = σ(a)(1 + a(1 − σ(a))) in one pass: ATen's SiLU backward kernel with a
-            # unit gradient (on one core ~0.3 ms less per layer than four element-wise ops)
+            # unit gradient
             slopes.append(torch.ops.aten.silu_backward(ones, h))
             h = nn.functional.linear(nn.functional.silu(h), layer.weight, layer.bias)
         w_x = layers[0].weight[:, : self.dim]  # (hidden, dim): ∂a₁/∂x
@@ -254,14 +250,14 @@ _TANGENT_ENTRIES = 2**20  # entries of one default tangent block (4 MiB in float
 def _tangent_divergence(
     slopes: list[Tensor], w_x: Tensor, inner: list[Tensor], w_o: Tensor, chunk_size: int | None
 ) -> Tensor:
-    """Σᵢ W_o[i]·(D_L T_{L,i}) for depth ≥ 3 (see :meth:`MLP.forward_and_divergence`), in
+    """Σᵢ W_o[i]·(D_L T_{L,i}) for depth ≥ 3 (see :meth:`~MLP.forward_and_divergence`), in
     blocks of directions and of samples."""
     (batch, width), dim = slopes[0].shape, w_x.shape[1]
     block = max(1, _FOLD_ENTRIES // (width * width))
     if chunk_size is None:
         chunk_size = max(16, _TANGENT_ENTRIES // (min(block, dim) * width))
     # both folds are built as the (transposed) weight operands of F.linear from *rows* of W₂ and
-    # W_L: contiguous reads (a layout that reads W₂ᵀ or W_Lᵀ builds 2–4× slower)
+    # W_L: contiguous reads
     w_x_t, w_o_t = w_x.T.contiguous(), w_o.T.contiguous()  # (dim, hidden), (hidden, dim)
     div = slopes[0].new_zeros(batch)
     for d0 in range(0, dim, block):
@@ -302,7 +298,7 @@ def drop_labels(
 class TwoHeadMLP(nn.Module):
     """Two fields from one network: ``f(t, x[, y]) -> (head_a, head_b)``, each ``(B, dim)``.
 
-    The model of :class:`~interpolants.SplitObjective` (heads v and η_z): an :class:`MLP` with
+    The model of :class:`SplitObjective` (heads v and η_z): an :class:`MLP` with
     ``2·dim`` outputs split in two, so both heads share the trunk and cost one evaluation.
     """
 

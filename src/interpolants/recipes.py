@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 import torch
 from torch import Tensor, nn
 
+from ._atomic import write_text_atomic
 from .analytic import GaussianMixture
 from .coupling import SchrodingerBridgeCoupling, SinkhornCoupling, StableMatchingCoupling
 from .coupling._base import Coupling, IndependentCoupling
@@ -87,7 +88,6 @@ __all__ = [
     "Run",
     "RunConfig",
     "load_run",
-    "write_text_atomic",
 ]
 
 INTERPOLANTS: dict[str, Callable[[GammaSchedule], Interpolant]] = {
@@ -134,8 +134,8 @@ SDE_METHODS: dict[str, Callable[[], Integrator]] = {
     "em": Euler,
     "sheun": Heun,
 }
-"""Command-line names of the SDE samplers: Euler–Maruyama (:class:`~interpolants.Euler` on an
-SDE) and stochastic Heun (:class:`~interpolants.integrate.Heun` on an SDE)."""
+"""Command-line names of the SDE samplers: Euler–Maruyama (:class:`Euler` on an
+SDE) and stochastic Heun (:class:`Heun` on an SDE)."""
 LR_SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules: cosine decay to zero over the run, or constant."""
 DATASETS = (*TOY_DATASETS, "digits")
@@ -145,7 +145,7 @@ BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians
 
 
 PREFETCH_BACKENDS = ("thread", "process")
-"""Command-line names of :class:`~interpolants.PrefetchedBatches`'s producer kinds."""
+"""Command-line names of :class:`PrefetchedBatches`'s producer kinds."""
 
 
 def _choice(name: str, value: str, options: Any) -> None:
@@ -256,7 +256,7 @@ class Run:
 
     def batch_source(self) -> PairedBatches | PrefetchedBatches:
         """What the trainer draws from: :meth:`batches` inline, or with ``prefetch`` > 0 a
-        :class:`~interpolants.PrefetchedBatches` whose ``prefetch`` producers (threads or
+        :class:`PrefetchedBatches` whose ``prefetch`` producers (threads or
         processes, by ``prefetch_backend``; seeded with ``seed``) compute the coupled batches
         ahead; close it when training ends."""
         if self.config.prefetch == 0:
@@ -305,14 +305,6 @@ class Run:
     def save_config(self, folder: Path) -> None:
         """Write ``config.json`` into ``folder`` atomically."""
         write_text_atomic(folder / "config.json", self.config.to_json())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def load_run(folder: Path) -> tuple[Run, nn.Module]:

@@ -4,7 +4,7 @@ r"""The training loop: coupling + interpolant + objective + model + optimiser.
 optimiser and every random generator, so that a run is deterministic on the CPU for a fixed
 seed and a checkpoint captures *all* of its state: resuming gives the same loss sequence as an
 uninterrupted run. Checkpoints are written atomically (temporary file in the same folder,
-flushed, then :func:`os.replace`) and loaded with ``torch.load(weights_only=True)``.
+flushed, then ``os.replace``) and loaded with ``torch.load(weights_only=True)``.
 
 Multi-process training (``torchrun``): when :mod:`torch.distributed` is initialised the model
 is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gradients averaged across
@@ -18,17 +18,16 @@ cost is one all-gather of ``2·W·B·d`` numbers per step and a coupling ``W`` t
 import copy
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, final
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ._atomic import write_atomic
 from .data._batches import Batch, PairedBatches
 from .nn import drop_labels
 from .objective._base import Objective
@@ -40,7 +39,7 @@ __all__ = ["EMA", "TrainState", "load_checkpoint", "save_checkpoint"]
 class EMA:
     """Exponential moving average of a model's parameters: θ̄ ← δₙ θ̄ + (1 − δₙ) θ.
 
-    The average lives in a frozen deep copy of the model (:attr:`model`), usable as a field.
+    The average lives in a frozen deep copy of the model (``model``), usable as a field.
     Buffers are copied, not averaged. With ``warmup`` (default) the decay of the n-th update
     is δₙ = min(δ, (1 + n)/(10 + n)), so that early averages are not dominated by the random
     initialisation (short runs with δ = 0.999 otherwise sample from weights far behind).
@@ -68,7 +67,7 @@ class EMA:
 
 @dataclass
 class TrainState:
-    """What :meth:`Trainer.fit` reports: the step reached and the loss history."""
+    """What :meth:`~Trainer.fit` reports: the step reached and the loss history."""
 
     step: int = 0
     losses: list[float] = field(default_factory=list)
@@ -76,19 +75,7 @@ class TrainState:
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``state`` with :func:`torch.save` atomically: temp file, fsync, rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -115,11 +102,11 @@ class Trainer:
         The network, called as ``model(t, x)`` (``model(t, x, condition=labels)`` when the
         batches carry labels and ``conditional=True``).
     objective:
-        An :class:`~interpolants.objective.Objective` (it owns the interpolant).
+        An :class:`Objective` (it owns the interpolant).
     batches:
-        A :class:`~interpolants.data.PairedBatches` drawn inline each step, or any iterable of
-        :class:`~interpolants.data.Batch` (e.g. a ``DataLoader`` over a
-        :class:`~interpolants.data.CoupledBatchStream`, so couplings run in worker processes).
+        A :class:`PairedBatches` drawn inline each step, or any iterable of
+        :class:`Batch` (e.g. a ``DataLoader`` over a
+        :class:`CoupledBatchStream`, so couplings run in worker processes).
     optimizer:
         Defaults to Adam with learning rate ``lr``.
     scheduler:

@@ -2,7 +2,7 @@
 
 Every coupling is called as ``coupling(x0, x1, y0=None, y1=None, generator=..., return_plan=...)``
 and returns a :class:`Pairing` on the inputs' device and dtype. A new coupling subclasses
-:class:`Coupling` and implements :meth:`Coupling.pair`, returning a :class:`PairIndices`.
+:class:`Coupling` and implements :meth:`~Coupling.pair`, returning a :class:`PairIndices`.
 The implementation modules are private; every public name is imported from here.
 """
 

@@ -19,14 +19,14 @@ Conventions shared by every coupling:
   ``(n,)`` on that device. Values are checked where a coupling computes with them: every
   coupling that builds a cost matrix raises :class:`ValueError` when it holds NaN or Inf
   entries. The validation reads no tensor value, so a coupling that needs no solver
-  (:class:`IndependentCoupling`, :class:`~interpolants.coupling.DataDependentCoupling`) never
+  (:class:`IndependentCoupling`, :class:`DataDependentCoupling`) never
   synchronises with the host when called on an accelerator's batch.
 
-**Writing a coupling.** Subclass :class:`Coupling` and implement :meth:`Coupling.pair`, which
+**Writing a coupling.** Subclass :class:`Coupling` and implement :meth:`~Coupling.pair`, which
 receives validated inputs and returns a :class:`PairIndices`; the call validates, calls
 ``pair`` under :func:`torch.no_grad` and gathers the outputs. A coupling that solves a
 transport problem subclasses :class:`PlanCoupling` and also implements
-:meth:`PlanCoupling.weighted_plan`.
+:meth:`~PlanCoupling.weighted_plan`.
 """
 
 import abc
@@ -60,11 +60,11 @@ LabelArg = Union[Shaped[Tensor, " _"], tuple[Shaped[Tensor, " _"], ...], None]
 """Labels of one side: one tensor of shape ``(n,)``, a tuple of them, or ``None``."""
 
 Labels0 = Union[tuple[Shaped[Tensor, " n0"], ...], None]
-"""The x0 labels as :meth:`Coupling.pair` receives them: a tuple of ``(n0,)`` tensors, or
+"""The x0 labels as :meth:`~Coupling.pair` receives them: a tuple of ``(n0,)`` tensors, or
 ``None``."""
 
 Labels1 = Union[tuple[Shaped[Tensor, " n1"], ...], None]
-"""The x1 labels as :meth:`Coupling.pair` receives them: a tuple of ``(n1,)`` tensors, or
+"""The x1 labels as :meth:`~Coupling.pair` receives them: a tuple of ``(n1,)`` tensors, or
 ``None``."""
 
 Plan = Float[Tensor, "n0 n1"]
@@ -82,7 +82,7 @@ class Pairing:
         ``(m, *dims)`` (``m = n`` for equal batches), on the inputs' device and dtype. When
         the coupling keeps x1's order (``index1 = arange(n1)``), ``x1`` and ``y1`` are the
         input objects themselves, not copies. A coupling that constructs x0 (see
-        :attr:`PairIndices.x0`) returns that batch as ``x0``.
+        :attr:`~PairIndices.x0`) returns that batch as ``x0``.
     y0, y1:
         The labels carried along (``y0_in[index0]``, ``y1_in[index1]``; tuples stay tuples), or
         ``None`` when none were given.
@@ -93,7 +93,7 @@ class Pairing:
         ``return_plan=True``; otherwise ``None``.
     condition:
         The conditioning information ξ of a data-dependent coupling (e.g.
-        :class:`~interpolants.coupling.DataDependentCoupling`) when it returns one; otherwise
+        :class:`DataDependentCoupling`) when it returns one; otherwise
         ``None``.
     """
 
@@ -109,9 +109,9 @@ class Pairing:
 
 @dataclass(frozen=True)
 class PairIndices:
-    """What :meth:`Coupling.pair` returns: which x0 goes with which x1, and optionally more.
+    """What :meth:`~Coupling.pair` returns: which x0 goes with which x1, and optionally more.
 
-    The call (:meth:`Coupling.__call__`) turns it into a :class:`Pairing`: pair ``k`` is
+    The call (:meth:`~Coupling.__call__`) turns it into a :class:`Pairing`: pair ``k`` is
     ``(x0[index0[k]], x1[index1[k]])``.
 
     Attributes
@@ -134,7 +134,7 @@ class PairIndices:
         constructed batch replaces input row ``i``, whose labels it keeps.
     condition:
         Conditioning information ξ of a data-dependent coupling, returned as
-        :attr:`Pairing.condition`.
+        :attr:`~Pairing.condition`.
     """
 
     index0: Int[Tensor, " m"]
@@ -241,7 +241,7 @@ class Coupling(abc.ABC):
     The validation at the call reads only metadata (types, dtypes, devices, shapes); values
     are checked where a coupling computes with them. A coupling that builds a cost matrix
     raises :class:`ValueError` for NaN or Inf entries; :class:`IndependentCoupling` and
-    :class:`~interpolants.coupling.DataDependentCoupling` never read the values, so NaN
+    :class:`DataDependentCoupling` never read the values, so NaN
     inputs pass through them, and they never synchronise with the host.
     """
 
@@ -342,7 +342,7 @@ class Coupling(abc.ABC):
             draw every random number from it, so that a seeded call is reproducible.
         want_plan:
             Whether the caller asked for the plan (``return_plan=True``); a coupling that
-            has one then returns it in :attr:`PairIndices.plan`.
+            has one then returns it in :attr:`~PairIndices.plan`.
 
         Returns
         -------
@@ -382,9 +382,9 @@ class PermutationCoupling(Coupling):
 class PlanCoupling(Coupling):
     """Abstract coupling that solves a transport problem and exposes its plan.
 
-    :meth:`plan` accepts weighted batches; the call (:meth:`Coupling.__call__`) uses uniform
-    weights. A subclass holds its :class:`~interpolants.coupling.Cost` in ``self.cost`` and
-    implements :meth:`Coupling.pair` and :meth:`weighted_plan`.
+    :meth:`plan` accepts weighted batches; the call (:meth:`~Coupling.__call__`) uses uniform
+    weights. A subclass holds its :class:`Cost` in ``self.cost`` and
+    implements :meth:`~Coupling.pair` and :meth:`weighted_plan`.
 
     Attributes
     ----------

@@ -133,7 +133,7 @@ class DataDependentCoupling(Coupling):
     with a mask m (ξ = m); super-resolution, x0 = upsample(downsample(x1)) + σζ (ξ = the
     low-resolution image). Pair i is (f(x1)_i, x1_i): every x1 is used once, in order, and
     the pairs have the law of the coupling by construction. Learn b(t, x, ξ) with the usual
-    square loss, conditioned on ξ (returned as :attr:`Pairing.condition`). The one-sided
+    square loss, conditioned on ξ (returned as :attr:`~Pairing.condition`). The one-sided
     score-from-velocity formula does not apply to these couplings.
 
     ``fn`` runs under :func:`torch.no_grad`, like every coupling's :meth:`~Coupling.pair`: the

@@ -5,7 +5,7 @@ A cost maps a batch ``x0`` of shape ``(n0, *dims)`` and a batch ``x1`` of shape
 computed on the inputs' device and in their dtype. Trailing dimensions are flattened, so an
 image batch ``(B, C, H, W)`` is compared as vectors of length ``C·H·W``.
 
-:meth:`Cost.reduced` returns a matrix that differs from the cost by a term ``f(i) + g(j)``.
+:meth:`~Cost.reduced` returns a matrix that differs from the cost by a term ``f(i) + g(j)``.
 Every *balanced* transport problem (both marginals fixed) has the same optimal plans with either
 matrix, because ``Σ_ij π_ij (f_i + g_j) = Σ_i a_i f_i + Σ_j b_j g_j`` does not depend on π. For
 the squared Euclidean cost the reduced matrix is ``−2·x0·x1ᵀ``: one matrix product, and free of

@@ -1,7 +1,7 @@
 r"""Entropic minibatch OT: Sinkhorn plans and the Schrödinger-bridge coupling of SB-CFM.
 
 Both couplings solve the entropic problem min_π ⟨π, C⟩ + ε Σ_ij π_ij log π_ij over plans with
-uniform marginals with :func:`~interpolants.coupling.sinkhorn`, on the inputs' device; they
+uniform marginals with :func:`sinkhorn`, on the inputs' device; they
 differ only in how the absolute ε is chosen (relative to the cost's scale, or 2σ²).
 
 **Which marginal is exact.** The columns of the Sinkhorn plan sum to b exactly, its rows to a

@@ -112,7 +112,7 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
 
     What runs where: the cost matrix is one matrix product on the inputs' device, in the form
     the solver is fastest on
-    (:meth:`~interpolants.coupling.AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
+    (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
     for d < 8, otherwise the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
     by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound

@@ -127,7 +127,7 @@ class PartialOTCoupling(PlanCoupling):
     Between uniform batches of equal size n with ``mass`` = k/n, an optimal vertex is a partial
     permutation, and the call returns exactly its k = round(mass·n) pairs (each point at most
     once; the n − k most expensive-to-match points of each side are left out). Batches of
-    unequal size are not supported by the call (use :meth:`plan`).
+    unequal size are not supported by the call (use :meth:`~PlanCoupling.plan`).
 
     Parameters
     ----------

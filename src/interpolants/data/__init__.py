@@ -1,10 +1,10 @@
 r"""Data for training: sources of samples, the coupled-batch pipeline, datasets, dequantisation.
 
 * **Sources** are anything with ``sample(n, generator) -> Tensor``
-  (:class:`~interpolants.GaussianMixture`, the toys below, :class:`TensorData` over a fixed
+  (:class:`GaussianMixture`, the toys below, :class:`TensorData` over a fixed
   tensor, optionally with labels).
-* :class:`~interpolants.PairedBatches` draws x0 from the base and x1 (with labels) from the
-  target and pairs them with a :class:`~interpolants.Coupling`: inline (the trainer calls it
+* :class:`PairedBatches` draws x0 from the base and x1 (with labels) from the
+  target and pairs them with a :class:`Coupling`: inline (the trainer calls it
   every step), ahead of time in background threads or processes
   (:class:`PrefetchedBatches`), or in :class:`torch.utils.data.DataLoader` workers
   (:class:`CoupledBatchStream`).

@@ -1,29 +1,25 @@
 r"""Batches for training: sources of samples and the coupled-batch pipeline.
 
 A *source* is anything with ``sample(n, generator) -> Tensor`` (a
-:class:`~interpolants.GaussianMixture`, a toy from :mod:`interpolants.datasets`, or a
+:class:`GaussianMixture`, a toy from :mod:`interpolants.data`, or a
 :class:`TensorData` over a fixed tensor, optionally with labels).
 
-:class:`PairedBatches` draws x0 from the base and x1 (with labels) from the target and pairs
-them with a :class:`~interpolants.coupling.Coupling`. It runs either *inline* (the trainer calls
-it every step), in background threads or processes through
-:class:`~interpolants.PrefetchedBatches` (:mod:`interpolants.prefetch`), or inside
-:class:`torch.utils.data.DataLoader` worker processes through :class:`CoupledBatchStream`; the
-last two overlap the CPU-side assignment of an exact OT coupling with the model step instead of
-adding it.
+:class:`PairedBatches` draws x0 from the base and x1 (with labels) from the
+target and pairs them with a :class:`Coupling`. It runs either *inline* (the
+trainer calls it every step), in background threads or processes through
+:class:`PrefetchedBatches`, or inside :class:`torch.utils.data.DataLoader`
+worker processes through :class:`CoupledBatchStream`; the last two overlap
+the CPU-side assignment of an exact OT coupling with the model step instead of adding it.
 
 When is each faster? Inline costs ``T_pair + T_step`` per step. Overlapped, the step costs
 about ``max(T_step, T_pair / k)`` with ``k`` producers and ``k`` free cores, and about
 ``(T_pair + T_step) / 2`` on two cores when the training loop assists (see
-:mod:`interpolants.prefetch`). On 2 cores, exact OT at batch 256 in 2-D
-(``benchmarks/training_step.py``), per step as a multiple of the independent coupling's:
-1 producer process with assist 1.23×, 2 processes 1.26×, 1 thread 1.37×, 1 process without
-assist 1.44×, 1 ``DataLoader`` worker 1.69×, inline 2.32×. ``PrefetchedBatches``'s processes
-return a batch as raw bytes through a pipe, while a ``DataLoader`` worker moves every tensor
-through a shared-memory file, which costs as much as a small coupling. Inline wins for the
-independent coupling, for tiny models on a machine with no spare core, and whenever exact
-resumability matters (the streams are reproducible from the seed, but a checkpoint does not
-capture batches already prefetched).
+:class:`PrefetchedBatches`; measured in ``benchmarks/training_step.py``).
+``PrefetchedBatches``'s processes return a batch as raw bytes through a pipe, while a
+``DataLoader`` worker moves every tensor through a shared-memory file, which costs as much as a
+small coupling. Inline wins for the independent coupling, for tiny models on a machine with no
+spare core, and whenever exact resumability matters (the streams are reproducible from the
+seed, but a checkpoint does not capture batches already prefetched).
 """
 
 from collections.abc import Iterator

@@ -68,7 +68,7 @@ class EightGaussians(ToyDataset):
         return centers + self.std * torch.randn(n, 2, generator=generator)
 
     def as_mixture(self, dtype: torch.dtype = torch.float64) -> GaussianMixture:
-        """The same law as an exact :class:`~interpolants.GaussianMixture`."""
+        """The same law as an exact :class:`GaussianMixture`."""
         angle = torch.arange(8, dtype=dtype) * (math.pi / 4)
         means = self.radius * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
         return GaussianMixture.isotropic(torch.ones(8, dtype=dtype), means, self.std)
@@ -170,7 +170,7 @@ class SwissRoll(ToyDataset):
 
 @final
 class GaussianMixtureData:
-    """Samples of a :class:`~interpolants.GaussianMixture` in float32 (any dimension)."""
+    """Samples of a :class:`GaussianMixture` in float32 (any dimension)."""
 
     def __init__(self, mixture: GaussianMixture) -> None:
         self.mixture = mixture
@@ -206,8 +206,8 @@ class DigitsData:
     levels:
         Number of intensity levels of the raw data (17).
     scale:
-        The affine factor a of y = a·(x + u) + c, here 2/17 (:func:`~interpolants.data.dequantize`
-        with 17 levels onto [−1, 1); :func:`~interpolants.data.bits_per_dim` takes the same).
+        The affine factor a of y = a·(x + u) + c, here 2/17 (:func:`dequantize`
+        with 17 levels onto [−1, 1); :func:`bits_per_dim` takes the same).
     """
 
     train: Tensor

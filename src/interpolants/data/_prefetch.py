@@ -1,7 +1,7 @@
 r"""Coupled batches computed ahead of the training step by background producers.
 
 :class:`PrefetchedBatches` runs ``workers`` producers that compute upcoming batches of a
-:class:`~interpolants.PairedBatches` while the trainer steps on the current one. Batch i is
+:class:`PairedBatches` while the trainer steps on the current one. Batch i is
 drawn with its own generator, seeded from ``(seed, i)`` alone (:func:`batch_generator`), so
 the stream is the same whoever computes which batch: any number of producers, threads or
 processes, with or without the consumer's help.
@@ -13,9 +13,9 @@ The producers are threads of the training process or separate processes:
   POT's network simplex, lapx's LAPJV), but each still needs the GIL for its Python-level
   work, as does the training step, so on a busy interpreter part of the overlap is lost.
 * **processes** have their own interpreters, so nothing waits on the GIL. A batch comes back
-  through a pipe as raw bytes (tens of µs for a 256 × 2 batch), not through
-  :mod:`torch.multiprocessing`'s shared-memory files, which cost about 1 ms per batch in a
-  :class:`~torch.utils.data.DataLoader` worker. Batches must be CPU tensors; each producer
+  through a pipe as raw bytes, not through :mod:`torch.multiprocessing`'s shared-memory
+  files (what a :class:`~torch.utils.data.DataLoader` worker uses), which cost more than a
+  small coupling. Batches must be CPU tensors; each producer
   process runs torch with one thread.
 
 *Assist*: when the next batch is not ready, the consumer (the training loop) computes an
@@ -24,13 +24,8 @@ producer on a 2-core machine this splits the coupling work so that neither core 
 a coupling of T_pair and a step of T_step cost about (T_pair + T_step)/2 per step rather than
 max(T_pair, T_step), without a third busy task competing for the two cores.
 
-Measured on a 2-core CPU (``benchmarks/training_step.py``, one torch thread, the same 3×256
-MLP and Adam on every side, N(0, I) → moons, exact OT): at batch 256 (coupling ~4 ms, step
-~3 ms) the OT step costs 1.23× the independent step with 1 producer process, 1.26× with 2,
-1.37× with 1 thread, 1.44× with 1 process without assist, 1.69× with a ``DataLoader`` worker
-and 2.32× inline (torchcfm's: 2.70× its own); at batch 1024 (coupling ~95 ms) assist halves
-the step, 105 → 53 ms. Sinkhorn, whose Python-level iterations hold the GIL, gains most from
-a process: 1.12× at batch 256 against 2.41× with a thread.
+The trade-offs between the kinds of producers are measured in
+``benchmarks/training_step.py``.
 """
 
 import hashlib
@@ -177,7 +172,7 @@ class _RemoteTraceback(Exception):
 class PrefetchedBatches:
     """Coupled batches computed ahead of time by background threads or processes.
 
-    An iterable of :class:`~interpolants.Batch` for :class:`~interpolants.Trainer`. Batch i
+    An iterable of :class:`Batch` for :class:`Trainer`. Batch i
     is ``batches(batch_generator(seed, i))``, whoever computes it, so the stream is
     reproducible from ``seed`` alone and identical for any ``workers``, ``backend`` and
     ``assist``. Each producer keeps up to ``depth`` batches in flight (made or being made);
@@ -188,7 +183,7 @@ class PrefetchedBatches:
     (e.g. ``seed + rank``), or every rank trains on the same batches.
 
     Like any overlap it needs free cores. Which backend (measurements in
-    :mod:`interpolants.prefetch`): ``"process"`` for CPU couplings that keep a core busy for
+    :mod:`interpolants.data`): ``"process"`` for CPU couplings that keep a core busy for
     milliseconds (exact OT, Sinkhorn), as nothing is shared with the step's GIL;
     ``"thread"`` (the default) for batches on an accelerator, for couplings that cannot be
     pickled under a ``spawn`` start method, and when a process's start-up (tens of

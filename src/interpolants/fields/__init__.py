@@ -18,8 +18,8 @@ x_t = x (paper sign: η_z = E[z | x_t]):
 * **deterministic** interpolants (γ ≡ 0): the target prediction η1 = E[x1 | x_t] and b are
   equivalent.
 
-The formulas are methods of the interpolant (:meth:`~interpolants.Interpolant.score_from_velocity`,
-:meth:`~interpolants.Interpolant.velocity_from_mean_and_denoiser`, ...; see :doc:`/mathematics`);
+The formulas are methods of the interpolant (:meth:`~Interpolant.score_from_velocity`,
+:meth:`~Interpolant.velocity_from_mean_and_denoiser`, ...; see :doc:`/mathematics`);
 the classes here wrap them as fields for the integrators. Where a conversion divides by a
 vanishing coefficient it is singular:
 

@@ -1,7 +1,7 @@
 """Conversions between the fields of an interpolant, as fields ``f(t, x)``.
 
 Each class evaluates the wrapped field(s) at ``(t, x)`` and applies the matching exact
-conversion of the interpolant (:meth:`~interpolants.Interpolant.score_from_velocity` and its
+conversion of the interpolant (:meth:`~Interpolant.score_from_velocity` and its
 siblings): the formulas are written once, in the interpolant. Whether a conversion applies
 (a one-sided interpolant for the closed forms between b, s and η_z; γ ≡ 0 for the target
 prediction; a noise for the score) is checked when the field is built.
@@ -186,7 +186,7 @@ class VelocityFromMeanAndDenoiser(ConvertedField):
 class VelocityFromSplit(ConvertedField):
     """b = v + γ̇ η_z from one two-headed model ``(t, x) -> (v, η_z)``.
 
-    This is how a model trained by :class:`~interpolants.objective.SplitObjective` becomes a
+    This is how a model trained by :class:`SplitObjective` becomes a
     velocity (one model call per evaluation).
     """
 
@@ -216,7 +216,7 @@ class TargetFromVelocity(ConvertedField):
 class VelocityFromTarget(ConvertedField):
     """b = (α̇x + (αβ̇ − α̇β)η1)/α of a deterministic interpolant; singular at t = 1.
 
-    This is how an x1-prediction model (:class:`~interpolants.objective.TargetObjective`)
+    This is how an x1-prediction model (:class:`TargetObjective`)
     becomes a velocity.
     """
 

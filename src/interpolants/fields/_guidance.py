@@ -1,7 +1,7 @@
 r"""Classifier-free guidance at sampling time.
 
 A class-conditional model f(t, x, y) trained with label dropout
-(:func:`~interpolants.nn.drop_labels`) also predicts the unconditional field f(t, x, ∅).
+(:func:`drop_labels`) also predicts the unconditional field f(t, x, ∅).
 The guided field is
 
 .. math:: f_w(t, x) = (1 + w)\,f(t, x, y) - w\,f(t, x, ∅),
@@ -35,7 +35,7 @@ class ClassifierFreeGuidance:
     labels:
         The classes to sample, shape ``(B,)`` (one per sample of the batch integrated).
     null_label:
-        The index of the unconditional class (``num_classes`` for :class:`~interpolants.MLP`).
+        The index of the unconditional class (``num_classes`` for :class:`MLP`).
     scale:
         The guidance weight w ≥ 0.
     """

@@ -1,9 +1,9 @@
 """Integrators: ODE and SDE sampling, adaptive stepping, and log-likelihoods.
 
-An :class:`~interpolants.Integrator` steps :class:`~interpolants.ODE` or
-:class:`~interpolants.SDE` dynamics on a time grid and returns a :class:`Solution`; the field
-protocol, grids and checks are described with :class:`~interpolants.Integrator`, the SDEs and
-their end handling with :class:`~interpolants.SDE`, the fixed-step rules with
+An :class:`Integrator` steps :class:`ODE` or
+:class:`SDE` dynamics on a time grid and returns a :class:`Solution`; the field
+protocol, grids and checks are described with :class:`Integrator`, the SDEs and
+their end handling with :class:`SDE`, the fixed-step rules with
 :class:`FixedStepIntegrator`, the likelihood with :func:`log_likelihood`.
 """
 

@@ -7,7 +7,7 @@ equal within one call) and ``x`` of shape ``(B, *dims)`` that returns a tensor o
 ``(B, *dims)`` (:data:`interpolants.fields.Field`); a trained ``nn.Module`` called as
 ``model(t, x)`` is one. The integrators pass ``t`` in the dtype and on the device of the state,
 as a broadcast view of one value (``t.stride(0) == 0``): a network can embed the time once for
-the whole batch (:class:`~interpolants.MLP` does), and a field must not write into ``t``.
+the whole batch (:class:`MLP` does), and a field must not write into ``t``.
 
 Time grids and direction
 ------------------------
@@ -19,8 +19,8 @@ own steps but stops exactly on every grid point.
 
 Checks
 ------
-:meth:`Integrator.integrate` validates the inputs once (including one read of the grid and of
-ε on the host), then runs the method's :meth:`Integrator.solve` unchecked, and checks the
+:meth:`~Integrator.integrate` validates the inputs once (including one read of the grid and of
+ε on the host), then runs the method's :meth:`~Integrator.solve` unchecked, and checks the
 final state once: a field that returns NaN or Inf (or a conversion evaluated at a singular
 time) raises :class:`FloatingPointError` instead of returning non-finite samples.
 """
@@ -101,7 +101,7 @@ class CountedField:
     """A field with its evaluation counter; its output shape is checked on the first call.
 
     The integrators call the fields of a :class:`Problem` only through these wrappers, so that
-    :attr:`Solution.nfe` counts every evaluation. A 0-d time is passed to the field expanded
+    :attr:`~Solution.nfe` counts every evaluation. A 0-d time is passed to the field expanded
     to shape ``(B,)`` (a stride-0 view).
     """
 
@@ -131,12 +131,12 @@ class CountedField:
 
 @final
 class Problem:
-    """A validated integration problem: what :meth:`Integrator.solve` receives.
+    """A validated integration problem: what :meth:`~Integrator.solve` receives.
 
     Attributes
     ----------
     dynamics:
-        The dynamics given to :meth:`Integrator.integrate`.
+        The dynamics given to :meth:`~Integrator.integrate`.
     x:
         The initial state at ``grid[0]``, shape ``(B, *dims)``.
     grid:
@@ -200,7 +200,7 @@ class Problem:
 
     def partial(self, t: Tensor, x: Tensor) -> Tensor:
         """The velocity at a stage that enters only later stages' inputs (see
-        :class:`~interpolants.ODE`'s ``partial``); the full velocity when none was given."""
+        :class:`ODE`'s ``partial``); the full velocity when none was given."""
         if self._partial is None:
             return self.velocity(t, x)
         return self.velocity.record(self._partial(t.expand(x.shape[0]) if t.ndim == 0 else t, x), x)
@@ -241,15 +241,15 @@ def _no_velocity(t: Tensor, x: Tensor) -> Tensor:
 
 
 class Integrator(abc.ABC):
-    """Abstract integrator of :class:`~interpolants.ODE` and :class:`~interpolants.SDE`
+    """Abstract integrator of :class:`ODE` and :class:`SDE`
     dynamics on a time grid.
 
     **Writing an integrator.** Implement :attr:`order` and :meth:`solve`, and override
     :meth:`supports` to accept the dynamics the method can step (an ODE only by default).
     :meth:`integrate` (not overridden) validates once, builds the :class:`Problem`, calls
     :meth:`solve` and assembles the :class:`Solution`. A fixed-step Runge–Kutta method needs
-    only its tableau (:class:`~interpolants.integrate.FixedStepIntegrator`). Capabilities
-    are marker base classes (:class:`~interpolants.integrate.AdaptiveIntegrator`).
+    only its tableau (:class:`FixedStepIntegrator`). Capabilities
+    are marker base classes (:class:`AdaptiveIntegrator`).
     """
 
     @property
@@ -288,7 +288,7 @@ class Integrator(abc.ABC):
         Arguments
         ---------
         dynamics:
-            An :class:`~interpolants.ODE` or :class:`~interpolants.SDE` this integrator
+            An :class:`ODE` or :class:`SDE` this integrator
             :meth:`supports`; a bare field ``b(t, x)`` means ``ODE(b)``.
         x:
             The initial state at ``grid[0]``, shape ``(B, *dims)``, floating and finite: from

@@ -86,7 +86,7 @@ class GammaProportionalDiffusion(Diffusion):
     r"""ε(t) = ``scale``·σ(t) with σ the interpolant's noise scale.
 
     σ = γ for a two-sided interpolant and σ = α for a one-sided one (whose base x0 plays the
-    noise; :meth:`~interpolants.Interpolant.noise_scale`). Since the
+    noise; :meth:`~Interpolant.noise_scale`). Since the
     score is s = −η_z/σ, the SDE correction ε s = −scale·η_z stays bounded where σ → 0 and the
     score is singular (both ends for the Brownian γ, t = 1 for one-sided interpolants), and the
     noise √(2ε) vanishes there.

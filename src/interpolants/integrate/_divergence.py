@@ -3,7 +3,7 @@ r"""Divergence estimators for the likelihood: exact (all D basis vectors) or Hut
 Both write ∇·b as a weighted sum of quadratic forms vᵀ(∂b/∂x)v over probe vectors v (the D
 basis vectors, or K random probes), evaluated by one forward pass and one
 ``torch.func.vmap``-ed backward pass; a field that computes its own exact divergence (a
-:class:`DivergenceField`, such as :class:`~interpolants.MLP` on flat data) is asked for it
+:class:`DivergenceField`, such as :class:`MLP` on flat data) is asked for it
 instead.
 
 References
@@ -32,7 +32,7 @@ __all__ = [
 
 @runtime_checkable
 class DivergenceField(Protocol):
-    """A velocity field that also returns its exact divergence (e.g. :class:`~interpolants.MLP`).
+    """A velocity field that also returns its exact divergence (e.g. :class:`MLP`).
 
     ``forward_and_divergence(t, x)`` returns ``(b(t, x), ∇ₓ·b(t, x))`` with shapes ``(B, D)``
     and ``(B,)``; :func:`log_likelihood` with :class:`ExactDivergence` calls it instead of

@@ -11,8 +11,8 @@ An integrator steps *dynamics*, in the spirit of diffrax's terms: an :class:`ODE
 
 whose marginals are the interpolant's ρ_t for every ε (:doc:`/mathematics`); ε ≡ 0 is the
 ODE. The direction is read from the integration grid. Every consumer (sampling, the
-likelihood, the command line) passes dynamics to any :class:`~interpolants.Integrator` that
-:meth:`~interpolants.Integrator.supports` them.
+likelihood, the command line) passes dynamics to any :class:`Integrator` that
+:meth:`~Integrator.supports` them.
 
 End handling of the SDE (explicit)
 ----------------------------------
@@ -24,7 +24,7 @@ at t = 0 and t = 1 (t = 1 only for one-sided interpolants). So by default
   (``final_ode_step=False`` uses the stochastic step there too, fine for exact fields);
 * the score is evaluated at a stage only where ε > 0 there. To start where s is singular,
   start the grid inside (0, 1) or use a schedule with ε(t₀) = 0, such as
-  :class:`~interpolants.integrate.GammaProportionalDiffusion`, for which ε s = −scale·η_z
+  :class:`GammaProportionalDiffusion`, for which ε s = −scale·η_z
   stays bounded.
 
 References
@@ -44,13 +44,13 @@ __all__ = ["ODE", "SDE", "Dynamics"]
 
 
 class Dynamics(abc.ABC):
-    """Abstract right-hand side that an :class:`~interpolants.Integrator` steps.
+    """Abstract right-hand side that an :class:`Integrator` steps.
 
     The library's dynamics are :class:`ODE` and :class:`SDE`; an integrator says which it can
-    step through :meth:`~interpolants.Integrator.supports`. A downstream package may add a
+    step through :meth:`~Integrator.supports`. A downstream package may add a
     kind of dynamics together with an integrator that supports it (its
-    :meth:`~interpolants.Integrator.solve` then reads them from
-    :attr:`~interpolants.integrate.Problem.dynamics`).
+    :meth:`~Integrator.solve` then reads them from
+    :attr:`~Problem.dynamics`).
     """
 
     @property
@@ -66,7 +66,7 @@ class ODE(Dynamics):
     Parameters
     ----------
     velocity:
-        The velocity b, a field ``b(t, x)`` (:data:`~interpolants.fields.Field`).
+        The velocity b, a field ``b(t, x)`` (:data:`Field`).
     partial:
         Optional cheaper evaluation for Runge–Kutta stages whose derivative enters only later
         stages' inputs (zero weight in the update and in the error estimate): it must agree
@@ -111,7 +111,7 @@ class SDE(Dynamics):
     score:
         The score field s(t, x) = ∇ log ρ_t(x).
     diffusion:
-        ε(t) ≥ 0: a :class:`~interpolants.integrate.Diffusion` or a number (constant).
+        ε(t) ≥ 0: a :class:`Diffusion` or a number (constant).
     final_ode_step:
         Take the last grid interval as a deterministic ODE step (default ``True``; see the
         module notes on end handling).

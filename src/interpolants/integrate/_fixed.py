@@ -1,7 +1,7 @@
 r"""Fixed-step explicit Runge–Kutta integrators of ODE and SDE dynamics.
 
 On a grid t₀, t₁, …, t_N with steps h_k = t_{k+1} − t_k (negative when integrating backwards),
-each method applies its Butcher tableau (:class:`~interpolants.integrate.Tableau`) once per
+each method applies its Butcher tableau (:class:`Tableau`) once per
 interval:
 
 =====================  ==========================================  =====  ======================
@@ -15,7 +15,7 @@ class                  step of the ODE ẋ = b                       order  NFE 
 
 with k₁ = b(t_k, x_k); the order is the global order for a smooth field.
 
-**SDEs.** The same rules step an :class:`~interpolants.SDE` (additive noise √(2ε(t)) dW):
+**SDEs.** The same rules step an :class:`SDE` (additive noise √(2ε(t)) dW):
 each stage's derivative is the drift d = b ± ε s at its time, and with one Brownian increment
 ΔW = √|h| ξ per step, σ̄ = Σᵢ bᵢ √(2ε(t + cᵢh)),
 
@@ -27,7 +27,7 @@ each stage's derivative is the drift d = b ± ε s at its time, and with one Bro
 :class:`Euler` is then Euler–Maruyama and :class:`Heun` the stochastic Heun
 predictor–corrector (Kloeden & Platen §15.1; EDM's Algorithm 2); all reduce to their ODE rule
 where ε ≡ 0 (weak order 1 in general). The score is evaluated at a stage only where ε > 0, and
-by default the last interval is a deterministic step (:class:`~interpolants.SDE` end
+by default the last interval is a deterministic step (:class:`SDE` end
 handling). The noise is drawn with ``generator`` on the state's device, so sampling is
 reproducible for a seeded generator.
 

@@ -9,16 +9,16 @@ Along ẋ = b(t, x) the log-density obeys d/dt log ρ_t(X_t) = −∇·b(t, X_t)
     \dot X_t = b(t, X_t),\qquad \dot ℓ_t = ∇·b(t, X_t),\qquad
     \log ρ_1(x) = \log ρ_0(X_0) + ℓ_0 = \log ρ_0(X_0) − \int_0^1 ∇·b(t, X_t)\,dt,
 
-with any integrator of an :class:`~interpolants.ODE` (default: Dopri5) and a divergence
+with any integrator of an :class:`ODE` (default: Dopri5) and a divergence
 estimator (:mod:`interpolants.integrate`):
 
-* :class:`~interpolants.integrate.ExactDivergence`: ∇·b = Σᵢ eᵢᵀ(∂b/∂x)eᵢ, all D
+* :class:`ExactDivergence`: ∇·b = Σᵢ eᵢᵀ(∂b/∂x)eᵢ, all D
   vector–Jacobian products at once (one forward pass and one ``torch.func.vmap``-ed backward
   pass over the D basis vectors; no Python loop over dimensions; memory O(D²B), bounded by
   ``chunk_size``). A field that computes its own exact divergence (a
-  :class:`~interpolants.integrate.DivergenceField`, such as :class:`~interpolants.MLP` on flat
+  :class:`DivergenceField`, such as :class:`MLP` on flat
   data) is asked for it instead: same value, faster;
-* :class:`~interpolants.integrate.HutchinsonDivergence`: ∇·b ≈ (1/K) Σₖ εₖᵀ(∂b/∂x)εₖ with K
+* :class:`HutchinsonDivergence`: ∇·b ≈ (1/K) Σₖ εₖᵀ(∂b/∂x)εₖ with K
   Rademacher or Gaussian probes drawn once and **kept fixed along each trajectory**; the
   estimate of log ρ_1 is then unbiased (the probes do not feed back into X_t).
 
@@ -170,8 +170,8 @@ def log_likelihood(
     base_log_prob:
         log ρ0 as a callable on a batch ``(B, *dims)`` returning shape ``(B,)``.
     integrator:
-        Any :class:`~interpolants.Integrator` that supports an :class:`~interpolants.ODE`;
-        default :class:`~interpolants.integrate.Dopri5` with rtol = atol = 1e-5.
+        Any :class:`Integrator` that supports an :class:`ODE`;
+        default :class:`Dopri5` with rtol = atol = 1e-5.
     grid:
         A decreasing time grid from the data time to the base time; default ``[1, 0]`` (enough
         for an adaptive integrator; give e.g. ``time_grid(50, 1.0, 0.0)`` for fixed steps).

@@ -9,7 +9,7 @@ weights b maps x_k to
     x_{k+1} = x_k + h\sum_i b_i k_i.
 
 An embedded pair adds the error weights e = b − b̂ of a lower-order solution b̂, so that
-h Σ eᵢkᵢ estimates the local error (:class:`~interpolants.integrate.Dopri5`).
+h Σ eᵢkᵢ estimates the local error (:class:`Dopri5`).
 
 References
 ----------

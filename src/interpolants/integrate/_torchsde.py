@@ -1,8 +1,8 @@
-r"""The interpolant SDEs solved by ``torchsde.sdeint`` behind the :class:`~interpolants.Integrator`
+r"""The interpolant SDEs solved by ``torchsde.sdeint`` behind the :class:`Integrator`
 contract.
 
 The SDE, its direction, the end handling and the result are those of
-:class:`~interpolants.SDE` and the fixed-step integrators; only the stochastic steps are
+:class:`SDE` and the fixed-step integrators; only the stochastic steps are
 delegated to torchsde (with diagonal noise √(2ε(t))·I, which does not depend on the state, so
 the Itô and Stratonovich forms coincide and torchsde's Stratonovich solvers apply). torchsde
 integrates forwards in time only, so a backward run (decreasing grid) is solved in τ = −t:
@@ -79,9 +79,9 @@ class TorchSDEIntegrator(Integrator):
     method:
         ``"euler"`` (Euler–Maruyama), ``"heun"`` or ``"midpoint"`` (torchsde's Stratonovich
         solvers; exact here because the noise is additive). The last interval of an
-        :class:`~interpolants.SDE` with ``final_ode_step`` is the matching deterministic step
-        (:class:`~interpolants.Euler`, :class:`~interpolants.integrate.Heun` or
-        :class:`~interpolants.integrate.Midpoint`).
+        :class:`SDE` with ``final_ode_step`` is the matching deterministic step
+        (:class:`Euler`, :class:`Heun` or
+        :class:`Midpoint`).
 
     Example
     -------

@@ -9,7 +9,7 @@ them. Training regresses on
 * the noise variable: z, or x0 for a one-sided interpolant (its conditional mean is the
   denoiser η_z).
 
-**One-sided interpolants** (:class:`~interpolants.interpolant.OneSidedInterpolant`) have a
+**One-sided interpolants** (:class:`OneSidedInterpolant`) have a
 Gaussian base: x0 ~ N(0, I) itself plays the noise, γ ≡ 0, and x_t = α(t)·x0 + β(t)·x1.
 
 **Sign of the denoiser.** This library uses the paper's convention η_z(t, x) = E[z | x_t = x],

@@ -41,7 +41,7 @@ class Interpolant(abc.ABC):
     Parameters
     ----------
     gamma:
-        The noise schedule γ(t) (:class:`~interpolants.interpolant.NoGamma` for flow matching).
+        The noise schedule γ(t) (:class:`NoGamma` for flow matching).
 
     Example
     -------

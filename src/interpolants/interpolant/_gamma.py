@@ -13,12 +13,12 @@ alone where it is singular:
 * the regression target İ + γ̇ z is needed only at training times drawn from a continuous
   distribution, for which t = 0 or 1 has probability zero.
 
-So :meth:`GammaSchedule.gamma_dot` evaluates the formula at the time clamped to
+So :meth:`~GammaSchedule.gamma_dot` evaluates the formula at the time clamped to
 ``[edge, 1 − edge]`` (``edge = 1e-6`` by default, widened to the dtype's machine epsilon in
 low precision): it is exact on that interval and returns the
 finite value at the nearest end of it outside, never NaN or Inf. The clamped region has
 probability 2·10⁻⁶ under uniform time sampling, and the antithetic losses (see
-:class:`~interpolants.Objective`) cancel the O(γ̇) part of the target's variance there.
+:class:`Objective`) cancel the O(γ̇) part of the target's variance there.
 """
 
 import abc

@@ -23,7 +23,7 @@ class Coefficients:
         α(t), β(t), γ(t).
     alpha_dot, beta_dot, gamma_dot:
         Their time derivatives (γ̇ clamped near singular ends, see
-        :class:`~interpolants.interpolant.GammaSchedule`).
+        :class:`GammaSchedule`).
     gamma_gamma_dot:
         γ(t)γ̇(t), exact and finite at both ends.
     noise_scale:
@@ -63,7 +63,7 @@ class InterpolantSample:
     mean_velocity:
         The mean-velocity target α̇ x0 + β̇ x1 (its conditional mean is v).
     noise:
-        The noise variable (:meth:`Interpolant.noise`): z, or x0 for a one-sided interpolant
+        The noise variable (:meth:`~Interpolant.noise`): z, or x0 for a one-sided interpolant
         (its conditional mean is the denoiser η_z).
     coefficients:
         The schedule values at ``t``.

@@ -23,7 +23,7 @@ Model = Callable[..., Any]
 """Any callable ``model(t, x)`` or ``model(t, x, condition=c)`` (see the package docs)."""
 
 Predict = Callable[[Tensor, Tensor], Any]
-"""The model with its condition bound: ``predict(t, x)`` (what :meth:`Objective.sample_losses`
+"""The model with its condition bound: ``predict(t, x)`` (what :meth:`~Objective.sample_losses`
 receives)."""
 
 
@@ -66,9 +66,9 @@ class Objective(abc.ABC):
     Parameters
     ----------
     interpolant:
-        The :class:`~interpolants.Interpolant` defining x_t and the targets.
+        The :class:`Interpolant` defining x_t and the targets.
     time_sampler:
-        The distribution of t (default :class:`UniformTime`); its :meth:`TimeSampler.weight`
+        The distribution of t (default :class:`UniformTime`); its :meth:`~TimeSampler.weight`
         multiplies each per-sample loss.
     antithetic:
         Average the per-sample loss at the pair x_t^± = αx0 + βx1 ± γz (targets with ±z), or,
@@ -123,7 +123,7 @@ class Objective(abc.ABC):
 
         This is the method a new objective implements. ``sample`` holds the draw (t, x0, x1,
         z), x_t, every regression target and the schedule values
-        (:class:`~interpolants.interpolant.InterpolantSample`); ``predict(t, x)`` calls the
+        (:class:`InterpolantSample`); ``predict(t, x)`` calls the
         model (with its condition bound) and may return anything the objective expects.
         Validate the prediction's shape with :func:`check_prediction` and build the loss from
         :func:`regression_loss` (or any per-sample loss whose minimiser is the field wanted).

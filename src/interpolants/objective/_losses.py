@@ -54,7 +54,7 @@ class DenoiserObjective(Objective):
     .. math:: L_η(\hat η) = E\,[\tfrac12|\hat η(t, x_t)|^2 − z\cdot\hat η(t, x_t)]
 
     Paper sign convention: the score is s = −η_z/γ (−η_z/α one-sided); see
-    :class:`~interpolants.fields.ScoreFromDenoiser`. Needs a stochastic or one-sided
+    :class:`ScoreFromDenoiser`. Needs a stochastic or one-sided
     interpolant.
     """
 
@@ -95,8 +95,8 @@ class SplitObjective(Objective):
     The model returns a pair ``(v̂, η̂)`` of tensors of x's shape; the loss is L_v(v̂) + L_η(η̂)
     with L_v = E[½|v̂|² − (α̇x0 + β̇x1)·v̂] and L_η as in :class:`DenoiserObjective`, so the two
     heads are fitted independently. Recombine them into the velocity b = v + γ̇η_z with
-    :class:`~interpolants.fields.VelocityFromSplit`, and into the score s = −η_z/γ with
-    :class:`~interpolants.fields.ScoreFromDenoiser`. With two separate networks pass
+    :class:`VelocityFromSplit`, and into the score s = −η_z/γ with
+    :class:`ScoreFromDenoiser`. With two separate networks pass
     ``lambda t, x: (v_net(t, x), eta_net(t, x))`` (and optimise both parameter sets).
 
     Unlike b, the target of v holds no γ̇ and the target of η_z no γ⁻¹, so neither has a
@@ -125,7 +125,7 @@ class TargetObjective(Objective):
     .. math:: L_1(\hat η_1) = E\,[\tfrac12|\hat η_1(t, x_t)|^2 − x_1\cdot\hat η_1(t, x_t)]
 
     For a deterministic interpolant (γ ≡ 0, one-sided included) the velocity follows as
-    b = (α̇x + (αβ̇ − α̇β)η1)/α (:class:`~interpolants.fields.VelocityFromTarget`); with γ > 0
+    b = (α̇x + (αβ̇ − α̇β)η1)/α (:class:`VelocityFromTarget`); with γ > 0
     η1 alone does not determine b.
     """
 

@@ -1,7 +1,7 @@
 r"""Distributions of the training time t, with optional importance weights.
 
 An objective draws one time per sample from a :class:`TimeSampler` (uniform on [0, 1] by
-default) and multiplies each per-sample loss by :meth:`TimeSampler.weight`. Every sampler here
+default) and multiplies each per-sample loss by :meth:`~TimeSampler.weight`. Every sampler here
 has weight 1 except :class:`ImportanceWeighted`, whose weight 1/p(t) makes the expected loss
 equal to the loss under uniform times while t is drawn from p. (Any time distribution with
 full support on (0, 1) has the same minimiser; the weights change only the variance and the
