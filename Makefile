@@ -18,14 +18,15 @@ $(VENV)/.docs-installed: $(VENV)/.dev-installed
 	$(PIP) -e ".[docs]"
 	touch $@
 
-# The benchmarks compare with torchcfm and flow_matching from the registry. torchcfm is
-# installed with --no-deps: its requirements pull torchdyn -> torchvision -> a CUDA torch.
+# The benchmarks compare with torchcfm, flow_matching, torchebm, torchdiffeq and zuko from the
+# registry. torchcfm and torchebm are installed with --no-deps: torchcfm's requirements pull
+# torchdyn -> torchvision -> a CUDA torch; torchebm needs only torch.
 $(VENV)/.bench-installed: $(VENV)/.dev-installed
 	$(PIP) -e ".[bench]"
-	$(PIP) --no-deps torchcfm
+	$(PIP) --no-deps torchcfm torchebm
 	touch $@
 
-BENCH_SUITES := coupling training_step sampling_quality likelihood density
+BENCH_SUITES := coupling training_step sampling_quality likelihood density overhead
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 

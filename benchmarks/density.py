@@ -10,7 +10,7 @@ plays γ's part and there is no "with γ" variant) and with γ(t) = t(1−t) (th
 directly by :class:`~interpolants.VelocityObjective` with ``antithetic=True``), we train a
 fixed budget (steps × batch, CPU-seconds reported) and evaluate the held-out log-likelihood by
 the probability-flow ODE backwards with the exact divergence (RK4,
-:func:`interpolants.evaluate.heldout_nll`). Toys: moons, 8 Gaussians and checkerboard of
+:func:`interpolants.cli.heldout_nll`). Toys: moons, 8 Gaussians and checkerboard of
 :mod:`interpolants.data` (test NLL in nats; for 8 Gaussians the true NLL of the mixture is
 shown for reference). Digits: scikit-learn's 8×8 digits dequantised to [−1, 1) with 17 levels
 (:func:`interpolants.data.load_digits`), 64-d :class:`~interpolants.MLP`, bits/dim by
@@ -50,7 +50,7 @@ from interpolants.data import (
     TensorData,
     load_digits,
 )
-from interpolants.evaluate import heldout_nll
+from interpolants.cli import heldout_nll
 from interpolants.interpolant import QuadraticGamma, TrigonometricInterpolant, VPInterpolant
 
 GAMMA_A = 1.0  # γ(t) = a·t(1−t)

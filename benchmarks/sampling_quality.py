@@ -32,11 +32,11 @@ batch 256 and the same data samplers:
   counts the training process only.
 * **ours, SDE**: the split objective (v, η_z) on the linear interpolant with γ = a·t(1−t),
   exact OT, EMA, same CPU budget; sampled by the ODE (b = v + γ̇η_z) and by Euler–Maruyama
-  with ε(t) = ε·γ(t)/max γ (:func:`interpolants.evaluate.sde_samples`).
+  with ε(t) = ε·γ(t)/max γ (:func:`interpolants.cli.sde_samples`).
 
 Metrics: exact W2 (POT, :func:`interpolants.wasserstein2`) between ``eval`` generated samples
 and ``eval`` held-out target samples, for Euler with NFE ∈ {1, 2, 4, 8, 16, 32, 100}; the floor
-is W2 between two independent target samples of that size. Straightness (MATH.md §7)
+is W2 between two independent target samples of that size. Straightness
 S = ∫ E|(X1 − X0) − v(t, X_t)|² dt on the Euler grid: S = Σ_k Δt·mean|X_N − X_0 − v(t_k, X_k)|²
 (zero at NFE 1 by construction).
 """
@@ -74,7 +74,7 @@ from interpolants import (
 )
 from interpolants.coupling import SchrodingerBridgeCoupling, SinkhornCoupling
 from interpolants.data import Checkerboard, PrefetchedBatches
-from interpolants.evaluate import sde_samples
+from interpolants.cli import sde_samples
 from interpolants.fields import ScoreFromDenoiser, VelocityFromSplit
 from interpolants.interpolant import QuadraticGamma
 from interpolants.metrics import wasserstein2

@@ -27,6 +27,7 @@ PUBLIC_MODULES = (
     "interpolants.metrics",
     "interpolants.nn",
     "interpolants.train",
+    "interpolants.cli",
 )
 
 T = TypeVar("T")

@@ -148,7 +148,7 @@ def test_field_identities(name: str) -> None:
     if isinstance(interp, OneSidedInterpolant):
         torch.testing.assert_close(v, b)
         torch.testing.assert_close(eta, -c.alpha[:, None] * s)
-        # One-sided closed form (MATH.md §1): s = (βb − β̇x) / (α(αβ̇ − α̇β)).
+        # One-sided closed form: s = (βb − β̇x) / (α(αβ̇ − α̇β)).
         a, bb, ad, bd = (v_[:, None] for v_ in (c.alpha, c.beta, c.alpha_dot, c.beta_dot))
         torch.testing.assert_close(s, (bb * b - bd * x) / (a * (a * bd - ad * bb)))
     else:
@@ -211,7 +211,7 @@ def test_fields_finite_at_the_ends(name: str) -> None:
 
 def test_single_gaussian_pair_has_the_known_flow() -> None:
     """N(0, I) → N(m, σ²I), linear, independent: ρ_t = N(t m, C I) with C = (1−t)² + t²σ², so
-    b(t, x) = m + ½(Ċ/C)(x − t m) with Ċ = 2(tσ² − (1 − t)) (MATH.md §6, by hand)."""
+    b(t, x) = m + ½(Ċ/C)(x − t m) with Ċ = 2(tσ² − (1 − t)) (by hand)."""
     d, sigma = 3, 2.0
     m = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     target = GaussianMixture.isotropic(torch.ones(1, dtype=torch.float64), m[None], sigma)

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from interpolants.cli import main
-from interpolants.recipes import Run, RunConfig
+from interpolants.cli import Run, RunConfig, main
 
 TINY = ["--steps", "30", "--batch", "64", "--hidden", "32", "--depth", "2", "--quiet"]
 
@@ -46,11 +45,25 @@ def test_train_sample_nll_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     samples = torch.load(run / "samples.pt", weights_only=True)
     assert samples.shape == (200, 2) and torch.isfinite(samples).all()
     assert (run / "samples.png").stat().st_size > 1000
-    assert main(["sample", "--run", str(run), "--method", "em", "--n", "50", "--steps", "8"]) == 0
+    # any integrator steps what it supports: Euler on the SDE (Euler–Maruyama), torchsde's
+    for method in ("euler", "heun", "torchsde-euler"):
+        args = ["--method", method, "--eps", "1.0", "--n", "50", "--steps", "8"]
+        assert main(["sample", "--run", str(run), *args]) == 0
     capsys.readouterr()
-    assert main(["nll", "--run", str(run), "--n", "20", "--steps", "4"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["nll_nats"] == pytest.approx(result["nll_nats"]) and result["nfe"] > 0
+    # ... and says so in one line when it cannot
+    assert main(["sample", "--run", str(run), "--method", "dopri5", "--eps", "0.5"]) == 2
+    assert "cannot step SDE" in capsys.readouterr().err
+    assert main(["sample", "--run", str(run), "--method", "torchsde-heun"]) == 2
+    assert "cannot step ODE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["sample", "--run", str(run), "--eps", "-1"])
+    assert stop.value.code == 2 and "--eps must be" in capsys.readouterr().err
+    for method in ("rk4", "heun"):
+        assert (
+            main(["nll", "--run", str(run), "--n", "20", "--steps", "4", "--method", method]) == 0
+        )
+        result = json.loads(capsys.readouterr().out)
+        assert math.isfinite(result["nll_nats"]) and result["nfe"] > 0
 
 
 @pytest.mark.parametrize("backend", ["thread", "process"])

@@ -1,8 +1,8 @@
 """Contract tests that cannot miss a class: every concrete public interpolant, γ schedule,
-objective, time sampler and converted field (discovered from the ``__all__`` lists) is
-pickled and unpickled to an equal object, has a ``repr`` naming its class, and keeps its
-contract. Integrators, couplings, diffusions and divergence estimators have theirs in
-test_integrate_contract.py and test_coupling.py."""
+objective, time sampler, converted field and kind of dynamics (discovered from the
+``__all__`` lists) is pickled and unpickled to an equal object, has a ``repr`` naming its
+class, and keeps its contract. Integrators, couplings, diffusions and divergence estimators
+have theirs in test_integrate_contract.py and test_coupling.py."""
 
 import inspect
 import math
@@ -15,8 +15,17 @@ from torch import Tensor
 
 from bank import all_interpolants
 from contracts import concrete_subclasses, instances
-from interpolants import BrownianGamma, Interpolant, LinearInterpolant, Objective
+from interpolants import (
+    ODE,
+    SDE,
+    BrownianGamma,
+    Interpolant,
+    LinearInterpolant,
+    Objective,
+    time_grid,
+)
 from interpolants.fields import ConvertedField
+from interpolants.integrate import Dynamics, Heun
 from interpolants.interpolant import (
     CustomGamma,
     GammaSchedule,
@@ -39,8 +48,28 @@ def test_interpolants_pickle_and_repr(name: str) -> None:
     assert type(again) is type(interp) and repr(again) == repr(interp)
     assert repr(interp).startswith(type(interp).__name__ + "(")
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
-    for a, b in zip(vars(interp.coefficients(t)).values(), vars(again.coefficients(t)).values()):
-        assert torch.equal(a, b)
+    c, c2 = interp.coefficients(t), again.coefficients(t)
+    for name in FIELDS:
+        assert torch.equal(getattr(c, name), getattr(c2, name)), name
+        assert getattr(c, name).shape == t.shape, name
+    # constant rates, where a family declares them, are its α̇ and β̇
+    if interp.constant_rates is not None:
+        ad, bd = interp.constant_rates
+        assert torch.equal(c.alpha_dot, torch.full_like(t, ad))
+        assert torch.equal(c.beta_dot, torch.full_like(t, bd))
+
+
+FIELDS = (
+    "alpha",
+    "beta",
+    "gamma",
+    "alpha_dot",
+    "beta_dot",
+    "gamma_dot",
+    "gamma_gamma_dot",
+    "noise_scale",
+    "determinant",
+)
 
 
 def _sqrt_inverse_cdf(u: Tensor) -> Tensor:
@@ -131,22 +160,22 @@ def test_objectives_keep_their_contract(name: str, make: Callable[[], Objective]
     )
 
 
+def _tanh_field(t: Tensor, x: Tensor) -> Tensor:
+    return torch.tanh(x) * (1 + t.reshape(-1, *[1] * (x.ndim - 1)))
+
+
+def _split_field(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.tanh(x), -x
+
+
 def _fields() -> list[tuple[str, Callable[[], ConvertedField]]]:
-    vp, two = VPInterpolant(), LinearInterpolant()
-
-    def field(t: Tensor, x: Tensor) -> Tensor:
-        return torch.tanh(x)
-
-    def split(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.tanh(x), -x
-
     def build(cls: type[ConvertedField]) -> list[ConvertedField]:
         names = [p for p in inspect.signature(cls).parameters if p != "interpolant"]
         if cls.__name__ == "VelocityFromSplit":
-            return [cls(LinearInterpolant(BrownianGamma()), split)]  # type: ignore[call-arg]
-        for interp in (vp, LinearInterpolant(BrownianGamma()), two):
+            return [cls(LinearInterpolant(BrownianGamma()), _split_field)]  # type: ignore[call-arg]
+        for interp in (VPInterpolant(), LinearInterpolant(BrownianGamma()), LinearInterpolant()):
             try:
-                return [cls(interp, *[field] * len(names))]  # type: ignore[call-arg]
+                return [cls(interp, *[_tanh_field] * len(names))]  # type: ignore[call-arg]
             except TypeError:
                 continue
         raise AssertionError(f"no interpolant accepts {cls.__name__}")
@@ -158,12 +187,32 @@ def _fields() -> list[tuple[str, Callable[[], ConvertedField]]]:
 @pytest.mark.parametrize("name,make", _fields())
 def test_converted_fields_are_fields(name: str, make: Callable[[], ConvertedField]) -> None:
     f = make()
-    assert repr(f).startswith(type(f).__name__ + "(")
+    again = pickle.loads(pickle.dumps(f))
+    assert repr(again) == repr(f) and repr(f).startswith(type(f).__name__ + "(")
     t, x = torch.full((5,), 0.4), torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     out = f(t, x)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    assert torch.equal(again(t, x), out)
     # a time shared by the batch (a stride-0 view, as the integrators pass it) gives the same
     assert torch.equal(f(torch.tensor(0.4).expand(5), x), out)
+
+
+def _dynamics() -> list[tuple[str, Callable[[], Dynamics]]]:
+    table: dict[type, Callable[[], list[Dynamics]]] = {
+        ODE: lambda: [ODE(_tanh_field), ODE(_tanh_field, partial=_tanh_field)],
+        SDE: lambda: [SDE(_tanh_field, _tanh_field, 0.5, final_ode_step=False)],
+    }
+    return instances(concrete_subclasses(Dynamics), table)
+
+
+@pytest.mark.parametrize("name,make", _dynamics())
+def test_dynamics_pickle_and_repr(name: str, make: Callable[[], Dynamics]) -> None:
+    dynamics = make()
+    again = pickle.loads(pickle.dumps(dynamics))
+    assert repr(again) == repr(dynamics) and repr(dynamics).startswith(type(dynamics).__name__)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    run = lambda d: Heun().integrate(d, x, time_grid(4), generator=torch.Generator().manual_seed(1))  # noqa: E731
+    assert torch.equal(run(again).state, run(dynamics).state)
 
 
 def test_mirror_is_discovered_with_a_noise() -> None:

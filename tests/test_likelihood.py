@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-import interpolants.nn as nn_module
+import interpolants.nn._mlp as nn_module
 from bank import problem
 from interpolants import (
     MLP,
@@ -127,7 +127,7 @@ def test_likelihood_input_errors() -> None:
 
 def test_bits_per_dim_offsets() -> None:
     zero = torch.zeros(2, dtype=DT)
-    # density 1 on [0, 1)^D: 8 bits (MATH.md §4); on [−1, 1)^D the density 2^−D gives
+    # density 1 on [0, 1)^D: 8 bits ; on [−1, 1)^D the density 2^−D gives
     # −log p = D ln 2, i.e. 1 bit, plus the 7-bit offset of a = 2/256: 8 bits again
     assert torch.allclose(bits_per_dim(zero, 10), torch.full((2,), 8.0, dtype=DT))
     assert torch.allclose(bits_per_dim(zero, 10, low=-1.0), torch.full((2,), 7.0, dtype=DT))

@@ -10,8 +10,9 @@ subpackages; everything else lives in its subpackage, under exactly one public n
 * :mod:`interpolants.fields` — conversions between fields, guidance;
 * :mod:`interpolants.integrate` — integrators, diffusions, likelihood;
 * :mod:`interpolants.data` — sources, coupled batches, prefetching, datasets;
-* :mod:`interpolants.analytic`, :mod:`interpolants.metrics`, :mod:`interpolants.nn`,
-  :mod:`interpolants.train`, :mod:`interpolants.cli`.
+* :mod:`interpolants.analytic` — the exact Gaussian-mixture test bed;
+* :mod:`interpolants.metrics`, :mod:`interpolants.nn`, :mod:`interpolants.train`;
+* :mod:`interpolants.cli` — the command line, its recipes and evaluation helpers.
 
 Set the environment variable ``INTERPOLANTS_TYPECHECK=1`` before importing to check every
 call's shapes and dtypes at runtime (jaxtyping + beartype).
@@ -25,6 +26,7 @@ if _os.environ.get("INTERPOLANTS_TYPECHECK", "").lower() in {"1", "true", "yes"}
     _install_import_hook("interpolants", "beartype.beartype")
 
 from . import analytic as analytic
+from . import cli as cli
 from . import coupling as coupling
 from . import data as data
 from . import fields as fields
@@ -34,7 +36,7 @@ from . import metrics as metrics
 from . import nn as nn
 from . import objective as objective
 from . import train as train
-from .analytic import GaussianMixture as GaussianMixture
+from .analytic._exact import GaussianMixture as GaussianMixture
 from .coupling._base import Coupling as Coupling
 from .coupling._base import IndependentCoupling as IndependentCoupling
 from .coupling._exact import OTCoupling as OTCoupling
@@ -49,11 +51,11 @@ from .integrate._likelihood import log_likelihood as log_likelihood
 from .interpolant._base import Interpolant as Interpolant
 from .interpolant._families import LinearInterpolant as LinearInterpolant
 from .interpolant._gamma import BrownianGamma as BrownianGamma
-from .nn import MLP as MLP
+from .nn._mlp import MLP as MLP
 from .objective._base import Objective as Objective
 from .objective._losses import SplitObjective as SplitObjective
 from .objective._losses import VelocityObjective as VelocityObjective
-from .train import Trainer as Trainer
+from .train._trainer import Trainer as Trainer
 
 __version__ = "0.1.0.dev0"
 
@@ -77,6 +79,7 @@ __all__ = [
     "Trainer",
     "VelocityObjective",
     "analytic",
+    "cli",
     "coupling",
     "data",
     "fields",

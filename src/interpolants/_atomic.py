@@ -10,6 +10,9 @@ from typing import BinaryIO
 
 __all__ = ["write_atomic", "write_text_atomic"]
 
+_UMASK = os.umask(0o022)  # read the process umask once (at import, single-threaded) ...
+os.umask(_UMASK)  # ... and put it back
+
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to ``path``.
@@ -25,6 +28,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600: give the usual file mode
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -30,17 +30,17 @@ Time = Float[Tensor, " batch"]
 """One time per sample, shape ``(batch,)``."""
 
 Times = Float[Tensor, "*times"]
-"""Times of any shape (``()``, ``(B,)``, a grid ...): the argument of an elementwise schedule
-α(t), β(t), γ(t), ε(t), whose value has the same shape."""
+"""Times of any shape (``()``, ``(B,)``, a grid ...), the argument of an elementwise schedule
+such as α, β, γ or ε, whose value has the same shape."""
 
 TimeLike = Union[float, int, Float[Tensor, ""], Float[Tensor, " batch"]]
 """A time given as a Python number, a scalar tensor, or one value per sample."""
 
 Coefficient = Union[Float[Tensor, ""], Float[Tensor, " batch"]]
-"""A schedule value (α(t), β(t), γ(t), ...): same shape as the time it was evaluated at."""
+"""A schedule value such as α, β or γ at a time, of the shape of that time."""
 
 State = Float[Tensor, "batch *dims"]
-"""A batch of samples with any trailing shape: ``(B,)``, ``(B, d)``, ``(B, C, H, W)``."""
+"""A batch of samples with any trailing shape, such as ``(B,)``, ``(B, d)``, ``(B, C, H, W)``."""
 
 Vector = Float[Tensor, "batch dim"]
 """A batch of flat vectors, shape ``(batch, dim)``."""

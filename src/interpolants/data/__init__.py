@@ -35,7 +35,7 @@ from ._quantize import bits_per_dim as bits_per_dim
 from ._quantize import dequantize as dequantize
 
 TOY_DATASETS = _TOY_DATASETS
-"""The 2-D toys by command-line name: ``{name: class}``."""
+"""The 2-D toys by command-line name (``{name: class}``)."""
 
 __all__ = [
     "TOY_DATASETS",

@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..analytic import GaussianMixture
+from ..analytic._exact import GaussianMixture
 from ._quantize import dequantize
 
 __all__ = [

@@ -10,8 +10,10 @@ prediction; a noise for the score) is checked when the field is built.
 import abc
 from typing import final
 
+from jaxtyping import Float
 from torch import Tensor
 
+from .._types import State, Time
 from ..interpolant._base import Interpolant
 from ._types import Field, SplitField
 
@@ -43,6 +45,23 @@ class ConvertedField(abc.ABC):
     ----------
     interpolant:
         The interpolant whose conversion is applied.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import LinearInterpolant, BrownianGamma
+    >>> from interpolants.fields import ConvertedField
+    >>> class MeanFromVelocityAndScore(ConvertedField):  # v = b + γγ̇ s
+    ...     def __init__(self, interpolant, velocity, score):
+    ...         super().__init__(interpolant)
+    ...         self.velocity, self.score = velocity, score
+    ...     def __call__(self, t, x):
+    ...         return self.interpolant.mean_velocity_from_velocity_and_score(
+    ...             t, self.velocity(t, x), self.score(t, x))
+    >>> v = MeanFromVelocityAndScore(LinearInterpolant(BrownianGamma()),
+    ...                              lambda t, x: x, lambda t, x: -x)
+    >>> v(torch.tensor([0.25]), torch.ones(1, 2))  # 1 − γγ̇ with γγ̇ = (1 − 2t)/2 = 0.25
+    tensor([[0.7500, 0.7500]])
     """
 
     def __init__(self, interpolant: Interpolant) -> None:
@@ -51,7 +70,7 @@ class ConvertedField(abc.ABC):
         self.interpolant = interpolant
 
     @abc.abstractmethod
-    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+    def __call__(self, t: Time, x: Float[Tensor, "batch *dims"]) -> State:
         """Evaluate at ``t`` of shape ``(B,)`` (or ``()``) and ``x`` of shape ``(B, *dims)``."""
 
     def __repr__(self) -> str:

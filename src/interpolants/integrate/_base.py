@@ -36,6 +36,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .._types import State
 from .._validation import check_finite, check_floating, check_time_range
 from ..fields import Field
 from ._dynamics import ODE, SDE, Dynamics
@@ -250,6 +251,22 @@ class Integrator(abc.ABC):
     :meth:`solve` and assembles the :class:`Solution`. A fixed-step Runge–Kutta method needs
     only its tableau (:class:`FixedStepIntegrator`). Capabilities
     are marker base classes (:class:`AdaptiveIntegrator`).
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import Integrator, ODE, time_grid
+    >>> class ForwardEuler(Integrator):  # explicit Euler, written against ``solve``
+    ...     order = 1
+    ...     def solve(self, problem):
+    ...         x, times = problem.x, problem.times
+    ...         for k in range(len(times) - 1):
+    ...             x = x + (times[k + 1] - times[k]) * problem.velocity(problem.grid[k], x)
+    ...         return x, [], len(times) - 1
+    >>> sol = ForwardEuler().integrate(ODE(lambda t, x: torch.ones_like(x)), torch.zeros(2, 1),
+    ...                                time_grid(4))
+    >>> sol.state.flatten().tolist(), sol.nfe
+    ([1.0, 1.0], 4)
     """
 
     @property
@@ -263,7 +280,7 @@ class Integrator(abc.ABC):
         return isinstance(dynamics, ODE)
 
     @abc.abstractmethod
-    def solve(self, problem: Problem) -> tuple[Tensor, list[Tensor], int]:
+    def solve(self, problem: Problem) -> tuple[State, list[State], int]:
         """Integrate a validated problem: ``(final state, states at problem.saved, accepted
         steps)``.
 
@@ -381,25 +398,30 @@ def check_grid(grid: Tensor, like: Tensor) -> Tensor:
 
 
 def save_indices(save_at: Tensor | None, grid: Tensor) -> list[int]:
-    """The grid indices of the times ``save_at`` (each must be a grid point, in grid order)."""
+    """The grid indices of the times ``save_at`` (each must be a grid point, in grid order).
+
+    A time matches the nearest grid point when it lies within a quarter of the smallest grid
+    step and within rounding of the grid's dtype, compared in float64 on the host (so that a
+    low-precision grid never snaps an off-grid time to a neighbour).
+    """
     if save_at is None:
         return []
     check_floating(save_at, "save_at")
     if save_at.ndim != 1 or save_at.shape[0] == 0:
         raise ValueError(f"save_at must be a non-empty 1-D tensor, got {tuple(save_at.shape)}")
-    s = save_at.to(dtype=grid.dtype, device=grid.device)
-    dist = (s[:, None] - grid[None, :]).abs()
-    nearest = dist.argmin(dim=1)
-    tol = 64 * torch.finfo(grid.dtype).eps
-    off = dist.gather(1, nearest[:, None])[:, 0] > tol
-    if bool(off.any()):
-        raise ValueError(
-            f"save_at must hold grid points, got {s[off].tolist()[:3]} which are not on the grid"
-        )
-    idx = nearest.tolist()
+    times: list[float] = grid.tolist()
+    wanted: list[float] = save_at.tolist()
+    step = min(abs(b - a) for a, b in itertools.pairwise(times))
+    tol = min(64 * torch.finfo(grid.dtype).eps, 0.25 * step)
+    idx = []
+    for s in wanted:
+        k = min(range(len(times)), key=lambda i: abs(times[i] - s))
+        if not abs(times[k] - s) <= tol:
+            raise ValueError(f"save_at must hold grid points, got {s} which is not on the grid")
+        idx.append(k)
     if any(b <= a for a, b in itertools.pairwise(idx)):
         raise ValueError("save_at must be strictly ordered along the grid (no repeats)")
-    return [int(i) for i in idx]
+    return idx
 
 
 def check_generator(generator: torch.Generator | None, x: Tensor) -> None:

@@ -25,7 +25,7 @@ each stage's derivative is the drift d = b ± ε s at its time, and with one Bro
     x_{k+1} = x + h\sum_i b_i k_i + σ̄ ΔW.
 
 :class:`Euler` is then Euler–Maruyama and :class:`Heun` the stochastic Heun
-predictor–corrector (Kloeden & Platen §15.1; EDM's Algorithm 2); all reduce to their ODE rule
+predictor–corrector (Kloeden & Platen §15.1); all reduce to their ODE rule
 where ε ≡ 0 (weak order 1 in general). The score is evaluated at a stage only where ε > 0, and
 by default the last interval is a deterministic step (:class:`SDE` end
 handling). The noise is drawn with ``generator`` on the state's device, so sampling is
@@ -35,8 +35,7 @@ References
 ----------
 E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, Springer
 (1993), §II.1. P. E. Kloeden, E. Platen, *Numerical Solution of Stochastic Differential
-Equations*, Springer (1992). T. Karras et al., *Elucidating the Design Space of
-Diffusion-Based Generative Models*, arXiv:2206.00364.
+Equations*, Springer (1992).
 """
 
 import abc
@@ -45,6 +44,7 @@ from typing import final
 
 from torch import Tensor
 
+from .._types import State
 from ._base import Integrator, Problem
 from ._dynamics import ODE, SDE, Dynamics
 from ._tableau import CLASSICAL_RK4, EULER, HEUN, MIDPOINT, Tableau
@@ -86,7 +86,7 @@ class FixedStepIntegrator(Integrator):
         """ODE and SDE dynamics."""
         return isinstance(dynamics, (ODE, SDE))
 
-    def solve(self, problem: Problem) -> tuple[Tensor, list[Tensor], int]:
+    def solve(self, problem: Problem) -> tuple[State, list[State], int]:
         """Step every grid interval with the tableau (see the module notes)."""
         times = problem.times
         n = len(times) - 1
@@ -107,9 +107,7 @@ class FixedStepIntegrator(Integrator):
                 trajectory.append(x)
         return x, trajectory, n
 
-    def step(
-        self, problem: Problem, k: int, x: Tensor, epsilon: list[float] | None = None
-    ) -> Tensor:
+    def step(self, problem: Problem, k: int, x: State, epsilon: list[float] | None = None) -> State:
         """One step over the grid interval k, from the state ``x`` at ``problem.times[k]``.
 
         With ``epsilon`` (ε at the stage times t_k + cᵢh) it is a stochastic step of the SDE
@@ -119,10 +117,12 @@ class FixedStepIntegrator(Integrator):
         t0, h = problem.times[k], problem.times[k + 1] - problem.times[k]
         grid = problem.grid
         dw = None
-        if epsilon is not None:
+        if epsilon is not None:  # one draw per stochastic step, even where ε = 0 there, so a
+            # seeded run's noise does not depend on the diffusion schedule
+            noise = problem.noise()
             sigma = sum(b * math.sqrt(2.0 * epsilon[i]) for i, b in enumerate(tab.b))
             if sigma > 0.0:
-                dw = problem.noise().mul_(sigma * math.sqrt(abs(h)))
+                dw = noise.mul_(sigma * math.sqrt(abs(h)))
         input_only = tab.input_only
         ks: list[Tensor] = []
         for i, c in enumerate(tab.c):
@@ -166,7 +166,18 @@ class Euler(FixedStepIntegrator):
 @final
 class Heun(FixedStepIntegrator):
     """Heun's method, the explicit trapezoidal rule (stochastic Heun for an SDE). Order 2,
-    two evaluations a step."""
+    two evaluations a step.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import time_grid
+    >>> from interpolants.integrate import Heun
+    >>> sol = Heun().integrate(lambda t, x: x, torch.ones(1, 1, dtype=torch.float64),
+    ...                        time_grid(100, dtype=torch.float64))  # ẋ = x: x(1) = e
+    >>> round(float(sol.state), 4), sol.nfe
+    (2.7182, 200)
+    """
 
     tableau = HEUN
     order = 2
@@ -174,7 +185,19 @@ class Heun(FixedStepIntegrator):
 
 @final
 class Midpoint(FixedStepIntegrator):
-    """The explicit midpoint rule. Order 2, two evaluations a step."""
+    """The explicit midpoint rule. Order 2, two evaluations a step.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import time_grid
+    >>> from interpolants.integrate import Midpoint
+    >>> # backwards from t = 1 to 0 along ẋ = x: x(0) = x(1)/e
+    >>> sol = Midpoint().integrate(lambda t, x: x, torch.ones(1, 1, dtype=torch.float64),
+    ...                            time_grid(100, 1.0, 0.0, dtype=torch.float64))
+    >>> round(float(sol.state), 4)
+    0.3679
+    """
 
     tableau = MIDPOINT
     order = 2

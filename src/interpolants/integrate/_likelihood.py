@@ -17,7 +17,7 @@ estimator (:mod:`interpolants.integrate`):
   pass over the D basis vectors; no Python loop over dimensions; memory O(D²B), bounded by
   ``chunk_size``). A field that computes its own exact divergence (a
   :class:`DivergenceField`, such as :class:`MLP` on flat
-  data) is asked for it instead: same value, faster;
+  data) is asked for it instead: the same value with fewer operations;
 * :class:`HutchinsonDivergence`: ∇·b ≈ (1/K) Σₖ εₖᵀ(∂b/∂x)εₖ with K
   Rademacher or Gaussian probes drawn once and **kept fixed along each trajectory**; the
   estimate of log ρ_1 is then unbiased (the probes do not feed back into X_t).

@@ -13,6 +13,10 @@ torchsde steps with a constant ``dt``, so the grid must be uniform. Its Brownian
 but the noise differs from the native integrators' for the same seed. torchsde is imported
 when an integration runs, not when :mod:`interpolants` is imported.
 
+Host reads: torchsde's own loop keeps its times on the host, and this backend reads ε(t) on
+the host at every drift evaluation to skip the score where ε = 0 (one read per evaluation);
+the native fixed-step integrators read ε once per call.
+
 References
 ----------
 X. Li, T.-K. L. Wong, R. T. Q. Chen, D. Duvenaud, *Scalable Gradients for Stochastic

@@ -22,7 +22,7 @@ from torch import Tensor
 from .._types import State, TimeLike, Times
 from .._validation import broadcast_time
 from ._gamma import GammaSchedule, NoGamma
-from ._values import Coefficients, InterpolantSample, _nonzero, _state, _time
+from ._values import Coefficients, InterpolantSample, _nonzero, _state, _time, _view
 
 __all__ = ["Interpolant", "OneSidedInterpolant"]
 
@@ -87,6 +87,11 @@ class Interpolant(abc.ABC):
     def beta_dot(self, t: Times) -> Times:
         """dβ/dt, elementwise, finite on [0, 1]."""
 
+    #: (α̇, β̇) as Python numbers when both are constant in t (the linear paths: (−1, 1)), else
+    #: ``None``. Optional: it lets the targets skip evaluating them; it must agree with
+    #: :meth:`alpha_dot` and :meth:`beta_dot` (a contract test checks every family).
+    constant_rates: tuple[float, float] | None = None
+
     # --- the noise schedule and the conventions -------------------------------------------
     @property
     def gamma_schedule(self) -> GammaSchedule:
@@ -109,7 +114,7 @@ class Interpolant(abc.ABC):
 
     @property
     def has_noise(self) -> bool:
-        """Whether x_t has a noise variable: a stochastic or a one-sided interpolant.
+        """Whether x_t has a noise variable (a stochastic or a one-sided interpolant).
 
         The denoiser, score and split objectives, antithetic pairs and ε ∝ σ diffusions
         need one.
@@ -167,19 +172,8 @@ class Interpolant(abc.ABC):
     # --- values at a time ---------------------------------------------------------------
     def coefficients(self, t: TimeLike) -> Coefficients:
         """All schedule values at ``t`` (a number, checked to lie in [0, 1], or a tensor of
-        any shape, not value-checked), each of ``t``'s shape."""
-        tt = _time(t, None)
-        g = self._gamma_schedule
-        return Coefficients(
-            alpha=self.alpha(tt),
-            beta=self.beta(tt),
-            gamma=g.gamma(tt),
-            alpha_dot=self.alpha_dot(tt),
-            beta_dot=self.beta_dot(tt),
-            gamma_dot=g.gamma_dot(tt),
-            gamma_gamma_dot=g.gamma_gamma_dot(tt),
-            noise_scale=self.noise_scale(tt),
-        )
+        any shape, not value-checked), each of ``t``'s shape, evaluated when first read."""
+        return Coefficients(self, _time(t, None))
 
     # --- states and targets -------------------------------------------------------------
     def sample(
@@ -202,8 +196,8 @@ class Interpolant(abc.ABC):
         z:
             The latent noise N(0, I) of x0's shape; needed when γ ≠ 0.
         coefficients:
-            The schedule values at ``t`` when the caller has them already (e.g. for both
-            draws of an antithetic pair).
+            The ``coefficients`` of a previous sample at the same ``t`` (e.g. for the second
+            draw of an antithetic pair), so the schedule is evaluated once.
 
         Example
         -------
@@ -217,27 +211,15 @@ class Interpolant(abc.ABC):
         _state(x1, "x1", x0)
         if z is not None:
             _state(z, "z", x0)
+        elif self.is_stochastic:
+            raise ValueError(
+                "z is required for a stochastic interpolant: pass z = torch.randn_like(x0)"
+            )
         tt = _time(t, x0)
-        c = self.coefficients(tt) if coefficients is None else coefficients
-        a, b, ad, bd = (broadcast_time(v, x0) for v in (c.alpha, c.beta, c.alpha_dot, c.beta_dot))
-        xt = a * x0 + b * x1
-        mean_velocity = ad * x0 + bd * x1
-        noise = self.noise(x0, z)
-        velocity = mean_velocity
-        if self.is_stochastic:
-            xt = xt + broadcast_time(c.gamma, x0) * noise
-            velocity = mean_velocity + broadcast_time(c.gamma_dot, x0) * noise
-        return InterpolantSample(
-            t=tt,
-            x0=x0,
-            x1=x1,
-            z=z,
-            xt=xt,
-            velocity=velocity,
-            mean_velocity=mean_velocity,
-            noise=noise,
-            coefficients=c,
-        )
+        tv = _view(tt, x0)  # one view: every coefficient then broadcasts against the states
+        if coefficients is None or coefficients.t.shape != tv.shape:
+            coefficients = Coefficients(self, tv)
+        return InterpolantSample(self, tt, x0, x1, z, coefficients)
 
     def interpolate(
         self,
@@ -276,7 +258,7 @@ class Interpolant(abc.ABC):
     def _at(self, t: TimeLike, x: Tensor, name: str, *others: tuple[str, Tensor]) -> Tensor:
         _state(x, name)
         for other, value in others:
-            _state(value, other, x)
+            _state(value, other, x, name)
         return _time(t, x)
 
     def _det(self, t: Tensor) -> Tensor:

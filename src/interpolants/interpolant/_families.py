@@ -36,6 +36,8 @@ class LinearInterpolant(Interpolant):
     Schrödinger-bridge interpolant of SB-CFM.
     """
 
+    constant_rates = (-1.0, 1.0)
+
     def __init__(self, gamma: GammaSchedule | None = None) -> None:
         super().__init__(NoGamma() if gamma is None else gamma)
 
@@ -43,7 +45,7 @@ class LinearInterpolant(Interpolant):
         return 1 - t
 
     def beta(self, t: Times) -> Times:
-        return t.clone()
+        return t
 
     def alpha_dot(self, t: Times) -> Times:
         return torch.full_like(t, -1.0)
@@ -123,6 +125,8 @@ class MirrorInterpolant(Interpolant):
     every noise level. Requires a non-zero γ.
     """
 
+    constant_rates = (0.0, 0.0)
+
     def __init__(self, gamma: GammaSchedule | None = None) -> None:
         gamma = BrownianGamma() if gamma is None else gamma
         if isinstance(gamma, NoGamma):
@@ -146,11 +150,13 @@ class MirrorInterpolant(Interpolant):
 class OneSidedLinearInterpolant(OneSidedInterpolant):
     """One-sided linear: x_t = (1−t)·x0 + t·x1 with x0 ~ N(0, I) (Gaussian flow matching)."""
 
+    constant_rates = (-1.0, 1.0)
+
     def alpha(self, t: Times) -> Times:
         return 1 - t
 
     def beta(self, t: Times) -> Times:
-        return t.clone()
+        return t
 
     def alpha_dot(self, t: Times) -> Times:
         return torch.full_like(t, -1.0)

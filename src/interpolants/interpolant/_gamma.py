@@ -131,13 +131,18 @@ class BrownianGamma(GammaSchedule):
         self.edge = float(edge)
 
     def gamma(self, t: Times) -> Times:
-        return torch.sqrt((self.a * t * (1 - t)).clamp_min(0))
+        u = t * (1 - t)
+        if self.a != 1.0:
+            u = u * self.a
+        return u.clamp_min(0).sqrt()
 
     def gamma_dot(self, t: Times) -> Times:
         # In low precision (bf16: eps = 2^-7) 1 − edge would round to 1: widen the edge.
         edge = max(self.edge, torch.finfo(t.dtype).eps)
         tc = t.clamp(edge, 1 - edge)
-        return self.a * (1 - 2 * tc) / (2 * torch.sqrt(self.a * tc * (1 - tc)))
+        # a(1 − 2t)/(2√(a t(1−t))) = (√a/2 − √a t)·(t(1 − t))^{-1/2}
+        root = math.sqrt(self.a)
+        return (tc * -root + 0.5 * root) * (tc * (1 - tc)).rsqrt()
 
     def gamma_gamma_dot(self, t: Times) -> Times:
         return 0.5 * self.a * (1 - 2 * t)

@@ -2,7 +2,7 @@
 every regression target; the checks of times and states shared by its methods."""
 
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -10,15 +10,22 @@ from torch import Tensor
 from .._types import TimeLike
 from .._validation import check_floating, check_same_shape
 
+if TYPE_CHECKING:
+    from ._base import Interpolant
+
 __all__ = ["Coefficients", "InterpolantSample"]
 
 
-@dataclass(frozen=True)
+_UNSET: object = object()
+
+
 class Coefficients:
-    """The schedule values at one time (each has the shape of ``t``).
+    """The schedule values at one time ``t``, each of ``t``'s shape, computed when first read.
 
     Attributes
     ----------
+    t:
+        The time the values are taken at.
     alpha, beta, gamma:
         α(t), β(t), γ(t).
     alpha_dot, beta_dot, gamma_dot:
@@ -29,26 +36,73 @@ class Coefficients:
     noise_scale:
         σ(t), the scale of the noise in x_t, so that the score is s = −η_z/σ:
         γ(t) for a two-sided interpolant, α(t) for a one-sided one.
+    determinant:
+        D = αβ̇ − α̇β, the determinant of the map (η0, η1) ↦ (x, v).
+
+    The values may share memory with ``t`` (β = t for the linear path): do not modify them in
+    place.
     """
 
-    alpha: Tensor
-    beta: Tensor
-    gamma: Tensor
-    alpha_dot: Tensor
-    beta_dot: Tensor
-    gamma_dot: Tensor
-    gamma_gamma_dot: Tensor
-    noise_scale: Tensor
+    __slots__ = ("_interpolant", "_values", "t")
+
+    def __init__(self, interpolant: "Interpolant", t: Tensor) -> None:
+        self._interpolant = interpolant
+        self.t = t
+        self._values: dict[str, Tensor] = {}
+
+    def _get(self, name: str) -> Tensor:
+        value = self._values.get(name)
+        if value is None:
+            value = self._values[name] = getattr(self._interpolant, name)(self.t)
+        return value
+
+    @property
+    def alpha(self) -> Tensor:
+        return self._get("alpha")
+
+    @property
+    def beta(self) -> Tensor:
+        return self._get("beta")
+
+    @property
+    def gamma(self) -> Tensor:
+        return self._get("gamma")
+
+    @property
+    def alpha_dot(self) -> Tensor:
+        return self._get("alpha_dot")
+
+    @property
+    def beta_dot(self) -> Tensor:
+        return self._get("beta_dot")
+
+    @property
+    def gamma_dot(self) -> Tensor:
+        return self._get("gamma_dot")
+
+    @property
+    def gamma_gamma_dot(self) -> Tensor:
+        return self._get("gamma_gamma_dot")
+
+    @property
+    def noise_scale(self) -> Tensor:
+        return self._get("noise_scale")
 
     @property
     def determinant(self) -> Tensor:
-        """D = αβ̇ − α̇β, the determinant of the map (η0, η1) ↦ (x, v)."""
-        return self.alpha * self.beta_dot - self.alpha_dot * self.beta
+        value = self._values.get("determinant")
+        if value is None:
+            value = self.alpha * self.beta_dot - self.alpha_dot * self.beta
+            self._values["determinant"] = value
+        return value
+
+    def __repr__(self) -> str:
+        return f"Coefficients(t={self.t!r})"
 
 
-@dataclass(frozen=True)
 class InterpolantSample:
-    """x_t and every regression target at one draw of (t, x0, x1, z).
+    """x_t and every regression target at one draw of (t, x0, x1, z), computed when first read
+    (an objective pays only for the targets it uses) and kept.
 
     Attributes
     ----------
@@ -63,21 +117,89 @@ class InterpolantSample:
     mean_velocity:
         The mean-velocity target α̇ x0 + β̇ x1 (its conditional mean is v).
     noise:
-        The noise variable (:meth:`~Interpolant.noise`): z, or x0 for a one-sided interpolant
+        The noise variable (:meth:`Interpolant.noise`): z, or x0 for a one-sided interpolant
         (its conditional mean is the denoiser η_z).
     coefficients:
-        The schedule values at ``t``.
+        The schedule values at ``t`` viewed against the states: shape ``(B, 1, …, 1)`` for a
+        time per sample, ``()`` for a shared one, so that they broadcast against ``x0``.
     """
 
-    t: Tensor
-    x0: Tensor
-    x1: Tensor
-    z: Tensor | None
-    xt: Tensor
-    velocity: Tensor
-    mean_velocity: Tensor
-    noise: Tensor
-    coefficients: Coefficients
+    __slots__ = (
+        "_interpolant",
+        "_mean_velocity",
+        "_noise",
+        "_velocity",
+        "_xt",
+        "coefficients",
+        "t",
+        "x0",
+        "x1",
+        "z",
+    )
+
+    def __init__(
+        self,
+        interpolant: "Interpolant",
+        t: Tensor,
+        x0: Tensor,
+        x1: Tensor,
+        z: Tensor | None,
+        coefficients: Coefficients,
+    ) -> None:
+        self._interpolant = interpolant
+        self.t, self.x0, self.x1, self.z = t, x0, x1, z
+        self.coefficients = coefficients
+        self._xt: Tensor | None = None
+        self._velocity: Tensor | None = None
+        self._mean_velocity: Tensor | None = None
+        self._noise: Tensor | None = None
+
+    @property
+    def noise(self) -> Tensor:
+        if self._noise is None:
+            self._noise = self._interpolant.noise(self.x0, self.z)
+        return self._noise
+
+    @property
+    def xt(self) -> Tensor:
+        if self._xt is None:
+            c = self.coefficients
+            xt = torch.addcmul(c.beta * self.x1, c.alpha, self.x0)
+            if self._interpolant.is_stochastic:
+                xt = xt.addcmul_(c.gamma, self.noise)
+            self._xt = xt
+        return self._xt
+
+    @property
+    def mean_velocity(self) -> Tensor:
+        if self._mean_velocity is None:
+            x0, x1 = self.x0, self.x1
+            rates = self._interpolant.constant_rates
+            if rates is not None:  # α̇, β̇ constant: one fused op, no schedule evaluation
+                ad, bd = rates
+                v = x1.add(x0, alpha=ad) if bd == 1.0 else torch.add(x1 * bd, x0, alpha=ad)
+            else:
+                c = self.coefficients
+                v = torch.addcmul(c.beta_dot * x1, c.alpha_dot, x0)
+            self._mean_velocity = v
+        return self._mean_velocity
+
+    @property
+    def velocity(self) -> Tensor:
+        if self._velocity is None:
+            v = self.mean_velocity
+            if self._interpolant.is_stochastic:
+                v = torch.addcmul(v, self.coefficients.gamma_dot, self.noise)
+            self._velocity = v
+        return self._velocity
+
+    def __repr__(self) -> str:
+        return f"InterpolantSample(interpolant={self._interpolant!r}, batch={self.x0.shape[0]})"
+
+
+def _view(v: Tensor, x: Tensor) -> Tensor:
+    """A time of shape ``()`` or ``(B,)`` viewed to broadcast against ``x`` (B, *dims)."""
+    return v if v.ndim == 0 or x.ndim == 1 else v.reshape(v.shape[0], *([1] * (x.ndim - 1)))
 
 
 def _time(t: TimeLike, like: Tensor | None) -> Tensor:
@@ -102,18 +224,20 @@ def _time(t: TimeLike, like: Tensor | None) -> Tensor:
     return t
 
 
-def _state(x: Tensor, name: str, like: Tensor | None = None) -> None:
+def _state(x: Tensor, name: str, like: Tensor | None = None, like_name: str = "x0") -> None:
     """Raise unless ``x`` is a floating tensor of shape (B, *dims) (and matches ``like``)."""
+    if like is not None and isinstance(x, Tensor):  # the common case first: one comparison
+        if x.shape == like.shape and x.dtype == like.dtype and x.device == like.device:
+            return
+        check_floating(x, name)
+        check_same_shape([(like_name, like), (name, x)])
+        raise TypeError(
+            f"{name} must have {like_name}'s dtype and device ({like.dtype}, {like.device}), "
+            f"got ({x.dtype}, {x.device})"
+        )
     check_floating(x, name)
     if x.ndim == 0:
         raise ValueError(f"{name} must have shape (batch, *dims), got a 0-d tensor")
-    if like is not None:
-        check_same_shape([("x", like), (name, x)])
-        if x.dtype != like.dtype or x.device != like.device:
-            raise TypeError(
-                f"{name} must have x's dtype and device ({like.dtype}, {like.device}), "
-                f"got ({x.dtype}, {x.device})"
-            )
 
 
 def _nonzero(value: Tensor, t: TimeLike, what: str) -> Tensor:

@@ -27,7 +27,8 @@ loss (:meth:`~Objective.loss`) or the per-sample losses (:meth:`~Objective.per_s
 
 Times are drawn from a :class:`TimeSampler` (uniform by default), optionally importance
 weighted; antithetic noise pairs are an option of every objective. Use
-:mod:`interpolants.fields` to turn the learned fields into a velocity, a score or an SDE drift.
+:mod:`interpolants.fields` to turn the learned fields into a velocity or a score, and
+:class:`~interpolants.ODE` or :class:`~interpolants.SDE` to sample with them.
 
 References
 ----------

@@ -59,6 +59,9 @@ def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
 class Objective(abc.ABC):
     r"""Abstract regression objective of a stochastic interpolant.
 
+    **Writing an objective.** Implement :meth:`sample_losses` (and set :attr:`needs_noise` if
+    the learned field is the denoiser or the score).
+
     One call of :meth:`loss` draws t ~ ``time_sampler`` and z ~ N(0, I) per sample (unless
     given), forms x_t and the regression target with the interpolant, calls the model once
     (twice if ``antithetic``) and returns the mean of the weighted per-sample losses.
@@ -84,6 +87,20 @@ class Objective(abc.ABC):
     trailing dims. The dropped constant ½|y|² does not change the minimiser or the gradients,
     but it has unbounded variance near the ends (y contains γ̇z); so the loss value may be
     negative, and its optimum is −½E|E[y|x_t]|², not zero.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import LinearInterpolant, Objective
+    >>> from interpolants.objective import check_prediction, regression_loss
+    >>> class MeanVelocityObjective(Objective):  # learn v = E[α̇x0 + β̇x1 | x_t]
+    ...     def sample_losses(self, predict, sample):
+    ...         v = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+    ...         return regression_loss(v, sample.mean_velocity)
+    >>> objective = MeanVelocityObjective(LinearInterpolant())
+    >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
+    >>> float(objective.loss(lambda t, x: x1 - x0, x0, x1))  # at the minimiser: −½|v|²
+    -1.0
     """
 
     #: Whether the objective learns a noise-dependent field (denoiser, score) and so needs a
@@ -179,7 +196,6 @@ class Objective(abc.ABC):
             tt = _given_time(t, x0)
         if self.interpolant.is_stochastic and z is None:
             z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        c = self.interpolant.coefficients(tt)
 
         def predict(time: Tensor, x: Tensor) -> Any:
             if condition is None:
@@ -187,9 +203,11 @@ class Objective(abc.ABC):
             return model(time, x, condition=condition)
 
         interpolant = self.interpolant
-        losses = self.sample_losses(predict, interpolant.sample(tt, x0, x1, z, coefficients=c))
-        if self.antithetic:
-            flipped = interpolant.sample(tt, *interpolant.antithetic(x0, x1, z), coefficients=c)
+        sample = interpolant.sample(tt, x0, x1, z)
+        losses = self.sample_losses(predict, sample)
+        if self.antithetic:  # the flipped draw shares the schedule values
+            flip = interpolant.antithetic(x0, x1, z)
+            flipped = interpolant.sample(tt, *flip, coefficients=sample.coefficients)
             losses = 0.5 * (losses + self.sample_losses(predict, flipped))
         if type(self.time_sampler).weight is TimeSampler.weight:
             return losses  # unit weights: no multiply (and no node in the backward pass)

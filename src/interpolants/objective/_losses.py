@@ -56,6 +56,16 @@ class DenoiserObjective(Objective):
     Paper sign convention: the score is s = −η_z/γ (−η_z/α one-sided); see
     :class:`ScoreFromDenoiser`. Needs a stochastic or one-sided
     interpolant.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import BrownianGamma, LinearInterpolant
+    >>> from interpolants.objective import DenoiserObjective
+    >>> x0, x1, z = torch.zeros(3, 2), torch.zeros(3, 2), torch.ones(3, 2)
+    >>> objective = DenoiserObjective(LinearInterpolant(BrownianGamma()))
+    >>> float(objective.loss(lambda t, x: torch.ones_like(x), x0, x1, t=0.5, z=z))  # ½·2 − 2
+    -1.0
     """
 
     needs_noise = True
@@ -78,6 +88,16 @@ class ScoreObjective(Objective):
     term of unbounded variance where γ → 0; the weight σ² removes it, keeps the minimiser
     s wherever σ > 0, and gives the ends (σ = 0) no weight: a score learned this way is
     accurate inside (0, 1) and unconstrained at the ends themselves.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants.interpolant import VPInterpolant
+    >>> from interpolants.objective import ScoreObjective
+    >>> x0, x1 = torch.randn(64, 2), torch.randn(64, 2)
+    >>> objective = ScoreObjective(VPInterpolant(), antithetic=True)
+    >>> objective.per_sample_loss(lambda t, x: -x, x0, x1).shape
+    torch.Size([64])
     """
 
     needs_noise = True
@@ -102,6 +122,17 @@ class SplitObjective(Objective):
     Unlike b, the target of v holds no γ̇ and the target of η_z no γ⁻¹, so neither has a
     singular variance at the ends (:doc:`/mathematics`). Needs a stochastic or one-sided
     interpolant.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import BrownianGamma, LinearInterpolant, SplitObjective
+    >>> from interpolants.nn import TwoHeadMLP
+    >>> objective = SplitObjective(LinearInterpolant(BrownianGamma()), antithetic=True)
+    >>> loss = objective.loss(TwoHeadMLP(2, hidden=16, depth=2), torch.randn(8, 2),
+    ...                       torch.randn(8, 2))
+    >>> loss.shape, loss.requires_grad
+    (torch.Size([]), True)
     """
 
     needs_noise = True
@@ -127,6 +158,15 @@ class TargetObjective(Objective):
     For a deterministic interpolant (γ ≡ 0, one-sided included) the velocity follows as
     b = (α̇x + (αβ̇ − α̇β)η1)/α (:class:`VelocityFromTarget`); with γ > 0
     η1 alone does not determine b.
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import LinearInterpolant
+    >>> from interpolants.objective import TargetObjective
+    >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
+    >>> float(TargetObjective(LinearInterpolant()).loss(lambda t, x: x1, x0, x1))  # −½|x1|²
+    -1.0
     """
 
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:

@@ -1,9 +1,4 @@
-"""The ``interpolants`` command line: ``train``, ``sample``, ``nll`` and ``demo``.
-
-Every command has ``--help``. Bad arguments print one line (``interpolants: error: ...``) and
-exit with status 2, never a traceback. Runs live in a folder holding ``config.json``,
-``checkpoint.pt`` (atomic, loaded with ``weights_only=True``) and ``metrics.json``.
-"""
+"""The ``interpolants`` command (see :mod:`interpolants.cli`)."""
 
 import argparse
 import json
@@ -15,26 +10,25 @@ from pathlib import Path
 
 import torch
 
-from ._atomic import write_atomic, write_text_atomic
-from .data import DigitsData, PrefetchedBatches
-from .evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
-from .metrics import wasserstein2
-from .recipes import (
+from .._atomic import write_atomic, write_text_atomic
+from ..data import DigitsData, PrefetchedBatches
+from ..metrics._distances import wasserstein2
+from ..train._trainer import Trainer
+from ._evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
+from ._recipes import (
     BASES,
     COUPLINGS,
     DATASETS,
     GAMMAS,
+    INTEGRATORS,
     INTERPOLANTS,
     LR_SCHEDULES,
     OBJECTIVES,
-    ODE_METHODS,
     PREFETCH_BACKENDS,
-    SDE_METHODS,
     Run,
     RunConfig,
     load_run,
 )
-from .train import Trainer
 
 __all__ = ["main"]
 
@@ -113,26 +107,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     x0 = run.base.sample(args.n, gen).to(run.config.device)
     velocity = run.velocity(model)
-    if args.method in SDE_METHODS:
+    integrator = INTEGRATORS[args.method]()
+    if args.eps > 0:
         score = run.score(model)
         if score is None:
-            raise ValueError(f"the {run.config.objective} objective learned no score: use an ODE")
+            raise ValueError(
+                f"the {run.config.objective} objective learned no score, so --eps must be 0 "
+                "(the ODE); train with --objective split or denoiser to sample an SDE"
+            )
         sol = sde_samples(
-            run.interpolant,
-            velocity,
-            score,
-            x0,
-            args.eps,
-            args.steps,
-            gen,
-            SDE_METHODS[args.method](),
+            run.interpolant, velocity, score, x0, args.eps, args.steps, gen, integrator
         )
         traj = None
     else:
-        sol = ode_samples(velocity, x0, ODE_METHODS[args.method](), args.steps, save=20)
+        sol = ode_samples(velocity, x0, integrator, args.steps, save=20)
         traj = sol.trajectory
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     samples = sol.state.cpu()
     write_atomic(out / "samples.pt", lambda fh: torch.save(samples, fh))
     if run.dim == 2:
@@ -150,7 +140,14 @@ def cmd_nll(args: argparse.Namespace) -> int:
         raise ValueError(f"base {run.config.base!r} has no closed-form log-density")
     data = run.test_target[: args.n].to(run.config.device)
     levels = DigitsData.levels if run.config.data == "digits" else None
-    result = heldout_nll(run.velocity(model), data, base_log_prob, steps=args.steps, levels=levels)
+    result = heldout_nll(
+        run.velocity(model),
+        data,
+        base_log_prob,
+        steps=args.steps,
+        levels=levels,
+        integrator=INTEGRATORS[args.method](),
+    )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -173,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(args.seed + 1)
     x0 = run.base.sample(args.n, gen)
     reference = run.test_target[: args.n]
-    rows = w2_table(velocity, x0, reference, DEMO_NFES, ODE_METHODS["euler"])
+    rows = w2_table(velocity, x0, reference, DEMO_NFES, INTEGRATORS["euler"])
     sde, sde_nfe, sde_states = {}, {}, {}
     for eps in DEMO_EPSILONS:
         sol = sde_samples(run.interpolant, velocity, score, x0, eps, args.sde_steps, gen)
@@ -184,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     assert base_log_prob is not None
     nll = heldout_nll(velocity, reference[: args.nll_points], base_log_prob, steps=64)
     floor = wasserstein2(run.target.sample(args.n, gen), reference)
-    ode = ode_samples(velocity, x0, ODE_METHODS["heun"](), 32, save=32)
+    ode = ode_samples(velocity, x0, INTEGRATORS["heun"](), 32, save=32)
     plot_run(
         out / "demo.png",
         reference,
@@ -221,7 +218,7 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="torch CPU threads (default 1: small models gain little from more, and on a busy "
-        "machine spin-waiting threads can make a step ten times slower; 0 keeps torch's default)",
+        "machine spin-waiting threads can slow every step down; 0 keeps torch's default)",
     )
 
 
@@ -241,9 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample a trained run by ODE or SDE")
     p.add_argument("--run", required=True, help="run folder written by `train`")
-    p.add_argument("--method", default="heun", choices=(*ODE_METHODS, *SDE_METHODS))
+    p.add_argument("--method", default="heun", choices=tuple(INTEGRATORS), help="integrator")
     p.add_argument("--steps", type=int, default=32, help="time steps (default 32)")
-    p.add_argument("--eps", type=float, default=1.0, help="SDE diffusion peak ε (default 1)")
+    p.add_argument(
+        "--eps",
+        type=float,
+        default=0.0,
+        help="peak diffusion ε of the SDE (default 0: the probability-flow ODE)",
+    )
     p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")
@@ -252,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nll", help="test negative log-likelihood (and bits/dim for digits)")
     p.add_argument("--run", required=True, help="run folder written by `train`")
     p.add_argument("--n", type=int, default=500, help="test points (default 500)")
-    p.add_argument("--steps", type=int, default=64, help="RK4 steps (default 64)")
+    p.add_argument("--steps", type=int, default=64, help="integrator steps (default 64)")
+    p.add_argument("--method", default="rk4", choices=tuple(INTEGRATORS), help="ODE integrator")
     p.set_defaults(func=cmd_nll)
 
     p = sub.add_parser("demo", help="train a small 2-D model and report W2 and NLL")
@@ -276,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "out", "") is None:
         args.out = args.run
+    if getattr(args, "eps", 0.0) < 0:
+        parser.error("--eps must be ≥ 0")
     for name in ("steps", "n", "sde_steps", "nll_points"):
         if hasattr(args, name) and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")

@@ -1,18 +1,4 @@
-r"""Sample-based distances and two-sample tests.
-
-* :func:`energy_distance` — the (V-statistic) energy distance
-  :math:`E(X, Y) = 2 E|X − Y| − E|X − X'| − E|Y − Y'|`, zero iff the laws agree.
-* :func:`energy_test` — its permutation two-sample test: a p-value that is valid (uniform or
-  conservative under the null) at every sample size, so a test that rejects at level 10⁻³
-  with a fixed seed is calibrated, not tuned.
-* :func:`wasserstein2` — the exact W2 between two empirical measures (POT's network simplex;
-  the n × m cost matrix crosses to the host in float64).
-
-References
-----------
-G. J. Székely, M. L. Rizzo, *Energy statistics: A class of statistics based on distances*,
-J. Stat. Plan. Inference 143 (2013).
-"""
+"""Sample-based distances and two-sample tests (see :mod:`interpolants.metrics`)."""
 
 import numpy as np
 import ot
@@ -20,7 +6,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._validation import check_finite, check_floating
+from .._validation import check_finite, check_floating
 
 __all__ = ["energy_distance", "energy_test", "wasserstein2"]
 

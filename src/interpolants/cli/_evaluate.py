@@ -11,16 +11,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ._atomic import write_atomic
-from .data import bits_per_dim
-from .fields import Field
-from .integrate import RK4, GammaProportionalDiffusion, Solution
-from .integrate._base import Integrator, time_grid
-from .integrate._dynamics import ODE, SDE
-from .integrate._fixed import Euler
-from .integrate._likelihood import log_likelihood
-from .interpolant._base import Interpolant
-from .metrics import wasserstein2
+from .._atomic import write_atomic
+from ..data import bits_per_dim
+from ..fields import Field
+from ..integrate import RK4, GammaProportionalDiffusion, Solution
+from ..integrate._base import Integrator, time_grid
+from ..integrate._dynamics import ODE, SDE
+from ..integrate._fixed import Euler
+from ..integrate._likelihood import log_likelihood
+from ..interpolant._base import Interpolant
+from ..metrics._distances import wasserstein2
 
 __all__ = ["heldout_nll", "ode_samples", "plot_run", "sde_samples", "w2_table"]
 
@@ -53,15 +53,18 @@ def sde_samples(
     generator: torch.Generator | None = None,
     integrator: Integrator | None = None,
 ) -> Solution:
-    r"""Forward SDE samples with ε(t) = ε·σ(t)/max γ (peak ε; zero where the noise scale σ
-    vanishes), by ``integrator`` (default :class:`Euler`, i.e. Euler–Maruyama).
+    r"""Forward SDE samples with ε(t) = ε·σ(t)/max σ: peak ε, zero where the interpolant's noise
+    scale σ vanishes (γ, or α if one-sided), by ``integrator`` (default
+    :class:`~interpolants.Euler`, i.e. Euler–Maruyama).
 
-    Vanishing with σ keeps ε·s = −ε·η_z/max γ bounded where a learned s = −η_z/σ is not.
+    Vanishing with σ keeps ε·s = −ε·η_z/max σ bounded where a learned s = −η_z/σ is not.
+    Raises :class:`ValueError` for an interpolant without noise (σ ≡ 0).
     """
-    peak = interpolant.gamma_schedule.sup
-    scale = epsilon / peak if peak > 0 else 0.0
-    diffusion = GammaProportionalDiffusion(interpolant, scale)
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
+    peak = float(interpolant.noise_scale(grid).max())  # one host read, before integrating
+    if not peak > 0:
+        raise ValueError(f"{interpolant!r} has no noise (σ ≡ 0): sample it with an ODE")
+    diffusion = GammaProportionalDiffusion(interpolant, epsilon / peak)
     integrator = Euler() if integrator is None else integrator
     return integrator.integrate(SDE(velocity, score, diffusion), x0, grid, generator=generator)
 
@@ -89,13 +92,16 @@ def heldout_nll(
     levels: int | None = None,
     low: float = -1.0,
     high: float = 1.0,
+    integrator: Integrator | None = None,
 ) -> dict[str, float]:
-    """Mean test negative log-likelihood (nats) by the ODE with exact divergence (RK4).
+    """Mean test negative log-likelihood (nats) by the ODE with exact divergence, with
+    ``integrator`` (default :class:`~interpolants.integrate.RK4`) on ``steps`` uniform steps.
 
     With ``levels`` (discrete data dequantised to [low, high)), also the bits per dimension.
     """
     grid = time_grid(steps, 1.0, 0.0, dtype=data.dtype, device=data.device)
-    res = log_likelihood(velocity, data, base_log_prob, integrator=RK4(), grid=grid)
+    integrator = RK4() if integrator is None else integrator
+    res = log_likelihood(velocity, data, base_log_prob, integrator=integrator, grid=grid)
     out = {"nll_nats": float(-res.log_prob.mean()), "nfe": float(res.nfe)}
     if levels is not None:
         bpd = bits_per_dim(res.log_prob, int(data[0].numel()), levels=levels, low=low, high=high)

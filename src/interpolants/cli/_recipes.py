@@ -28,12 +28,12 @@ from typing import Any, Literal, cast
 import torch
 from torch import Tensor, nn
 
-from ._atomic import write_text_atomic
-from .analytic import GaussianMixture
-from .coupling import SchrodingerBridgeCoupling, SinkhornCoupling, StableMatchingCoupling
-from .coupling._base import Coupling, IndependentCoupling
-from .coupling._exact import OTCoupling
-from .data import (
+from .._atomic import write_text_atomic
+from ..analytic._exact import GaussianMixture
+from ..coupling import SchrodingerBridgeCoupling, SinkhornCoupling, StableMatchingCoupling
+from ..coupling._base import Coupling, IndependentCoupling
+from ..coupling._exact import OTCoupling
+from ..data import (
     TOY_DATASETS,
     EightGaussians,
     GaussianMixtureData,
@@ -42,8 +42,8 @@ from .data import (
     TensorData,
     load_digits,
 )
-from .data._batches import PairedBatches
-from .fields import (
+from ..data._batches import PairedBatches
+from ..fields import (
     Field,
     ScoreFromDenoiser,
     ScoreFromVelocity,
@@ -52,11 +52,11 @@ from .fields import (
     VelocityFromSplit,
     VelocityFromTarget,
 )
-from .integrate import RK4, Heun, Midpoint
-from .integrate._adaptive import Dopri5
-from .integrate._base import Integrator
-from .integrate._fixed import Euler
-from .interpolant import (
+from ..integrate import RK4, Heun, Midpoint, TorchSDEIntegrator
+from ..integrate._adaptive import Dopri5
+from ..integrate._base import Integrator
+from ..integrate._fixed import Euler
+from ..interpolant import (
     EncoderDecoderInterpolant,
     GammaSchedule,
     MirrorInterpolant,
@@ -67,24 +67,23 @@ from .interpolant import (
     TrigonometricInterpolant,
     VPInterpolant,
 )
-from .interpolant._base import Interpolant
-from .interpolant._families import LinearInterpolant
-from .interpolant._gamma import BrownianGamma
-from .nn import MLP, TwoHeadMLP
-from .objective import DenoiserObjective, ScoreObjective, TargetObjective
-from .objective._base import Objective
-from .objective._losses import SplitObjective, VelocityObjective
+from ..interpolant._base import Interpolant
+from ..interpolant._families import LinearInterpolant
+from ..interpolant._gamma import BrownianGamma
+from ..nn._mlp import MLP, TwoHeadMLP
+from ..objective import DenoiserObjective, ScoreObjective, TargetObjective
+from ..objective._base import Objective
+from ..objective._losses import SplitObjective, VelocityObjective
 
 __all__ = [
     "BASES",
     "COUPLINGS",
     "DATASETS",
     "GAMMAS",
+    "INTEGRATORS",
     "INTERPOLANTS",
     "LR_SCHEDULES",
     "OBJECTIVES",
-    "ODE_METHODS",
-    "SDE_METHODS",
     "Run",
     "RunConfig",
     "load_run",
@@ -105,7 +104,7 @@ GAMMAS: dict[str, Callable[[float], GammaSchedule]] = {
     "quadratic": lambda a: QuadraticGamma(a),
     "sinesq": lambda a: SineSquaredGamma(a),
 }
-"""Command-line names of the γ schedules; the argument is the scale a."""
+"""Command-line names of the γ schedules (the argument is the scale a)."""
 COUPLINGS: dict[str, Callable[[float], Coupling]] = {
     "independent": lambda reg: IndependentCoupling(),
     "ot": lambda reg: OTCoupling(),
@@ -113,7 +112,7 @@ COUPLINGS: dict[str, Callable[[float], Coupling]] = {
     "sb": lambda reg: SchrodingerBridgeCoupling(sigma=math.sqrt(reg / 2)),
     "stable": lambda reg: StableMatchingCoupling(),
 }
-"""Command-line names of the couplings; the argument is the entropic regularisation."""
+"""Command-line names of the couplings (the argument is the entropic regularisation)."""
 OBJECTIVES: dict[str, type[Objective]] = {
     "velocity": VelocityObjective,
     "split": SplitObjective,
@@ -122,26 +121,24 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "target": TargetObjective,
 }
 """Command-line names of the objectives."""
-ODE_METHODS: dict[str, Callable[[], Integrator]] = {
+INTEGRATORS: dict[str, Callable[[], Integrator]] = {
     "euler": Euler,
     "heun": Heun,
     "midpoint": Midpoint,
     "rk4": RK4,
     "dopri5": Dopri5,
+    "torchsde-euler": lambda: TorchSDEIntegrator("euler"),
+    "torchsde-heun": lambda: TorchSDEIntegrator("heun"),
 }
-"""Command-line names of the ODE integrators."""
-SDE_METHODS: dict[str, Callable[[], Integrator]] = {
-    "em": Euler,
-    "sheun": Heun,
-}
-"""Command-line names of the SDE samplers: Euler–Maruyama (:class:`Euler` on an
-SDE) and stochastic Heun (:class:`Heun` on an SDE)."""
+"""The integrators by command-line name. Each samples the ODE (``--eps 0``) or the SDE
+(``--eps > 0``) if it :meth:`~interpolants.Integrator.supports` it: the fixed-step rules both
+(Euler on the SDE is Euler–Maruyama, Heun stochastic Heun), Dopri5 the ODE, torchsde the SDE."""
 LR_SCHEDULES = ("cosine", "constant")
-"""Learning-rate schedules: cosine decay to zero over the run, or constant."""
+"""Learning-rate schedules (cosine decay to zero over the run, or constant)."""
 DATASETS = (*TOY_DATASETS, "digits")
-"""Command-line names of the targets: the 2-D toys and the bundled digits."""
+"""Command-line names of the targets (the 2-D toys and the bundled digits)."""
 BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians"])
-"""Command-line names of the bases: N(0, I) or a 2-D toy."""
+"""Command-line names of the bases (N(0, I) or a 2-D toy)."""
 
 
 PREFETCH_BACKENDS = ("thread", "process")
@@ -309,7 +306,7 @@ class Run:
 
 def load_run(folder: Path) -> tuple[Run, nn.Module]:
     """Rebuild a run from its folder and load its EMA weights (the sampling model)."""
-    from .train import load_checkpoint
+    from ..train._trainer import load_checkpoint
 
     config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
     run = Run(config)

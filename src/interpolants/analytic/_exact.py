@@ -1,31 +1,4 @@
-r"""Exact Gaussian-mixture test bed: closed-form marginals and fields of an interpolant.
-
-For a spatially linear interpolant x_t = α x0 + β x1 + γ z with an *independent* coupling
-between a Gaussian-mixture base ρ0 = Σᵢ pᵢ N(μ0ᵢ, C0ᵢ) and a Gaussian-mixture target
-ρ1 = Σⱼ qⱼ N(μ1ⱼ, C1ⱼ), the time marginal is again a Gaussian mixture,
-
-.. math::
-
-    ρ_t = \sum_{ij} p_i q_j\, N(m_{ij}, C_{ij}),\quad
-    m_{ij} = α μ0_i + β μ1_j,\quad C_{ij} = α^2 C0_i + β^2 C1_j + γ^2 I,
-
-and, with the posterior weights :math:`w_{ij}(x) = p_i q_j N_{ij}(x) / ρ_t(x)`, the velocity,
-score and denoiser are
-
-.. math::
-
-    b(t,x) = \sum_{ij} w_{ij}\,[\dot m_{ij} + \tfrac12 \dot C_{ij} C_{ij}^{-1}(x - m_{ij})],\qquad
-    s(t,x) = -\sum_{ij} w_{ij}\, C_{ij}^{-1}(x - m_{ij}),
-
-with :math:`\dot C_{ij} = 2(α\dot α C0_i + β\dot β C1_j + γ\dot γ I)`. The denoiser (paper sign
-convention, η_z = E[z | x_t = x]) is η_z = −γ s for two-sided interpolants and
-η_z = E[x0 | x_t = x] = −α s for one-sided ones (base N(0, I)). The mean velocity is
-v = b + γγ̇ s (so that b = v − γγ̇ s). Only γγ̇ enters, so every field is finite at t = 0 and 1
-whenever C0 and C1 are non-singular.
-
-This is the ground truth every sampler, loss and likelihood in the library is tested against,
-and a public feature: validate your own components on it.
-"""
+"""The Gaussian mixtures and their exact interpolant fields (see :mod:`interpolants.analytic`)."""
 
 import math
 from typing import final
@@ -34,9 +7,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._types import TimeLike, Vector
-from ._validation import as_time, check_finite, check_floating
-from .interpolant._base import Interpolant
+from .._types import TimeLike, Vector
+from .._validation import as_time, check_finite, check_floating
+from ..interpolant._base import Interpolant
 
 __all__ = ["ExactInterpolantFields"]
 
@@ -326,11 +299,20 @@ class ExactInterpolantFields:
         return (w[..., None] * cond).sum(1), -(w[..., None] * prec_diff).sum(1)
 
     def mean_velocity(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
-        """v(t, x) = E[α̇x0 + β̇x1 | x_t = x] = b + γγ̇ s (for one-sided: b itself)."""
-        b, s = self._velocity_and_score(t, x)
-        return self.interpolant.mean_velocity_from_velocity_and_score(self._time(t, b), b, s)
+        """v(t, x) = E[α̇x0 + β̇x1 | x_t = x], from the mixture algebra: per component,
+        E[α̇x0 + β̇x1 | x] = ṁ + (αα̇C0 + ββ̇C1)C⁻¹(x − m) = ṁ + (½Ċ − γγ̇I)C⁻¹(x − m).
+        (Written independently of the interpolant's conversion v = b + γγ̇ s, which the tests
+        check against it.)"""
+        _, w, prec_diff, mean_rate, cov_rate = self._posterior(t, x)
+        ggd = self.interpolant.coefficients(self._time(t, prec_diff)).gamma_gamma_dot
+        rate = 0.5 * torch.einsum("bpij,bpj->bpi", cov_rate, prec_diff)
+        cond = mean_rate + rate - ggd[:, None, None] * prec_diff
+        return (w[..., None] * cond).sum(1)
 
     def denoiser(self, t: TimeLike, x: Float[Tensor, "batch dim"]) -> Vector:
-        """η_z(t, x) = E[z | x_t = x] = −σ s: −γ s, or E[x0 | x_t] = −α s if one-sided."""
-        s = self.score(t, x)
-        return self.interpolant.denoiser_from_score(self._time(t, s), s)
+        """η_z(t, x) = E[noise | x_t = x], from the mixture algebra: the noise (z, or x0 if
+        one-sided) has covariance σI with x_t, so per component E[noise | x] = σC⁻¹(x − m),
+        with σ the noise scale (γ, or α if one-sided); this is −σ s."""
+        _, w, prec_diff, _, _ = self._posterior(t, x)
+        sigma = self.interpolant.coefficients(self._time(t, prec_diff)).noise_scale
+        return sigma[:, None] * (w[..., None] * prec_diff).sum(1)

@@ -1,0 +1,52 @@
+r"""The ``interpolants`` command line, the named recipes it runs, and evaluation helpers.
+
+The command has ``train``, ``sample``, ``nll`` and ``demo`` subcommands, each with ``--help``.
+Bad arguments print one line (``interpolants: error: ...``) and exit with status 2, never a
+traceback. Runs live in a folder holding ``config.json``, ``checkpoint.pt`` (atomic, loaded
+with ``weights_only=True``) and ``metrics.json``.
+
+A run is described by a :class:`RunConfig` of plain names and numbers, which :class:`Run`
+maps to library objects (the tables below); the evaluation helpers (:func:`ode_samples`,
+:func:`sde_samples`, :func:`w2_table`, :func:`heldout_nll`, :func:`plot_run`) take the fields
+of a run and return numbers or tensors. Pictures need matplotlib (the ``plot`` extra).
+"""
+
+from ._evaluate import heldout_nll as heldout_nll
+from ._evaluate import ode_samples as ode_samples
+from ._evaluate import plot_run as plot_run
+from ._evaluate import sde_samples as sde_samples
+from ._evaluate import w2_table as w2_table
+from ._main import build_parser as build_parser
+from ._main import main as main
+from ._recipes import BASES as BASES
+from ._recipes import COUPLINGS as COUPLINGS
+from ._recipes import DATASETS as DATASETS
+from ._recipes import GAMMAS as GAMMAS
+from ._recipes import INTEGRATORS as INTEGRATORS
+from ._recipes import INTERPOLANTS as INTERPOLANTS
+from ._recipes import LR_SCHEDULES as LR_SCHEDULES
+from ._recipes import OBJECTIVES as OBJECTIVES
+from ._recipes import Run as Run
+from ._recipes import RunConfig as RunConfig
+from ._recipes import load_run as load_run
+
+__all__ = [
+    "BASES",
+    "COUPLINGS",
+    "DATASETS",
+    "GAMMAS",
+    "INTEGRATORS",
+    "INTERPOLANTS",
+    "LR_SCHEDULES",
+    "OBJECTIVES",
+    "Run",
+    "RunConfig",
+    "build_parser",
+    "heldout_nll",
+    "load_run",
+    "main",
+    "ode_samples",
+    "plot_run",
+    "sde_samples",
+    "w2_table",
+]
