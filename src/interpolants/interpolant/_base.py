@@ -22,7 +22,15 @@ from torch import Tensor
 from .._types import State, TimeLike, Times
 from .._validation import broadcast_time
 from ._gamma import GammaSchedule, NoGamma
-from ._values import Coefficients, InterpolantSample, _nonzero, _state, _time, _view
+from ._values import (
+    Coefficients,
+    InterpolantSample,
+    _nonzero,
+    _state,
+    _states,
+    _time,
+    _view,
+)
 
 __all__ = ["Interpolant", "OneSidedInterpolant"]
 
@@ -69,6 +77,7 @@ class Interpolant(abc.ABC):
         if not isinstance(gamma, GammaSchedule):
             raise TypeError(f"gamma must be a GammaSchedule, got {type(gamma).__name__}")
         self._gamma_schedule = gamma
+        self._stochastic = not isinstance(gamma, NoGamma)
 
     # --- what a family implements -------------------------------------------------------
     @abc.abstractmethod
@@ -101,7 +110,7 @@ class Interpolant(abc.ABC):
     @property
     def is_stochastic(self) -> bool:
         """Whether γ is not identically zero (a latent noise z enters x_t)."""
-        return not isinstance(self._gamma_schedule, NoGamma)
+        return self._stochastic
 
     @property
     def one_sided(self) -> bool:
@@ -207,11 +216,8 @@ class Interpolant(abc.ABC):
         >>> s.xt, s.velocity
         (tensor([[0.2500, 0.2500]]), tensor([[1., 1.]]))
         """
-        _state(x0, "x0")
-        _state(x1, "x1", x0)
-        if z is not None:
-            _state(z, "z", x0)
-        elif self.is_stochastic:
+        _states(x0, x1, z)
+        if z is None and self.is_stochastic:
             raise ValueError(
                 "z is required for a stochastic interpolant: pass z = torch.randn_like(x0)"
             )

@@ -42,7 +42,7 @@ class LinearInterpolant(Interpolant):
         super().__init__(NoGamma() if gamma is None else gamma)
 
     def alpha(self, t: Times) -> Times:
-        return 1 - t
+        return torch.rsub(t, 1.0)
 
     def beta(self, t: Times) -> Times:
         return t
@@ -153,7 +153,7 @@ class OneSidedLinearInterpolant(OneSidedInterpolant):
     constant_rates = (-1.0, 1.0)
 
     def alpha(self, t: Times) -> Times:
-        return 1 - t
+        return torch.rsub(t, 1.0)
 
     def beta(self, t: Times) -> Times:
         return t

@@ -131,7 +131,7 @@ class BrownianGamma(GammaSchedule):
         self.edge = float(edge)
 
     def gamma(self, t: Times) -> Times:
-        u = t * (1 - t)
+        u = t * torch.rsub(t, 1.0)
         if self.a != 1.0:
             u = u * self.a
         return u.clamp_min(0).sqrt()
@@ -140,9 +140,9 @@ class BrownianGamma(GammaSchedule):
         # In low precision (bf16: eps = 2^-7) 1 − edge would round to 1: widen the edge.
         edge = max(self.edge, torch.finfo(t.dtype).eps)
         tc = t.clamp(edge, 1 - edge)
-        # a(1 − 2t)/(2√(a t(1−t))) = (√a/2 − √a t)·(t(1 − t))^{-1/2}
-        root = math.sqrt(self.a)
-        return (tc * -root + 0.5 * root) * (tc * (1 - tc)).rsqrt()
+        # a(1 − 2t)/(2√(a t(1−t))) = √a·(½ − t)·(t(1 − t))^{-1/2}
+        out = torch.rsub(tc, 0.5) * (tc * torch.rsub(tc, 1.0)).rsqrt()
+        return out if self.a == 1.0 else out * math.sqrt(self.a)
 
     def gamma_gamma_dot(self, t: Times) -> Times:
         return 0.5 * self.a * (1 - 2 * t)

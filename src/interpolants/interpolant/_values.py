@@ -16,7 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["Coefficients", "InterpolantSample"]
 
 
-_UNSET: object = object()
+_FIELDS = (
+    "alpha",
+    "beta",
+    "gamma",
+    "alpha_dot",
+    "beta_dot",
+    "gamma_dot",
+    "gamma_gamma_dot",
+    "noise_scale",
+)
 
 
 class Coefficients:
@@ -43,57 +52,84 @@ class Coefficients:
     place.
     """
 
-    __slots__ = ("_interpolant", "_values", "t")
+    __slots__ = ("_determinant", "_interpolant", "t", *(f"_{name}" for name in _FIELDS))
+    _alpha: Tensor | None
+    _beta: Tensor | None
+    _gamma: Tensor | None
+    _alpha_dot: Tensor | None
+    _beta_dot: Tensor | None
+    _gamma_dot: Tensor | None
+    _gamma_gamma_dot: Tensor | None
+    _noise_scale: Tensor | None
 
     def __init__(self, interpolant: "Interpolant", t: Tensor) -> None:
         self._interpolant = interpolant
         self.t = t
-        self._values: dict[str, Tensor] = {}
-
-    def _get(self, name: str) -> Tensor:
-        value = self._values.get(name)
-        if value is None:
-            value = self._values[name] = getattr(self._interpolant, name)(self.t)
-        return value
+        self._alpha = self._beta = self._gamma = self._alpha_dot = self._beta_dot = None
+        self._gamma_dot = self._gamma_gamma_dot = self._noise_scale = None
+        self._determinant: Tensor | None = None
 
     @property
     def alpha(self) -> Tensor:
-        return self._get("alpha")
+        value: Tensor | None = self._alpha
+        if value is None:
+            value = self._alpha = self._interpolant.alpha(self.t)
+        return value
 
     @property
     def beta(self) -> Tensor:
-        return self._get("beta")
+        value: Tensor | None = self._beta
+        if value is None:
+            value = self._beta = self._interpolant.beta(self.t)
+        return value
 
     @property
     def gamma(self) -> Tensor:
-        return self._get("gamma")
+        value: Tensor | None = self._gamma
+        if value is None:
+            value = self._gamma = self._interpolant.gamma(self.t)
+        return value
 
     @property
     def alpha_dot(self) -> Tensor:
-        return self._get("alpha_dot")
+        value: Tensor | None = self._alpha_dot
+        if value is None:
+            value = self._alpha_dot = self._interpolant.alpha_dot(self.t)
+        return value
 
     @property
     def beta_dot(self) -> Tensor:
-        return self._get("beta_dot")
+        value: Tensor | None = self._beta_dot
+        if value is None:
+            value = self._beta_dot = self._interpolant.beta_dot(self.t)
+        return value
 
     @property
     def gamma_dot(self) -> Tensor:
-        return self._get("gamma_dot")
+        value: Tensor | None = self._gamma_dot
+        if value is None:
+            value = self._gamma_dot = self._interpolant.gamma_dot(self.t)
+        return value
 
     @property
     def gamma_gamma_dot(self) -> Tensor:
-        return self._get("gamma_gamma_dot")
+        value: Tensor | None = self._gamma_gamma_dot
+        if value is None:
+            value = self._gamma_gamma_dot = self._interpolant.gamma_gamma_dot(self.t)
+        return value
 
     @property
     def noise_scale(self) -> Tensor:
-        return self._get("noise_scale")
+        value: Tensor | None = self._noise_scale
+        if value is None:
+            value = self._noise_scale = self._interpolant.noise_scale(self.t)
+        return value
 
     @property
     def determinant(self) -> Tensor:
-        value = self._values.get("determinant")
+        value = self._determinant
         if value is None:
-            value = self.alpha * self.beta_dot - self.alpha_dot * self.beta
-            self._values["determinant"] = value
+            value = self._determinant = self.alpha * self.beta_dot - self.alpha_dot * self.beta
         return value
 
     def __repr__(self) -> str:
@@ -199,12 +235,24 @@ class InterpolantSample:
 
 def _view(v: Tensor, x: Tensor) -> Tensor:
     """A time of shape ``()`` or ``(B,)`` viewed to broadcast against ``x`` (B, *dims)."""
-    return v if v.ndim == 0 or x.ndim == 1 else v.reshape(v.shape[0], *([1] * (x.ndim - 1)))
+    n = x.ndim
+    if v.ndim == 0 or n == 1:
+        return v
+    if n == 2:
+        return v.unsqueeze(1)
+    return v.reshape(v.shape[0], *([1] * (n - 1)))
 
 
 def _time(t: TimeLike, like: Tensor | None) -> Tensor:
     """``t`` as a tensor in ``like``'s dtype and on its device; numbers are range-checked,
     tensors get metadata checks only (shape ``()`` or ``(B,)`` with B = ``like.shape[0]``)."""
+    if isinstance(t, Tensor) and like is not None:  # the common case first
+        if (
+            t.dtype == like.dtype
+            and t.device == like.device
+            and (t.ndim == 0 or (t.ndim == 1 and t.shape[0] == like.shape[0]))
+        ):
+            return t
     if isinstance(t, (int, float)) and not isinstance(t, bool):
         if not (math.isfinite(t) and 0.0 <= t <= 1.0):
             raise ValueError(f"t must lie in [0, 1], got {t}")
@@ -213,7 +261,7 @@ def _time(t: TimeLike, like: Tensor | None) -> Tensor:
         return torch.tensor(float(t), dtype=like.dtype, device=like.device)
     if not isinstance(t, Tensor):
         raise TypeError(f"t must be a number or a torch.Tensor, got {type(t).__name__}")
-    if not torch.is_floating_point(t):
+    if not t.dtype.is_floating_point:
         raise TypeError(f"t must have a floating dtype, got {t.dtype}")
     if like is None:
         return t
@@ -222,6 +270,33 @@ def _time(t: TimeLike, like: Tensor | None) -> Tensor:
     if t.dtype != like.dtype or t.device != like.device:
         return t.to(dtype=like.dtype, device=like.device)
     return t
+
+
+def _states(x0: Tensor, x1: Tensor, z: Tensor | None) -> None:
+    """The checks of :meth:`Interpolant.sample`'s states, the common case in one comparison."""
+    if (
+        isinstance(x0, Tensor)
+        and isinstance(x1, Tensor)
+        and x0.dtype.is_floating_point
+        and x0.ndim > 0
+        and x1.shape == x0.shape
+        and x1.dtype == x0.dtype
+        and x1.device == x0.device
+        and (
+            z is None
+            or (
+                isinstance(z, Tensor)
+                and z.shape == x0.shape
+                and z.dtype == x0.dtype
+                and z.device == x0.device
+            )
+        )
+    ):
+        return
+    _state(x0, "x0")
+    _state(x1, "x1", x0)
+    if z is not None:
+        _state(z, "z", x0)
 
 
 def _state(x: Tensor, name: str, like: Tensor | None = None, like_name: str = "x0") -> None:
@@ -235,7 +310,8 @@ def _state(x: Tensor, name: str, like: Tensor | None = None, like_name: str = "x
             f"{name} must have {like_name}'s dtype and device ({like.dtype}, {like.device}), "
             f"got ({x.dtype}, {x.device})"
         )
-    check_floating(x, name)
+    if not (isinstance(x, Tensor) and x.dtype.is_floating_point):
+        check_floating(x, name)  # raises, naming the argument
     if x.ndim == 0:
         raise ValueError(f"{name} must have shape (batch, *dims), got a 0-d tensor")
 
