@@ -26,7 +26,7 @@ $(VENV)/.bench-installed: $(VENV)/.dev-installed
 	$(PIP) --no-deps torchcfm torchebm
 	touch $@
 
-BENCH_SUITES := coupling training_step sampling_quality likelihood density overhead
+BENCH_SUITES := coupling training_step sampling_quality likelihood density overhead adaptive
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 

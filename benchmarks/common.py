@@ -21,7 +21,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SUITES = ("coupling", "training_step", "sampling_quality", "likelihood", "density", "overhead")
+SUITES = ("coupling", "training_step", "sampling_quality", "likelihood", "density", "overhead", "adaptive")
 
 
 def machine() -> dict[str, Any]:

@@ -52,7 +52,7 @@ from ..fields import (
     VelocityFromSplit,
     VelocityFromTarget,
 )
-from ..integrate import RK4, Heun, Midpoint, TorchSDEIntegrator
+from ..integrate import RK4, Bosh3, Heun, Midpoint, TorchSDEIntegrator
 from ..integrate._adaptive import Dopri5
 from ..integrate._base import Integrator
 from ..integrate._fixed import Euler
@@ -127,12 +127,14 @@ INTEGRATORS: dict[str, Callable[[], Integrator]] = {
     "midpoint": Midpoint,
     "rk4": RK4,
     "dopri5": Dopri5,
+    "bosh3": Bosh3,
     "torchsde-euler": lambda: TorchSDEIntegrator("euler"),
     "torchsde-heun": lambda: TorchSDEIntegrator("heun"),
 }
 """The integrators by command-line name. Each samples the ODE (``--eps 0``) or the SDE
 (``--eps > 0``) if it :meth:`~interpolants.Integrator.supports` it: the fixed-step rules both
-(Euler on the SDE is Euler–Maruyama, Heun stochastic Heun), Dopri5 the ODE, torchsde the SDE."""
+(Euler on the SDE is Euler–Maruyama, Heun stochastic Heun), Dopri5 and Bosh3 the ODE, torchsde
+the SDE."""
 LR_SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules (cosine decay to zero over the run, or constant)."""
 DATASETS = (*TOY_DATASETS, "digits")

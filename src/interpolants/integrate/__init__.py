@@ -8,6 +8,8 @@ their end handling with :class:`SDE`, the fixed-step rules with
 """
 
 from ._adaptive import AdaptiveIntegrator as AdaptiveIntegrator
+from ._adaptive import Bosh3 as Bosh3
+from ._adaptive import EmbeddedRungeKutta as EmbeddedRungeKutta
 from ._base import CountedField as CountedField
 from ._base import Problem as Problem
 from ._base import Solution as Solution
@@ -31,6 +33,7 @@ from ._torchsde import TorchSDEIntegrator as TorchSDEIntegrator
 __all__ = [
     "RK4",
     "AdaptiveIntegrator",
+    "Bosh3",
     "ConstantDiffusion",
     "CountedField",
     "CustomDiffusion",
@@ -38,6 +41,7 @@ __all__ = [
     "DivergenceEstimator",
     "DivergenceField",
     "Dynamics",
+    "EmbeddedRungeKutta",
     "ExactDivergence",
     "FixedStepIntegrator",
     "GammaProportionalDiffusion",

@@ -1,46 +1,100 @@
-r"""Adaptive Dormand–Prince 5(4) integration of the probability-flow ODE.
+r"""Adaptive integration of the probability-flow ODE with embedded Runge–Kutta pairs.
 
-Each step computes a fifth-order solution x̂ and an embedded fourth-order one; their
-difference e estimates the local error. With the elementwise scale
-:math:`sc = atol + rtol·\max(|x|, |\hat x|)`, the error norm is
+One loop (:class:`EmbeddedRungeKutta`) serves every embedded pair (a :class:`Tableau` with
+error weights): :class:`Dopri5` (Dormand–Prince 5(4), seven stages, six new evaluations a
+step) and :class:`Bosh3` (Bogacki–Shampine 3(2), four stages, three new evaluations a step).
+
+The step
+--------
+A step of size h from (t, x) computes the stages kᵢ, the solution y = x + h Σᵢ bᵢkᵢ of order p
+and the error estimate e = h Σᵢ (bᵢ − b̂ᵢ) kᵢ, its difference with the embedded solution of
+order q = p − 1 (e = O(h^{q+1})); the integration continues with y (local extrapolation). In
+both pairs the last stage is evaluated at (t + h, y) and is the first stage of the next step
+(FSAL): an attempted step costs ``stages − 1`` evaluations. Dormand–Prince's second stage
+enters only later stages' inputs, so it is evaluated through ``problem.partial`` (the
+likelihood skips its divergence there).
+
+The error norm, per sample
+--------------------------
+With the elementwise scale :math:`sc = atol + rtol\,\max(|x|, |y|)`,
 
 .. math::
 
     \mathrm{err} = \max_{i \le B} \sqrt{\operatorname{mean}_j (e_{ij} / sc_{ij})^2},
 
-the root-mean-square error of the worst sample, so every sample of the batch meets the
-tolerance (the whole batch shares one step because t is shared). A step is accepted when
-err ≤ 1, and the next step is h·min(10, max(0.2, 0.9·err^{-1/5})). The seventh stage is the
-first stage of the next step (FSAL), so an accepted or rejected step costs six evaluations.
-Steps are shortened to stop exactly on every grid point; the initial step follows Hairer,
-Nørsett and Wanner (one extra evaluation).
+the root-mean-square scaled error of the worst sample
+(:meth:`~EmbeddedRungeKutta.error_norm`). The batch shares its steps (t is shared) and a step
+is accepted when err ≤ 1, so every sample meets the tolerance on its own. torchdiffeq and
+torchebm take one RMS over the whole batch tensor instead, which accepts a step whose worst
+sample misses the tolerance as long as the batch average meets it: at equal rtol and atol they
+take fewer steps and return larger errors. Override
+:meth:`~EmbeddedRungeKutta.error_norm` for that behaviour (its example does).
+
+The step-size controller
+------------------------
+With k = q + 1, the order in h of the error estimate, the next step is
+
+.. math::
+
+    h_{new} = h\,\min\big(f_{max}, \max(f_{min}, s\,\mathrm{err}^{-1/k})\big),\qquad
+    s = 0.7,\quad f_{min} = 0.2,\quad f_{max} = 10,
+
+the elementary controller of Hairer, Nørsett and Wanner (§II.4): it aims at err ≈ s^k (0.17
+for Dopri5, 0.34 for Bosh3). A rejected step is retried with h_new, and the step after a
+rejection may not grow. Proportional–integral controllers (Gustafsson 1991; Söderlind 2003)
+are the measured alternative (``benchmarks/results/adaptive.md``).
+
+**Equal steps to each grid point**: at distance R from the next grid point the step is
+R / ⌈R / h⌉, so the steps up to the grid point are equal and none is longer than h (instead
+of steps of h and a short remainder); every grid point is hit exactly.
+
+**The initial step** costs no evaluation: with d₀ = ‖x₀‖ and d₁ = ‖b(t₀, x₀)‖ in the norm
+above (scaled by sc at x₀),
+
+.. math::
+
+    h_0 = \min\big(T,\ (0.1 / d_1)^{1/k},\ d_0 / d_1\big),
+
+T the span of the grid (a term is dropped when its d is below 1e-5). This is the algorithm of
+Hairer et al. (§II.4, "Starting step size") without its second evaluation, which estimates the
+second derivative, and with 0.1 for their 0.01; ``first_step`` overrides it.
+
+Host reads: d₀ and d₁ once, then one per attempted step, the error norm that accepts or
+rejects it (inherent to adaptive stepping). NFE = 1 + (stages − 1) × attempted steps for an
+FSAL pair.
 
 References
 ----------
 J. R. Dormand, P. J. Prince, *A family of embedded Runge–Kutta formulae*, J. Comput. Appl.
-Math. 6 (1980). E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential
-Equations I*, Springer (1993), §II.4.
+Math. 6 (1980), doi:10.1016/0771-050X(80)90013-3. P. Bogacki, L. F. Shampine, *A 3(2) pair of
+Runge–Kutta formulas*, Appl. Math. Lett. 2 (1989), doi:10.1016/0893-9659(89)90079-7.
+E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, 2nd ed.,
+Springer (1993), §II.4. K. Gustafsson, *Control theoretic techniques for stepsize selection in
+explicit Runge–Kutta methods*, ACM TOMS 17 (1991), doi:10.1145/210232.210242. G. Söderlind,
+*Digital filters in adaptive time-stepping*, ACM TOMS 29 (2003), doi:10.1145/641876.641877.
 """
 
 import abc
 import math
-from collections.abc import Callable
 from typing import final
 
 import torch
 from torch import Tensor
 
+from .._types import Scalar, State
 from ._base import Integrator, Problem
-from ._tableau import DOPRI5
+from ._tableau import BOSH3, DOPRI5, Tableau
 
-__all__ = ["AdaptiveIntegrator", "Dopri5"]
+__all__ = ["AdaptiveIntegrator", "Bosh3", "Dopri5", "EmbeddedRungeKutta"]
 
-# (row of a, weight) pairs with the zero coefficients dropped, for the stage inputs
-_ROWS = [[(j, a) for j, a in enumerate(row) if a != 0.0] for row in DOPRI5.a]
-_ERROR = [(i, e) for i, e in enumerate(DOPRI5.error or ()) if e != 0.0]
-# stages whose derivative enters only later stages' inputs: the cheaper `partial` serves
-# (the last stage is the next step's first, FSAL, and is always evaluated in full)
-_INPUT_ONLY = DOPRI5.input_only - {DOPRI5.stages - 1}
+_SAFETY = 0.7
+"""Safety factor s of the controller: the step aims at err ≈ s^k."""
+_MIN_FACTOR = 0.2
+"""The smallest step ratio h_new / h (after a rejection)."""
+_MAX_FACTOR = 10.0
+"""The largest step ratio h_new / h."""
+_FIRST_STEP_CONSTANT = 0.1
+"""The constant c of the initial step (c / d₁)^{1/k}."""
 
 
 def _combine(pairs: list[tuple[int, float]], stages: list[Tensor], scale: float) -> Tensor:
@@ -71,9 +125,13 @@ class AdaptiveIntegrator(Integrator):
         """Absolute tolerance on the local error."""
 
 
-@final
-class Dopri5(AdaptiveIntegrator):
-    r"""Dormand–Prince 5(4) with error control on every sample (see the module notes).
+class EmbeddedRungeKutta(AdaptiveIntegrator):
+    r"""Abstract adaptive method of an embedded explicit Runge–Kutta pair (see the module notes).
+
+    **Writing one.** Subclass and give :attr:`tableau` (with its error weights),
+    :attr:`~Integrator.order` (p) and :attr:`error_order` (q, the order of the embedded
+    solution); the loop, the controller and the initial step are written once, here. A pair
+    whose last stage is not its solution (no FSAL) costs one more evaluation per accepted step.
 
     Parameters
     ----------
@@ -82,16 +140,19 @@ class Dopri5(AdaptiveIntegrator):
     max_steps:
         Raise :class:`RuntimeError` if more steps (accepted or rejected) are needed.
     first_step:
-        Initial step size; chosen automatically when ``None``.
+        Initial step size; chosen automatically (no extra evaluation) when ``None``.
 
     Example
     -------
     >>> import torch
-    >>> from interpolants import Dopri5
-    >>> x0 = torch.ones(2, 1, dtype=torch.float64)
-    >>> sol = Dopri5(rtol=1e-8, atol=1e-8).integrate(
+    >>> from interpolants.integrate import EmbeddedRungeKutta, Tableau
+    >>> class HeunEuler(EmbeddedRungeKutta):  # Heun 2 with Euler 1 embedded
+    ...     tableau = Tableau(c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), error=(-0.5, 0.5))
+    ...     order, error_order = 2, 1
+    >>> x0 = torch.ones(1, 1, dtype=torch.float64)
+    >>> sol = HeunEuler(rtol=1e-6, atol=1e-6).integrate(
     ...     lambda t, x: x, x0, torch.tensor([0.0, 1.0], dtype=torch.float64))
-    >>> abs(float(sol.state[0, 0]) - 2.718281828459045) < 1e-7
+    >>> abs(float(sol.state) - 2.718281828459045) < 1e-4
     True
     """
 
@@ -110,14 +171,22 @@ class Dopri5(AdaptiveIntegrator):
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         if first_step is not None and not first_step > 0:
             raise ValueError(f"first_step must be positive, got {first_step}")
+        if self.tableau.error is None:
+            raise TypeError(f"{type(self).__name__}.tableau must have error weights")
         self._rtol = float(rtol)
         self._atol = float(atol)
         self.max_steps = int(max_steps)
         self.first_step = first_step
 
     @property
-    def order(self) -> int:
-        return 5
+    @abc.abstractmethod
+    def tableau(self) -> Tableau:
+        """The embedded pair: weights b of the solution and error weights b − b̂."""
+
+    @property
+    @abc.abstractmethod
+    def error_order(self) -> int:
+        """The order q of the embedded solution; the error estimate is O(h^{q+1})."""
 
     @property
     def rtol(self) -> float:
@@ -128,43 +197,81 @@ class Dopri5(AdaptiveIntegrator):
         return self._atol
 
     def __repr__(self) -> str:
-        return f"Dopri5(rtol={self._rtol}, atol={self._atol})"
+        return f"{type(self).__name__}(rtol={self._rtol}, atol={self._atol})"
 
-    def _norm(self, e: Tensor, x: Tensor, y: Tensor) -> float:
+    def error_norm(self, error: State, x: State, y: State) -> Scalar:
+        r"""The scaled norm of ``error`` for a step from ``x`` to ``y`` (all ``(B, *dims)``):
+        the largest over samples of the RMS over each sample's entries of
+        :math:`e / (atol + rtol\,\max(|x|, |y|))`, a 0-d tensor. A step is accepted when it is
+        ≤ 1; the loop reads it on the host.
+
+        Example
+        -------
+        Override it for one RMS over the whole batch tensor, as torchdiffeq and torchebm do (a
+        step is then accepted when the batch average, not each sample, meets the tolerance):
+
+        >>> import torch
+        >>> from interpolants import Dopri5
+        >>> from interpolants.integrate import EmbeddedRungeKutta
+        >>> from interpolants.integrate._tableau import DOPRI5
+        >>> class BatchNormDopri5(EmbeddedRungeKutta):
+        ...     tableau, order, error_order = DOPRI5, 5, 4
+        ...     def error_norm(self, error, x, y):
+        ...         scale = self.atol + self.rtol * torch.maximum(x.abs(), y.abs())
+        ...         return (error / scale).square().mean().sqrt()
+        >>> x0 = torch.tensor([[1.0], [1e-3]], dtype=torch.float64)
+        >>> grid = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        >>> batch = BatchNormDopri5(rtol=1e-3, atol=1e-6).integrate(lambda t, x: x, x0, grid)
+        >>> ours = Dopri5(rtol=1e-3, atol=1e-6).integrate(lambda t, x: x, x0, grid)
+        >>> batch.nfe <= ours.nfe
+        True
+        """
         scale = self._atol + self._rtol * torch.maximum(x.abs(), y.abs())
-        ratio = (e / scale).reshape(e.shape[0], -1)
-        value = float(ratio.pow(2).mean(1).sqrt().max())
+        return (error / scale).reshape(error.shape[0], -1).square().mean(1).sqrt().max()
+
+    def _norm(self, error: Tensor, x: Tensor, y: Tensor) -> float:
+        value = float(self.error_norm(error, x, y))
         return value if math.isfinite(value) else math.inf
 
-    def _initial_step(
-        self,
-        f: Callable[[Tensor, Tensor], Tensor],
-        t: float,
-        x: Tensor,
-        k1: Tensor,
-        span: float,
-        sign: float,
-    ) -> float:
+    def _initial_step(self, t: float, x: Tensor, k1: Tensor, span: float) -> float:
         if self.first_step is not None:
             return min(self.first_step, span)
-        zero = torch.zeros_like(x)
-        d0 = self._norm(x, zero, x)
-        d1 = self._norm(k1, zero, x)
-        if not math.isfinite(d1):
+        d1 = self._norm(k1, x, x)
+        if d1 == math.inf:
             raise FloatingPointError(f"the field returned NaN or Inf at t = {t:.6g}")
-        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
-        h0 = min(h0, span)
-        k2 = f(x.new_full((), t + sign * h0), x + (sign * h0) * k1)
-        d2 = self._norm(k2 - k1, zero, x) / h0
-        big = max(d1, d2)
-        h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1 / 5)
-        return min(100 * h0, h1, span)
+        h = span
+        if d1 > 1e-5:
+            h = min(h, (_FIRST_STEP_CONSTANT / d1) ** (1 / (self.error_order + 1)))
+            d0 = self._norm(x, x, x)
+            if d0 > 1e-5:
+                h = min(h, d0 / d1)
+        return h
 
-    def solve(self, problem: Problem) -> tuple[Tensor, list[Tensor], int]:
-        """Adaptive Dormand–Prince steps from grid point to grid point (see the module notes).
+    def _step(self, remaining: float, h: float) -> float:
+        """The next step towards a grid point at distance ``remaining``: equal steps, none
+        longer than ``h`` (the whole remainder when h reaches it, up to rounding)."""
+        return remaining / max(1, math.ceil(remaining / h * (1 - 1e-10)))
+
+    def _factor(self, err: float, previous: float | None) -> float:
+        """The step ratio h_new / h after a step with error ``err`` (``previous``: the error
+        of the last accepted step, ``None`` before the first); the caller clamps it to
+        [f_min, f_max], and to ≤ 1 for a step accepted right after a rejection."""
+        return _MAX_FACTOR if err == 0.0 else _SAFETY * err ** (-1.0 / (self.error_order + 1))
+
+    def solve(self, problem: Problem) -> tuple[State, list[State], int]:
+        """Adaptive steps from grid point to grid point (see the module notes).
 
         One host read per attempted step: the error norm that accepts or rejects it.
         """
+        tab = self.tableau
+        s = tab.stages
+        fsal = tab.fsal
+        rows = [[(j, a) for j, a in enumerate(row) if a != 0.0] for row in tab.a]
+        weights = [(i, b) for i, b in enumerate(tab.b) if b != 0.0]
+        errors = [(i, e) for i, e in enumerate(tab.error or ()) if e != 0.0]
+        # stages entering only later stages' inputs: the cheaper `partial` serves (an FSAL
+        # pair's last stage is the next step's first and is always evaluated in full)
+        input_only = tab.input_only - {s - 1} if fsal else tab.input_only
         field = problem.velocity
         x = problem.x
         points = problem.times
@@ -172,48 +279,108 @@ class Dopri5(AdaptiveIntegrator):
         keep = set(problem.saved)
         trajectory = [x] if 0 in keep else []
         t = points[0]
-        k1 = field(x.new_full((), t), x)
-        h = self._initial_step(field, t, x, k1, abs(points[-1] - t), sign)
+        k1 = field(problem.grid[0], x)
+        h = self._initial_step(t, x, k1, abs(points[-1] - t))
         attempts = accepted = failed = 0
-        nodes = DOPRI5.c
+        rejected = False
+        previous: float | None = None  # the error of the last accepted step
+        name = type(self).__name__
         for index in range(1, len(points)):
             stop = points[index]
             while (stop - t) * sign > 0:
                 if attempts >= self.max_steps:
                     raise RuntimeError(
-                        f"Dopri5 exceeded max_steps={self.max_steps} at t = {t:.6g}; "
+                        f"{name} exceeded max_steps={self.max_steps} at t = {t:.6g}; "
                         "loosen rtol/atol or raise max_steps"
                     )
                 attempts += 1
                 remaining = abs(stop - t)
-                last = h >= remaining * (1 - 1e-10)
-                step = remaining if last else h
+                step = self._step(remaining, h)
+                last = step >= remaining
+                step = remaining if last else step
                 dt = sign * step
                 ks = [k1]
                 xi = x
-                for i in range(1, 7):
-                    xi = x + _combine(_ROWS[i], ks, dt)
-                    ti = stop if (last and nodes[i] == 1.0) else t + nodes[i] * dt
-                    stage = problem.partial if i in _INPUT_ONLY else field
+                for i in range(1, s):
+                    xi = x + _combine(rows[i], ks, dt)
+                    ti = stop if (last and tab.c[i] == 1.0) else t + tab.c[i] * dt
+                    stage = problem.partial if i in input_only else field
                     ks.append(stage(x.new_full((), ti), xi))
-                # the last stage state is the fifth-order solution (FSAL)
-                err = self._norm(_combine(_ERROR, ks, dt), x, xi)
+                y = xi if fsal else x + _combine(weights, ks, dt)
+                err = self._norm(_combine(errors, ks, dt), x, y)
                 failed = failed + 1 if err == math.inf else 0
                 if failed > 20:  # 20 shrinking retries all non-finite: the field is broken
                     raise FloatingPointError(
                         f"the field returned NaN or Inf near t = {t:.6g} for every step tried"
                     )
-                factor = 10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err ** (-1 / 5)))
                 if err <= 1.0:
+                    factor = max(_MIN_FACTOR, self._factor(err, previous))
+                    factor = min(1.0 if rejected else _MAX_FACTOR, factor)
+                    previous = err
                     t = stop if last else t + dt
-                    x, k1 = xi, ks[6]
+                    x = y
+                    k1 = ks[s - 1] if fsal else field(x.new_full((), t), x)
                     accepted += 1
-                    # a step shortened to hit a grid point says nothing about the next one
+                    rejected = False
+                    # a step shortened to hit a grid point says little about the next one
                     h = max(h, step * factor) if last else step * factor
                 else:
-                    h = step * factor
+                    h = step * max(_MIN_FACTOR, self._factor(err, previous))
+                    rejected = True
                 if h < 1e-14 * max(1.0, abs(t)):
-                    raise RuntimeError(f"Dopri5 step size underflow at t = {t:.6g}")
+                    raise RuntimeError(f"{name} step size underflow at t = {t:.6g}")
             if index in keep:
                 trajectory.append(x)
         return x, trajectory, accepted
+
+
+@final
+class Dopri5(EmbeddedRungeKutta):
+    r"""Dormand–Prince 5(4) with error control on every sample (see the module notes).
+
+    Order 5 with an embedded fourth-order estimate; six new evaluations per attempted step
+    (FSAL).
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants import Dopri5
+    >>> x0 = torch.ones(2, 1, dtype=torch.float64)
+    >>> sol = Dopri5(rtol=1e-8, atol=1e-8).integrate(
+    ...     lambda t, x: x, x0, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    >>> abs(float(sol.state[0, 0]) - 2.718281828459045) < 1e-7
+    True
+    >>> (sol.nfe - 1) % 6  # one first evaluation, then six per attempted step
+    0
+    """
+
+    tableau = DOPRI5
+    order = 5
+    error_order = 4
+
+
+@final
+class Bosh3(EmbeddedRungeKutta):
+    r"""Bogacki–Shampine 3(2) with error control on every sample (see the module notes).
+
+    Order 3 with an embedded second-order estimate; three new evaluations per attempted step
+    (FSAL): a pair for loose tolerances, where few digits are wanted
+    (``benchmarks/results/adaptive.md`` measures where it needs fewer evaluations than
+    :class:`Dopri5`).
+
+    Example
+    -------
+    >>> import torch
+    >>> from interpolants.integrate import Bosh3
+    >>> x0 = torch.ones(2, 1, dtype=torch.float64)
+    >>> sol = Bosh3(rtol=1e-6, atol=1e-6).integrate(
+    ...     lambda t, x: x, x0, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    >>> abs(float(sol.state[0, 0]) - 2.718281828459045) < 1e-5
+    True
+    >>> (sol.nfe - 1) % 3  # one first evaluation, then three per attempted step
+    0
+    """
+
+    tableau = BOSH3
+    order = 3
+    error_order = 2

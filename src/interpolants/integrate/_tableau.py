@@ -9,19 +9,23 @@ weights b maps x_k to
     x_{k+1} = x_k + h\sum_i b_i k_i.
 
 An embedded pair adds the error weights e = b − b̂ of a lower-order solution b̂, so that
-h Σ eᵢkᵢ estimates the local error (:class:`Dopri5`).
+h Σ eᵢkᵢ estimates the local error (:class:`Dopri5`, :class:`Bosh3`). When the last stage is
+evaluated at the solution itself (c_s = 1, a_{s·} = b, b_s = 0: "first same as last",
+:attr:`Tableau.fsal`), it is the first stage of the next step.
 
 References
 ----------
 E. Hairer, S. P. Nørsett, G. Wanner, *Solving Ordinary Differential Equations I*, Springer
 (1993), §II.1 and §II.4. J. R. Dormand, P. J. Prince, *A family of embedded Runge–Kutta
-formulae*, J. Comput. Appl. Math. 6 (1980).
+formulae*, J. Comput. Appl. Math. 6 (1980), doi:10.1016/0771-050X(80)90013-3. P. Bogacki,
+L. F. Shampine, *A 3(2) pair of Runge–Kutta formulas*, Appl. Math. Lett. 2 (1989),
+doi:10.1016/0893-9659(89)90079-7.
 """
 
 from dataclasses import dataclass
 from functools import cached_property
 
-__all__ = ["CLASSICAL_RK4", "DOPRI5", "EULER", "HEUN", "MIDPOINT", "Tableau"]
+__all__ = ["BOSH3", "CLASSICAL_RK4", "DOPRI5", "EULER", "HEUN", "MIDPOINT", "Tableau"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,13 @@ class Tableau:
         err = self.error or (0.0,) * self.stages
         return frozenset(i for i in range(self.stages) if self.b[i] == 0.0 and err[i] == 0.0)
 
+    @cached_property
+    def fsal(self) -> bool:
+        """First same as last: the last stage is evaluated at the solution (c = 1, its row of
+        a equals b, and its own weight is 0), so it is the first stage of the next step."""
+        s = self.stages
+        return s > 1 and self.c[-1] == 1.0 and self.a[-1] == self.b[:-1] and self.b[-1] == 0.0
+
 
 EULER = Tableau(c=(0.0,), a=((),), b=(1.0,))
 """Explicit Euler, order 1."""
@@ -118,3 +129,14 @@ DOPRI5 = Tableau(
 )
 """Dormand–Prince 5(4): fifth-order solution, embedded fourth-order error estimate; the last
 stage is the first of the next step (FSAL)."""
+
+_BS_B = (2 / 9, 1 / 3, 4 / 9, 0.0)
+_BS_B2 = (7 / 24, 1 / 4, 1 / 3, 1 / 8)
+
+BOSH3 = Tableau(
+    c=(0.0, 1 / 2, 3 / 4, 1.0),
+    a=((), (1 / 2,), (0.0, 3 / 4), _BS_B[:3]),
+    b=_BS_B,
+    error=tuple(b3 - b2 for b3, b2 in zip(_BS_B, _BS_B2, strict=True)),
+)
+"""Bogacki–Shampine 3(2): third-order solution, embedded second-order error estimate (FSAL)."""
