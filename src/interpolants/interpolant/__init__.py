@@ -41,6 +41,7 @@ from ._gamma import GammaSchedule as GammaSchedule
 from ._gamma import NoGamma as NoGamma
 from ._gamma import QuadraticGamma as QuadraticGamma
 from ._gamma import SineSquaredGamma as SineSquaredGamma
+from ._learned import LearnedInterpolant as LearnedInterpolant
 from ._values import Coefficients as Coefficients
 from ._values import InterpolantSample as InterpolantSample
 
@@ -51,6 +52,7 @@ __all__ = [
     "EncoderDecoderInterpolant",
     "GammaSchedule",
     "InterpolantSample",
+    "LearnedInterpolant",
     "MirrorInterpolant",
     "NoGamma",
     "OneSidedInterpolant",
