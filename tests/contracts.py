@@ -23,6 +23,7 @@ PUBLIC_MODULES = (
     "interpolants.fields",
     "interpolants.integrate",
     "interpolants.data",
+    "interpolants.density",
     "interpolants.analytic",
     "interpolants.metrics",
     "interpolants.nn",

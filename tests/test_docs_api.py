@@ -47,6 +47,7 @@ TOP_LEVEL = {
     "cli",
     "coupling",
     "data",
+    "density",
     "fields",
     "integrate",
     "interpolant",

@@ -10,6 +10,7 @@ subpackages; everything else lives in its subpackage, under exactly one public n
 * :mod:`interpolants.fields` — conversions between fields, guidance;
 * :mod:`interpolants.integrate` — integrators, diffusions, likelihood;
 * :mod:`interpolants.data` — sources, coupled batches, prefetching, datasets;
+* :mod:`interpolants.density` — a trained model as a distribution (``log_prob``, ``sample``);
 * :mod:`interpolants.analytic` — the exact Gaussian-mixture test bed;
 * :mod:`interpolants.metrics`, :mod:`interpolants.nn`, :mod:`interpolants.train`;
 * :mod:`interpolants.cli` — the command line, its recipes and evaluation helpers.
@@ -29,6 +30,7 @@ from . import analytic as analytic
 from . import cli as cli
 from . import coupling as coupling
 from . import data as data
+from . import density as density
 from . import fields as fields
 from . import integrate as integrate
 from . import interpolant as interpolant
@@ -82,6 +84,7 @@ __all__ = [
     "cli",
     "coupling",
     "data",
+    "density",
     "fields",
     "integrate",
     "interpolant",

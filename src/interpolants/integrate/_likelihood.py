@@ -102,7 +102,8 @@ class _AugmentedField:
 
 
 class _Augmented(_AugmentedField):
-    """The divergence by vector–Jacobian products with ``vectors`` (exact or Hutchinson)."""
+    """The divergence by vector–Jacobian products with ``vectors`` (exact or Hutchinson);
+    ``keep_graph`` returns it differentiable with respect to the field's parameters."""
 
     def __init__(
         self,
@@ -111,18 +112,21 @@ class _Augmented(_AugmentedField):
         vectors: Tensor,
         weight: float,
         chunk_size: int | None,
+        keep_graph: bool = False,
     ) -> None:
         super().__init__(counted, shape)
         self.vectors = vectors
         self.weight = weight
         self.chunk_size = chunk_size
+        self.keep_graph = keep_graph
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:
         primal = torch.func.vjp(lambda z: self.counted(t, z), self.state(y))
         b, vjp = primal[0], primal[1]
         (rows,) = torch.func.vmap(vjp, chunk_size=self.chunk_size)(self.vectors)
         div = (rows * self.vectors).flatten(2).sum(-1).sum(0) * self.weight
-        return self.join(b, div).detach()
+        out = self.join(b, div)
+        return out if self.keep_graph else out.detach()
 
 
 class _StructuredAugmented(_AugmentedField):
@@ -158,6 +162,7 @@ def log_likelihood(
     grid: Tensor | None = None,
     divergence: DivergenceEstimator | None = None,
     generator: torch.Generator | None = None,
+    differentiable: bool = False,
 ) -> LikelihoodResult:
     r"""log ρ1(x) under the probability-flow ODE of ``velocity`` (see the module notes).
 
@@ -179,11 +184,17 @@ def log_likelihood(
         :class:`ExactDivergence` (default) or :class:`HutchinsonDivergence`.
     generator:
         Random generator for the Hutchinson probes.
+    differentiable:
+        Keep the autograd graph, so that the log-likelihood can be differentiated with respect
+        to the field's parameters (and ``x``), e.g. for likelihood training or fine-tuning.
+        Memory then grows with the number of steps; the field's own
+        ``forward_and_divergence`` and the cheaper input-only stages are not used.
 
     Returns
     -------
     LikelihoodResult
-        log ρ1(x) of shape ``(B,)`` and its parts. The result is detached: this is an
+        log ρ1(x) of shape ``(B,)`` and its parts. Unless ``differentiable``, the result is
+        detached: this is an
         evaluation tool, not a training loss.
 
     Example
@@ -219,15 +230,19 @@ def log_likelihood(
     augmented: _AugmentedField
     own = own_divergence(velocity)
     structured = isinstance(divergence, ExactDivergence) and divergence.structured
-    if structured and x.ndim == 2 and own is not None:
+    if structured and x.ndim == 2 and own is not None and not differentiable:
         augmented = _StructuredAugmented(own, counted, x.shape)
     else:
         vectors, weight = divergence.vectors(x, generator)
-        augmented = _Augmented(counted, x.shape, vectors, weight, divergence.chunk_size)
-    dynamics = ODE(augmented, partial=augmented.without_auxiliary)
+        augmented = _Augmented(
+            counted, x.shape, vectors, weight, divergence.chunk_size, keep_graph=differentiable
+        )
+    # an input-only stage's velocity feeds later stages: with a graph it must keep its own
+    dynamics = ODE(augmented, partial=None if differentiable else augmented.without_auxiliary)
     if not integrator.supports(dynamics):
         raise TypeError(f"integrator {integrator!r} cannot step an ODE")
-    start = torch.cat([x.detach().reshape(x.shape[0], -1), x.new_zeros(x.shape[0], 1)], dim=1)
+    data = x if differentiable else x.detach()
+    start = torch.cat([data.reshape(x.shape[0], -1), x.new_zeros(x.shape[0], 1)], dim=1)
     solution = integrator.integrate(dynamics, start, g)
     base_state = solution.state[:, :-1].reshape(x.shape)
     delta = solution.state[:, -1]
