@@ -4,6 +4,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from interpolants import _validation
+
 # Derandomised: the same examples on every run, so property tests never flake; no deadline,
 # because runtime type checking (jaxtyping + beartype) makes the first calls slow.
 settings.register_profile(
@@ -14,6 +16,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("interpolants")
+
+# The checked mode's value checks (a time tensor's range, one host read per call) throughout
+# the suite; tests/test_no_sync.py switches them off, as in production.
+_validation.CHECK_VALUES = True
 
 # A throw-away multi-threaded kernel before any test. On this project's 2-core machines (CPU
 # build of torch 2.13.0, two intra-op threads) the *first* element-wise kernel that a fresh

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from interpolants import _validation
+
 PUBLIC_MODULES = (
     "interpolants",
     "interpolants.interpolant",
@@ -85,6 +87,16 @@ SYNCING_OPS = {
 class NoHostSync(TorchDispatchMode):
     """Raise on every op that would synchronise a CUDA device with the host, on any device:
     the CPU counterpart of ``torch.cuda.set_sync_debug_mode("error")``."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        # production settings: the checked mode's value checks read the host by design
+        self._checked = _validation.CHECK_VALUES
+        _validation.CHECK_VALUES = False
+        return super().__enter__()
+
+    def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+        _validation.CHECK_VALUES = self._checked
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if func.overloadpacket in SYNCING_OPS or _boolean_index(func, args):

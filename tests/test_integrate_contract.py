@@ -2,6 +2,7 @@
 dynamics each supports, errors, pickling and repr."""
 
 import pickle
+import re
 from collections.abc import Callable
 
 import pytest
@@ -189,6 +190,43 @@ def test_non_finite_fields_raise(name: str) -> None:
     dynamics = ODE(nan) if integrator.supports(ODE(nan)) else SDE(nan, nan, 0.5)
     with pytest.raises(FloatingPointError, match="NaN or Inf"):
         integrator.integrate(dynamics, x, grid, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("name", dict(ALL))
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_the_error_names_the_field_and_the_first_non_finite_time(name: str, direction: str) -> None:
+    """A field that turns NaN past t = 0.5 (forwards; before it backwards) is reported with
+    its name and a time on the bad side of 0.5, within one grid step of it."""
+    integrator = dict(ALL)[name]()
+    x = torch.ones(2, 3)
+    grid = time_grid(8) if direction == "forward" else time_grid(8, 1.0, 0.0)
+
+    def late(t: Tensor, y: Tensor) -> Tensor:
+        bad = t[:, None] > 0.5 if direction == "forward" else t[:, None] < 0.5
+        return torch.where(bad, torch.full_like(y, float("nan")), -y)
+
+    def score(t: Tensor, y: Tensor) -> Tensor:
+        return -y
+
+    dynamics = ODE(late) if integrator.supports(ODE(late)) else SDE(late, score, 0.5)
+    with pytest.raises(FloatingPointError, match="velocity") as info:
+        integrator.integrate(dynamics, x, grid, generator=torch.Generator().manual_seed(0))
+    times = re.findall(r"t = ([0-9.e-]+)", str(info.value))
+    assert len(times) == 1
+    t = float(times[0])
+    # the first bad evaluation lies past 0.5, at most one step (1/8) beyond it (an adaptive
+    # method reports the start of the step it could not take: at most one step before)
+    assert abs(t - 0.5) <= 0.125 + 1e-6
+
+
+def test_an_overflowing_state_is_told_apart_from_a_non_finite_field() -> None:
+    """Finite field values, a state that overflows: the error says so."""
+
+    def grow(t: Tensor, y: Tensor) -> Tensor:
+        return torch.full_like(y, 3e38)
+
+    with pytest.raises(FloatingPointError, match="every field value was finite"):
+        Euler().integrate(grow, torch.full((1, 1), 3e38), time_grid(1))  # 6e38 > float32 max
 
 
 BAD_GRIDS = {

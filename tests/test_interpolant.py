@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bank import all_interpolants
-from interpolants import BrownianGamma, Interpolant, LinearInterpolant, VelocityObjective
+from interpolants import (
+    BrownianGamma,
+    Interpolant,
+    LinearInterpolant,
+    VelocityObjective,
+    _validation,
+)
 from interpolants.interpolant import (
     CustomGamma,
     CustomInterpolant,
@@ -183,15 +189,20 @@ def test_cuda_device_preserved(name: str) -> None:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def test_bad_inputs_give_clear_errors() -> None:
+def test_bad_inputs_give_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     interp = LinearInterpolant(BrownianGamma())
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         interp.interpolate(1.5, x, x, x)
-    # a time tensor's values are not read by the interpolant (no host synchronisation in
-    # per-step code); the entry point that receives a caller's times checks them once
+    # a time tensor's values are read by the interpolant only in the checked mode (on in this
+    # suite; off by default: no host synchronisation in per-step code); the entry point that
+    # receives a caller's times checks them once in either mode
     bad_t = torch.tensor([0.1, 0.2, -0.1, 0.5])
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        interp.interpolate(bad_t, x, x, x)
+    monkeypatch.setattr(_validation, "CHECK_VALUES", False)
     assert interp.interpolate(bad_t, x, x, x).shape == x.shape
+    monkeypatch.setattr(_validation, "CHECK_VALUES", True)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         VelocityObjective(interp).loss(lambda t, y: y, x, x, t=bad_t)
     # Shape errors are caught by our checks (ValueError) or, when runtime type checking is on
@@ -214,6 +225,20 @@ def test_bad_inputs_give_clear_errors() -> None:
         CustomInterpolant(lambda t: 1 - t / 2, lambda t: t)
     with pytest.raises(ValueError, match="vanish"):
         CustomGamma(lambda t: t)
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"alpha\(t\) must be finite.*t = 0"):
+        CustomInterpolant(lambda t: (1 - t) * nan, lambda t: t)
+    with pytest.raises(ValueError, match=r"derivative of fn must be finite.*t = 0"):
+        CustomGamma(lambda t: torch.sqrt(t * (1 - t)))  # γ̇ = ∞ at the ends: NaN targets
+    with pytest.raises(ValueError, match="derivative of beta must be finite"):
+        CustomInterpolant(lambda t: 1 - t, lambda t: t.pow(0.5))
+    with pytest.raises(TypeError, match="beta must map a tensor of times"):
+        CustomInterpolant(lambda t: 1 - t, lambda t: t.numpy())
+    with pytest.raises(TypeError, match=r"beta must be a callable|parameter .beta."):
+        CustomInterpolant(lambda t: 1 - t, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-negative"):
+        CustomGamma(lambda t: torch.sin(2 * torch.pi * t))
+    assert CustomGamma(torch.zeros_like).sup == 0.0  # a constant schedule: γ̇ = 0, no error
     with pytest.raises(ValueError, match="a must be"):
         BrownianGamma(a=-1.0)
     with pytest.raises(TypeError, match="GammaSchedule"):

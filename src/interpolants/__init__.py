@@ -16,7 +16,8 @@ subpackages; everything else lives in its subpackage, under exactly one public n
 * :mod:`interpolants.cli` — the command line, its recipes and evaluation helpers.
 
 Set the environment variable ``INTERPOLANTS_TYPECHECK=1`` before importing to check every
-call's shapes and dtypes at runtime (jaxtyping + beartype).
+call's shapes and dtypes at runtime (jaxtyping + beartype) and the range of the time tensors
+passed to per-step code (a host read per call, which the default mode never makes).
 """
 
 import os as _os

@@ -7,12 +7,25 @@ inner solver loops.
 """
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["as_time", "check_finite", "check_floating", "check_same_shape", "check_time_range"]
+__all__ = [
+    "CHECK_VALUES",
+    "as_time",
+    "check_finite",
+    "check_floating",
+    "check_same_shape",
+    "check_time_range",
+]
+
+#: Also check the *values* of per-step tensor arguments (the range of a time tensor), which
+#: costs a host read per call: on with ``INTERPOLANTS_TYPECHECK=1`` (the checked mode), off by
+#: default so that training and sampling steps never synchronise a device with the host.
+CHECK_VALUES = os.environ.get("INTERPOLANTS_TYPECHECK", "").lower() in {"1", "true", "yes"}
 
 
 def check_floating(x: Tensor, name: str) -> None:

@@ -238,7 +238,7 @@ class EmbeddedRungeKutta(AdaptiveIntegrator):
             return min(self.first_step, span)
         d1 = self._norm(k1, x, x)
         if d1 == math.inf:
-            raise FloatingPointError(f"the field returned NaN or Inf at t = {t:.6g}")
+            raise FloatingPointError(f"the velocity returned NaN or Inf at t = {t:.6g}")
         h = span
         if d1 > 1e-5:
             h = min(h, (_FIRST_STEP_CONSTANT / d1) ** (1 / (self.error_order + 1)))
@@ -311,7 +311,8 @@ class EmbeddedRungeKutta(AdaptiveIntegrator):
                 failed = failed + 1 if err == math.inf else 0
                 if failed > 20:  # 20 shrinking retries all non-finite: the field is broken
                     raise FloatingPointError(
-                        f"the field returned NaN or Inf near t = {t:.6g} for every step tried"
+                        f"the {field.name} returned NaN or Inf near t = {t:.6g} for every "
+                        "step tried"
                     )
                 if err <= 1.0:
                     factor = max(_MIN_FACTOR, self._factor(err, previous))
@@ -328,7 +329,15 @@ class EmbeddedRungeKutta(AdaptiveIntegrator):
                     h = step * max(_MIN_FACTOR, self._factor(err, previous))
                     rejected = True
                 if h < 1e-14 * max(1.0, abs(t)):
-                    raise RuntimeError(f"{name} step size underflow at t = {t:.6g}")
+                    if failed:  # shrunk on non-finite errors: the field, not the tolerance
+                        raise FloatingPointError(
+                            f"the {field.name} returned NaN or Inf near t = {t:.6g} for every "
+                            "step tried"
+                        )
+                    raise RuntimeError(
+                        f"{name} step size underflow at t = {t:.6g}: the solution is too stiff "
+                        "or diverges there"
+                    )
             if index in keep:
                 trajectory.append(x)
         return x, trajectory, accepted

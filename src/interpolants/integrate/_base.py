@@ -87,11 +87,15 @@ def time_grid(
     >>> time_grid(4, 1.0, 0.0)
     tensor([1.0000, 0.7500, 0.5000, 0.2500, 0.0000])
     """
-    if not isinstance(steps, int) or steps < 1:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     for name, value in (("start", start), ("end", end)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype (times are fractional), got {dtype}")
     if start == end:
         raise ValueError(f"start and end must differ, got {start} for both")
     return torch.linspace(start, end, steps + 1, dtype=dtype, device=device)
@@ -103,7 +107,9 @@ class CountedField:
 
     The integrators call the fields of a :class:`Problem` only through these wrappers, so that
     :attr:`~Solution.nfe` counts every evaluation. A 0-d time is passed to the field expanded
-    to shape ``(B,)`` (a stride-0 view).
+    to shape ``(B,)`` (a stride-0 view). Each evaluation also keeps, on the device, the sum of
+    its output and its time (one reduction, no host read): when an integration ends non-finite,
+    :meth:`first_non_finite` finds the first evaluation that returned NaN or Inf.
     """
 
     def __init__(self, field: Field, like: Tensor, name: str = "field") -> None:
@@ -112,14 +118,17 @@ class CountedField:
         self.field = field
         self.name = name
         self.count = 0
+        self._sums: list[Tensor] = []
+        self._times: list[Tensor] = []
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         """Evaluate at ``t`` (``()`` or ``(B,)``) and ``x`` ``(B, *dims)``; counts one."""
-        return self.record(self.field(t.expand(x.shape[0]) if t.ndim == 0 else t, x), x)
+        return self.record(self.field(t.expand(x.shape[0]) if t.ndim == 0 else t, x), x, t)
 
-    def record(self, out: Tensor, x: Tensor) -> Tensor:
-        """Count one evaluation ``out`` of the field at ``x`` made elsewhere (e.g. together
-        with its divergence); its shape is checked on the first."""
+    def record(self, out: Tensor, x: Tensor, t: Tensor | None = None) -> Tensor:
+        """Count one evaluation ``out`` of the field at ``(t, x)`` made elsewhere (e.g.
+        together with its divergence); its shape is checked on the first. ``t`` (``()`` or
+        ``(B,)``, optional) names the time in a non-finite report."""
         if self.count == 0 and (not isinstance(out, Tensor) or out.shape != x.shape):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(
@@ -127,7 +136,24 @@ class CountedField:
                 f"{tuple(x.shape)}, got {got}"
             )
         self.count += 1
+        value = out.detach()
+        # a sum is NaN or ±Inf when any entry is (or, rarely, when it overflows)
+        self._sums.append(value.sum(dtype=torch.float32 if value.element_size() < 4 else None))
+        self._times.append(
+            t.detach().reshape(-1)[0] if t is not None else value.new_full((), math.nan)
+        )
         return out
+
+    def first_non_finite(self) -> tuple[int, float] | None:
+        """``(index, time)`` of the first evaluation that returned NaN or Inf (the time is NaN
+        where none was recorded), or ``None`` when every value was finite. One host read."""
+        if not self._sums:
+            return None
+        bad = ~torch.isfinite(torch.stack(self._sums))
+        index = int(torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1))
+        if index < 0:
+            return None
+        return index, float(self._times[index])
 
 
 @final
@@ -190,6 +216,11 @@ class Problem:
         return counted
 
     @property
+    def counters(self) -> list[CountedField]:
+        """Every :class:`CountedField` of this problem, in creation order."""
+        return list(self._counters)
+
+    @property
     def nfe(self) -> int:
         """Field evaluations so far (every counted field's calls)."""
         return sum(c.count for c in self._counters)
@@ -204,7 +235,8 @@ class Problem:
         :class:`ODE`'s ``partial``); the full velocity when none was given."""
         if self._partial is None:
             return self.velocity(t, x)
-        return self.velocity.record(self._partial(t.expand(x.shape[0]) if t.ndim == 0 else t, x), x)
+        out = self._partial(t.expand(x.shape[0]) if t.ndim == 0 else t, x)
+        return self.velocity.record(out, x, t)
 
     def epsilon(self, times: Sequence[float]) -> list[float]:
         """ε at the given times on the host, validated finite and ≥ 0 (one evaluation of the
@@ -438,14 +470,27 @@ def check_generator(generator: torch.Generator | None, x: Tensor) -> None:
 
 
 def check_finite_result(state: Tensor, problem: Problem) -> None:
-    """Raise :class:`FloatingPointError` if the final state holds NaN or Inf (one host read)."""
+    """Raise :class:`FloatingPointError` if the final state holds NaN or Inf (one host read),
+    naming the first field evaluation (field and time) that returned non-finite values."""
     if state.numel() == 0:
         return
     low, high = torch.aminmax(state.detach().reshape(-1))
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
-        span = f"[{problem.times[0]:g}, {problem.times[-1]:g}]"
-        raise FloatingPointError(
-            f"the integration over {span} produced NaN or Inf: a field returned non-finite "
-            "values (a conversion evaluated at a singular time, such as a score at a time "
-            "where the noise scale vanishes, or a diverging field)"
-        )
+    if math.isfinite(float(low)) and math.isfinite(float(high)):
+        return
+    span = f"[{problem.times[0]:g}, {problem.times[-1]:g}]"
+    for counted in problem.counters:
+        found = counted.first_non_finite()
+        if found is not None:
+            index, time = found
+            at = f"t = {time:.6g}" if math.isfinite(time) else "an unrecorded time"
+            raise FloatingPointError(
+                f"the integration over {span} produced NaN or Inf: the {counted.name} first "
+                f"returned non-finite values at {at} (evaluation {index + 1} of "
+                f"{counted.count}): NaN weights or inputs, a field that diverges faster than the "
+                "steps resolve, or a conversion at a singular time (a score where the noise "
+                "scale vanishes)"
+            )
+    raise FloatingPointError(
+        f"the integration over {span} produced NaN or Inf although every field value was "
+        "finite: the state overflowed (a diverging field, too few steps, or ε too large)"
+    )

@@ -9,7 +9,14 @@ from torch import Tensor
 
 from .._types import Times
 from ._base import Interpolant, OneSidedInterpolant
-from ._gamma import BrownianGamma, GammaSchedule, NoGamma, SineSquaredGamma, time_derivative
+from ._gamma import (
+    BrownianGamma,
+    GammaSchedule,
+    NoGamma,
+    SineSquaredGamma,
+    check_schedule,
+    time_derivative,
+)
 
 __all__ = [
     "CustomInterpolant",
@@ -191,7 +198,8 @@ class CustomInterpolant(Interpolant):
     """An interpolant built from user callables α(t), β(t); derivatives by autograd.
 
     ``alpha`` and ``beta`` must be elementwise torch functions of a time tensor, differentiable
-    on [0, 1], with α(0) = β(1) = 1 and α(1) = β(0) = 0 (checked at construction).
+    on [0, 1], with α(0) = β(1) = 1 and α(1) = β(0) = 0; values and derivatives are checked
+    finite on a grid of [0, 1] at construction.
 
     Example
     -------
@@ -209,12 +217,10 @@ class CustomInterpolant(Interpolant):
         gamma: GammaSchedule | None = None,
     ) -> None:
         super().__init__(NoGamma() if gamma is None else gamma)
-        ends = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        grid = torch.linspace(0, 1, 1001, dtype=torch.float64)
         for name, fn, expected in (("alpha", alpha, (1.0, 0.0)), ("beta", beta, (0.0, 1.0))):
-            values = fn(ends)
-            if not isinstance(values, Tensor) or values.shape != ends.shape:
-                raise TypeError(f"{name} must map a tensor of times to a tensor of its shape")
-            got = (float(values[0]), float(values[1]))
+            values = check_schedule(fn, grid, name)
+            got = (float(values[0]), float(values[-1]))
             if max(abs(got[0] - expected[0]), abs(got[1] - expected[1])) > 1e-9:
                 raise ValueError(
                     f"{name} must equal {expected[0]} at t = 0 and {expected[1]} at t = 1, "

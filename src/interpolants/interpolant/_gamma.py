@@ -206,18 +206,17 @@ class SineSquaredGamma(GammaSchedule):
 class CustomGamma(GammaSchedule):
     """A user schedule γ(t) given as an elementwise torch callable; γ̇ by autograd.
 
-    The callable must satisfy γ(0) = γ(1) = 0 and γ ≥ 0 (checked at construction on a grid),
-    and be differentiable on [0, 1]. γγ̇ is the plain product, so a γ̇ that is singular at an end
-    must be avoided (use :class:`BrownianGamma` for √(t(1−t))).
+    The callable must satisfy γ(0) = γ(1) = 0 and γ ≥ 0, with γ and γ̇ finite (checked at
+    construction on a grid), and be differentiable on [0, 1]. γγ̇ is the plain product, so a
+    γ̇ that is singular at an end is refused (use :class:`BrownianGamma` for √(t(1−t))).
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
         grid = torch.linspace(0, 1, 1001, dtype=torch.float64)
-        values = fn(grid)
-        if not isinstance(values, Tensor) or values.shape != grid.shape:
-            raise TypeError("fn must map a tensor of times to a tensor of the same shape")
-        if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
-            raise ValueError("fn must be finite and non-negative on [0, 1]")
+        values = check_schedule(fn, grid, "fn")
+        if bool((values < 0).any()):
+            low = float(values.min())
+            raise ValueError(f"fn must be non-negative on [0, 1], got minimum {low}")
         if abs(float(values[0])) > 1e-12 or abs(float(values[-1])) > 1e-12:
             raise ValueError(
                 f"fn must vanish at t = 0 and t = 1, got {float(values[0])} and {float(values[-1])}"
@@ -239,6 +238,34 @@ class CustomGamma(GammaSchedule):
         return f"CustomGamma({self.fn!r})"
 
 
+def check_schedule(fn: Callable[[Tensor], Tensor], grid: Tensor, name: str) -> Tensor:
+    """Validate a user schedule on ``grid``: callable, elementwise (a tensor of the grid's
+    shape), finite with a finite autograd derivative everywhere; return its values."""
+    if not callable(fn):
+        raise TypeError(f"{name} must be a callable of a time tensor, got {type(fn).__name__}")
+    values = fn(grid)
+    if not isinstance(values, Tensor) or values.shape != grid.shape:
+        got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise TypeError(
+            f"{name} must map a tensor of times to a tensor of the same shape "
+            f"{tuple(grid.shape)}, got {got}"
+        )
+    if not bool(torch.isfinite(values).all()):
+        bad = float(grid[~torch.isfinite(values)][0])
+        raise ValueError(f"{name}(t) must be finite on [0, 1], got NaN or Inf at t = {bad:g}")
+    try:
+        rate = time_derivative(fn, grid)
+    except RuntimeError as error:
+        raise TypeError(f"{name} must be differentiable by autograd in t: {error}") from None
+    if not bool(torch.isfinite(rate).all()):
+        bad = float(grid[~torch.isfinite(rate)][0])
+        raise ValueError(
+            f"the derivative of {name} must be finite on [0, 1], got NaN or Inf at t = {bad:g}"
+            " (a schedule like √(t(1−t)) has an infinite slope at the ends)"
+        )
+    return values
+
+
 def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor) -> Tensor:
     """Elementwise derivative of an elementwise callable by autograd.
 
@@ -247,5 +274,9 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor) -> Tensor:
     with torch.enable_grad():
         tt = t if t.requires_grad else t.detach().requires_grad_(True)
         y = fn(tt)
-        (grad,) = torch.autograd.grad(y.sum(), tt, create_graph=t.requires_grad)
+        if not y.requires_grad:  # a constant schedule
+            return torch.zeros_like(t)
+        (grad,) = torch.autograd.grad(
+            y.sum(), tt, create_graph=t.requires_grad, materialize_grads=True
+        )
     return grad

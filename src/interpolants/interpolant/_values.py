@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .. import _validation
 from .._types import TimeLike
-from .._validation import check_floating, check_same_shape
+from .._validation import check_floating, check_same_shape, check_time_range
 
 if TYPE_CHECKING:
     from ._base import Interpolant
@@ -245,13 +246,16 @@ def _view(v: Tensor, x: Tensor) -> Tensor:
 
 def _time(t: TimeLike, like: Tensor | None) -> Tensor:
     """``t`` as a tensor in ``like``'s dtype and on its device; numbers are range-checked,
-    tensors get metadata checks only (shape ``()`` or ``(B,)`` with B = ``like.shape[0]``)."""
+    tensors get metadata checks only (shape ``()`` or ``(B,)`` with B = ``like.shape[0]``),
+    and a range check in the checked mode (:data:`interpolants._validation.CHECK_VALUES`)."""
     if isinstance(t, Tensor) and like is not None:  # the common case first
         if (
             t.dtype == like.dtype
             and t.device == like.device
             and (t.ndim == 0 or (t.ndim == 1 and t.shape[0] == like.shape[0]))
         ):
+            if _validation.CHECK_VALUES:
+                check_time_range(t)
             return t
     if isinstance(t, (int, float)) and not isinstance(t, bool):
         if not (math.isfinite(t) and 0.0 <= t <= 1.0):
@@ -267,6 +271,8 @@ def _time(t: TimeLike, like: Tensor | None) -> Tensor:
         return t
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != like.shape[0]):
         raise ValueError(f"t must have shape () or ({like.shape[0]},), got {tuple(t.shape)}")
+    if _validation.CHECK_VALUES:
+        check_time_range(t)
     if t.dtype != like.dtype or t.device != like.device:
         return t.to(dtype=like.dtype, device=like.device)
     return t
