@@ -17,6 +17,7 @@ from interpolants.integrate import (
     Diffusion,
     DivergenceEstimator,
     FixedStepIntegrator,
+    FlowMap,
     Heun,
     Problem,
     Tableau,
@@ -32,6 +33,16 @@ ODE_INTEGRATORS = {k: f for k, f in ALL if f().supports(ODE(lambda t, x: x))}
 SDE_INTEGRATORS = {k: f for k, f in ALL if f().supports(SDE(lambda t, x: x, lambda t, x: x, 1.0))}
 SHAPES = [(5, 3), (4, 2, 3, 3)]
 DTYPES = [torch.float32, torch.float64]
+
+
+def _dynamics(integrator: Integrator, velocity: Callable, score: Callable, eps: float = 0.5):  # type: ignore[no-untyped-def, type-arg]
+    """The velocity as dynamics the integrator supports: an ODE, else an SDE (with ``score``
+    and ε), else a flow map whose average velocity is the velocity at the jump's start."""
+    if integrator.supports(ODE(velocity)):
+        return ODE(velocity)
+    if integrator.supports(SDE(velocity, score, eps)):
+        return SDE(velocity, score, eps)
+    return FlowMap(lambda t, r, x: velocity(t, x))
 
 
 def test_discovery_finds_the_library_integrators() -> None:
@@ -155,7 +166,7 @@ def test_sde_skips_score_where_epsilon_vanishes(name: str) -> None:
 def test_unsupported_dynamics_raise_a_clear_error(name: str) -> None:
     integrator = dict(ALL)[name]()
     x, grid = torch.zeros(2, 3), time_grid(4)
-    for dynamics in (ODE(Recorder()), SDE(Recorder(), Recorder(), 1.0)):
+    for dynamics in (ODE(Recorder()), SDE(Recorder(), Recorder(), 1.0), FlowMap(Recorder())):
         if not integrator.supports(dynamics):
             with pytest.raises(TypeError, match=f"cannot step {type(dynamics).__name__}"):
                 integrator.integrate(dynamics, x, grid)
@@ -170,8 +181,7 @@ def test_pickle_and_repr(name: str) -> None:
     assert type(again) is type(integrator) and repr(again) == repr(integrator)
     assert repr(integrator).startswith(type(integrator).__name__ + "(")
     x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
-    sde = SDE(Recorder(), Recorder(0.5), 0.3)
-    dynamics = ODE(Recorder()) if integrator.supports(ODE(Recorder())) else sde
+    dynamics = _dynamics(integrator, Recorder(), Recorder(0.5), 0.3)
     kw = {"generator": torch.Generator().manual_seed(1)}
     first = integrator.integrate(dynamics, x, time_grid(4), **kw).state  # type: ignore[arg-type]
     kw = {"generator": torch.Generator().manual_seed(1)}
@@ -187,7 +197,7 @@ def test_non_finite_fields_raise(name: str) -> None:
     def nan(t: Tensor, y: Tensor) -> Tensor:
         return torch.full_like(y, float("nan"))
 
-    dynamics = ODE(nan) if integrator.supports(ODE(nan)) else SDE(nan, nan, 0.5)
+    dynamics = _dynamics(integrator, nan, nan)
     with pytest.raises(FloatingPointError, match="NaN or Inf"):
         integrator.integrate(dynamics, x, grid, generator=torch.Generator().manual_seed(0))
 
@@ -208,7 +218,7 @@ def test_the_error_names_the_field_and_the_first_non_finite_time(name: str, dire
     def score(t: Tensor, y: Tensor) -> Tensor:
         return -y
 
-    dynamics = ODE(late) if integrator.supports(ODE(late)) else SDE(late, score, 0.5)
+    dynamics = _dynamics(integrator, late, score)
     with pytest.raises(FloatingPointError, match="velocity") as info:
         integrator.integrate(dynamics, x, grid, generator=torch.Generator().manual_seed(0))
     times = re.findall(r"t = ([0-9.e-]+)", str(info.value))
@@ -244,9 +254,7 @@ BAD_GRIDS = {
 def test_bad_grid_raises(name: str, grid: Tensor) -> None:
     x = torch.zeros(2, 3)
     integrator = dict(ALL)[name]()
-    dynamics = ODE(Recorder())
-    if not integrator.supports(dynamics):
-        dynamics = SDE(Recorder(), Recorder(), 1.0)  # type: ignore[assignment]
+    dynamics = _dynamics(integrator, Recorder(), Recorder(), 1.0)
     with pytest.raises(ValueError, match="grid"):
         integrator.integrate(dynamics, x, grid)
 

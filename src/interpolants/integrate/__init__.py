@@ -4,7 +4,8 @@ An :class:`Integrator` steps :class:`ODE` or
 :class:`SDE` dynamics on a time grid and returns a :class:`Solution`; the field
 protocol, grids and checks are described with :class:`Integrator`, the SDEs and
 their end handling with :class:`SDE`, the fixed-step rules with
-:class:`FixedStepIntegrator`, the likelihood with :func:`log_likelihood`.
+:class:`FixedStepIntegrator`, the likelihood with :func:`log_likelihood`, few-step
+sampling with a learned average velocity with :class:`FlowMap` and :class:`FlowMapSteps`.
 """
 
 from ._adaptive import AdaptiveIntegrator as AdaptiveIntegrator
@@ -26,6 +27,9 @@ from ._fixed import RK4 as RK4
 from ._fixed import FixedStepIntegrator as FixedStepIntegrator
 from ._fixed import Heun as Heun
 from ._fixed import Midpoint as Midpoint
+from ._flow_map import AverageVelocity as AverageVelocity
+from ._flow_map import FlowMap as FlowMap
+from ._flow_map import FlowMapSteps as FlowMapSteps
 from ._likelihood import LikelihoodResult as LikelihoodResult
 from ._tableau import Tableau as Tableau
 from ._torchsde import TorchSDEIntegrator as TorchSDEIntegrator
@@ -33,6 +37,7 @@ from ._torchsde import TorchSDEIntegrator as TorchSDEIntegrator
 __all__ = [
     "RK4",
     "AdaptiveIntegrator",
+    "AverageVelocity",
     "Bosh3",
     "ConstantDiffusion",
     "CountedField",
@@ -44,6 +49,8 @@ __all__ = [
     "EmbeddedRungeKutta",
     "ExactDivergence",
     "FixedStepIntegrator",
+    "FlowMap",
+    "FlowMapSteps",
     "GammaProportionalDiffusion",
     "Heun",
     "HutchinsonDivergence",
