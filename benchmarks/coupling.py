@@ -5,12 +5,17 @@
     python benchmarks/coupling.py --threads 0  # default thread counts (default: 1 for torch
                                                # and for numpy's BLAS, which POT uses)
     python benchmarks/coupling.py --name coupling_lapx  # another results file name
+    python benchmarks/coupling.py --memory 8192 moons   # one peak-memory measurement (internal)
 
 Exact OT: ``OTCoupling()(x0, x1)`` against torchcfm's ``OTPlanSampler(method="exact")
 .sample_plan(x0, x1)``, both including the cost matrix. Entropic OT: our ``sinkhorn`` against
 POT's ``ot.sinkhorn`` on the same cost, ε and tolerance (both stop when the 2-norm of the
 row-marginal violation is below it; POT checks every 10 iterations, ours every iteration, as
-the check reuses a product it needs anyway). Calls alternate ours/theirs after one warm-up
+the check reuses a product it needs anyway). Large exact OT in 2-D (issue 17): time over several
+distributions (the certificate's gap included) and peak memory, measured in a fresh subprocess
+as the growth of the peak RSS over the call; small ε: our Sinkhorn at reg 1e-3 against reg 0.05
+on the same batch, and the Schrödinger-bridge coupling at σ → 0 on data of scale 1e3 (full run:
+n = 4096 and 8192; ``--quick``: n = 1024 and 2048). Calls alternate ours/theirs after one warm-up
 each; the medians are reported, with the 1-minute load average before and after each cell
 (the machine is shared). Writes ``benchmarks/results/<name>.json`` and ``<name>.md``
 (atomically; default name ``coupling``, ``coupling_quick`` with ``--quick``) and regenerates
@@ -20,7 +25,10 @@ each; the medians are reported, with the 1-minute load average before and after 
 
 import argparse
 import json
+import math
 import os
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +41,190 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from common import alternate, machine, versions, write_results
 from interpolants import OTCoupling
-from interpolants.coupling import SinkhornCoupling, SquaredEuclideanCost, sinkhorn
+from interpolants.coupling import (
+    SchrodingerBridgeCoupling,
+    SinkhornCoupling,
+    SquaredEuclideanCost,
+    sinkhorn,
+)
+
+KINDS = ("gauss", "moons", "8gaussians-moons", "clustered", "duplicates")
+
+
+def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 2-D batches: N(0, I) pairs (the grid's data), a Gaussian to two moons, eight
+    Gaussians to two moons, clustered against clustered, duplicated points against a lattice."""
+    rng = np.random.default_rng(seed)
+
+    def moons(m: int) -> np.ndarray:
+        t = rng.uniform(0, math.pi, m)
+        top = rng.random(m) < 0.5
+        x = np.where(
+            top[:, None], np.c_[np.cos(t), np.sin(t)], np.c_[1 - np.cos(t), 0.5 - np.sin(t)]
+        )
+        return 2 * (x - [0.5, 0.25]) + 0.1 * rng.standard_normal((m, 2))
+
+    if kind == "gauss":
+        x0, x1 = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+    elif kind == "moons":
+        x0, x1 = rng.standard_normal((n, 2)), moons(n)
+    elif kind == "8gaussians-moons":
+        angle = rng.integers(0, 8, n) * (math.pi / 4)
+        x0 = 4 * np.c_[np.cos(angle), np.sin(angle)] + 0.3 * rng.standard_normal((n, 2))
+        x1 = moons(n)
+    elif kind == "clustered":
+        centres = 5 * rng.standard_normal((20, 2))
+        x0 = centres[rng.integers(0, 20, n)] + 0.1 * rng.standard_normal((n, 2))
+        x1 = centres[rng.integers(0, 20, n)] + 0.1 * rng.standard_normal((n, 2))
+    elif kind == "duplicates":
+        base = rng.standard_normal((n // 8, 2))
+        x0, x1 = base[rng.integers(0, n // 8, n)], np.round(2 * rng.standard_normal((n, 2))) / 2
+    else:
+        raise ValueError(kind)
+    return torch.tensor(x0, dtype=torch.float32), torch.tensor(x1, dtype=torch.float32)
+
+
+def peak_memory(n: int, kind: str) -> dict[str, float]:
+    """Growth of the resident set over one ``OTCoupling`` call (peak while it runs, sampled
+    every 0.5 ms, minus before), in a fresh process (MiB)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory", str(n), kind],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _measure_memory(n: int, kind: str) -> None:
+    import threading
+
+    torch.set_num_threads(1)
+    OTCoupling()(*problem(kind, 256))  # imports and compiled kernels loaded before measuring
+    x0, x1 = problem(kind, n)
+    current = _rss_mib()
+    peak = [current]
+    done = threading.Event()
+
+    def sample() -> None:  # the resident set, every 0.5 ms, while the call runs
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(5e-4)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    OTCoupling()(x0, x1)
+    done.set()
+    thread.join()
+    peak[0] = max(peak[0], _rss_mib())
+    print(json.dumps({"peak_growth_mib": peak[0] - current, "rss_before_mib": current}))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_exact_large(
+    n: int, kinds: tuple[str, ...], reps: int, peer: bool
+) -> list[dict[str, Any]]:
+    """Exact OT in 2-D at large n: our time (median of ``reps``), the certificate's gap, peak
+    memory against the float64 cost matrix, and torchcfm's time when ``peer``."""
+    from torchcfm.optimal_transport import OTPlanSampler
+
+    from interpolants.coupling import AuctionSolver
+
+    rows = []
+    for kind in kinds:
+        load_before = os.getloadavg()[0]
+        x0, x1 = problem(kind, n)
+        ours = OTCoupling()
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            p = ours(x0, x1)
+            times.append(time.perf_counter() - start)
+        cost = SquaredEuclideanCost()(x0, x1).double().numpy()
+        cert = AuctionSolver().certified(cost.copy(), overwrite=True)
+        total = float(cost[p.index0.numpy(), p.index1.numpy()].sum())
+        row: dict[str, Any] = {
+            "n": n,
+            "d": 2,
+            "kind": kind,
+            "ours_s": float(np.median(times)),
+            "solver": repr(ours.solver.select(2, n)),  # type: ignore[attr-defined]
+            "certified_gap_rel": cert.gap / abs(total),
+            "same_total_as_certified": abs(total - float(cost[np.arange(n), cert.perm].sum()))
+            <= 2 * n * cert.tol,
+            "cost_matrix_mib": n * n * 8 / 2**20,
+            **peak_memory(n, kind),
+        }
+        if peer:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                OTPlanSampler(method="exact").sample_plan(x0, x1)
+                row["torchcfm_s"] = time.perf_counter() - start
+        row["load_1min"] = [load_before, os.getloadavg()[0]]
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def bench_small_eps(n: int, regs: tuple[float, ...], tol: float) -> list[dict[str, Any]]:
+    """Our Sinkhorn at several relative ε on one N(0, I) batch (2-D), one run each."""
+    gen = torch.Generator().manual_seed(7)
+    x0, x1 = torch.randn(n, 2, generator=gen), torch.randn(n, 2, generator=gen)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((n,), 1.0 / n)
+    sinkhorn(cost[:64, :64], a[:64] * n / 64, a[:64] * n / 64, 0.1)  # warm-up
+    rows = []
+    for reg in regs:
+        eps = reg * float(cost.mean())
+        start = time.perf_counter()
+        res = sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000)
+        row = {
+            "n": n,
+            "reg_relative": reg,
+            "eps": eps,
+            "tol": tol,
+            "ours_s": time.perf_counter() - start,
+            "iterations": res.n_iter,
+            "converged": res.converged,
+            "error": res.error,
+            "load_1min": os.getloadavg()[0],
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def bench_bridge(n: int, sigmas: tuple[float, ...]) -> list[dict[str, Any]]:
+    """``SchrodingerBridgeCoupling`` on data of scale 1e3 (float32 and float64) at small σ."""
+    rows = []
+    for dtype in (torch.float32, torch.float64):
+        gen = torch.Generator().manual_seed(0)
+        x0 = 1e3 * torch.randn(n, 2, generator=gen, dtype=dtype)
+        x1 = 1e3 * torch.randn(n, 2, generator=gen, dtype=dtype) + 500
+        for sigma in sigmas:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                start = time.perf_counter()
+                p = SchrodingerBridgeCoupling(sigma)(x0, x1, return_plan=True)
+                seconds = time.perf_counter() - start
+            plan = p.plan.double()
+            row = {
+                "n": n,
+                "sigma": sigma,
+                "dtype": str(dtype).replace("torch.", ""),
+                "seconds": seconds,
+                "row_error": float(torch.linalg.vector_norm(plan.sum(1) - 1 / n)),
+                "column_error": float(torch.linalg.vector_norm(plan.sum(0) - 1 / n)),
+                "warning": str(caught[0].message) if caught else "",
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
 
 
 def bench_exact(n: int, d: int, reps: int) -> dict[str, Any]:
@@ -156,8 +347,52 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{r['ours_iterations']} / {r['pot_iterations']} | "
             f"{r['ours_full_coupling_call_s']:.4f} |"
         )
-    lines += ["", *_targets(report)]
+    lines += ["", *_large(report), "", *_targets(report)]
     return "\n".join(lines) + "\n"
+
+
+def _large(report: dict[str, Any]) -> list[str]:
+    """Tables of the issue-17 rows: large exact OT in 2-D, small ε, the bridge at σ → 0."""
+    out = [
+        "## Exact OT at large n in 2-D (`OTCoupling()`, cost matrix included)",
+        "",
+        "| n | data | ours (s) | torchcfm (s) | solver | certified gap / total | peak RSS growth "
+        "(MiB) | float64 cost matrix (MiB) | 1-min load |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in report.get("exact_large", []):
+        peer = f"{r['torchcfm_s']:.2f}" if "torchcfm_s" in r else "–"
+        out.append(
+            f"| {r['n']} | {r['kind']} | {r['ours_s']:.3f} | {peer} | {r['solver'].split('(')[0]} "
+            f"| {r['certified_gap_rel']:.1e} | {r['peak_growth_mib']:.0f} | "
+            f"{r['cost_matrix_mib']:.0f} | {r['load_1min'][0]:.1f}–{r['load_1min'][1]:.1f} |"
+        )
+    out += [
+        "",
+        "## Entropic OT at small ε (`sinkhorn`, float32, N(0, I) in 2-D, tol 1e-6)",
+        "",
+        "| n | reg (ε / mean C) | ε | seconds | iterations | converged | 1-min load |",
+        "|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in report.get("small_eps", []):
+        out.append(
+            f"| {r['n']} | {r['reg_relative']:g} | {r['eps']:.3g} | {r['ours_s']:.2f} | "
+            f"{r['iterations']} | {r['converged']} | {r['load_1min']:.1f} |"
+        )
+    out += [
+        "",
+        "## Schrödinger bridge at small σ (data of scale 1e3, n = 256)",
+        "",
+        "| σ | dtype | seconds | row error | column error | what it said |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
+    for r in report.get("bridge", []):
+        said = r["warning"].split(": ", 1)[-1][:160].replace("|", "/") or "(converged, silent)"
+        out.append(
+            f"| {r['sigma']:g} | {r['dtype']} | {r['seconds']:.2f} | {r['row_error']:.1e} | "
+            f"{r['column_error']:.1e} | {said} |"
+        )
+    return out
 
 
 def _targets(report: dict[str, Any]) -> list[str]:
@@ -179,6 +414,53 @@ def _targets(report: dict[str, Any]) -> list[str]:
             speedup = r["speedup"]
             target = f"≥ {floor:g}× {name} at n = {r['n']}, d = {r['d']}"
             rows.append((target, f"{speedup:.2f}", speedup >= floor))
+    for r in report.get("exact_large", []):
+        limit = {4096: 0.6, 8192: 5.0}.get(r["n"])
+        if limit is not None:
+            rows.append(
+                (
+                    f"exact OT n = {r['n']}, d = 2 ({r['kind']}) ≤ {limit:g} s",
+                    f"{r['ours_s']:.2f} s",
+                    r["ours_s"] <= limit,
+                )
+            )
+        ratio = r["peak_growth_mib"] / r["cost_matrix_mib"]
+        rows.append(
+            (
+                f"peak memory ≤ 2× the float64 cost matrix (n = {r['n']}, {r['kind']})",
+                f"{ratio:.2f}×",
+                ratio <= 2.0,
+            )
+        )
+        rows.append(
+            (
+                f"certified optimum (gap ≤ 1e-9 of the total; n = {r['n']}, {r['kind']})",
+                f"{r['certified_gap_rel']:.1e}",
+                r["certified_gap_rel"] <= 1e-9 and r["same_total_as_certified"],
+            )
+        )
+    small = {r["reg_relative"]: r for r in report.get("small_eps", [])}
+    if 0.05 in small and 1e-3 in small:
+        ratio = small[1e-3]["ours_s"] / small[0.05]["ours_s"]
+        rows.append(
+            (
+                f"Sinkhorn reg 1e-3 ≤ 5× reg 0.05 (n = {small[0.05]['n']})",
+                f"{ratio:.1f}×",
+                ratio <= 5.0,
+            )
+        )
+    for r in report.get("bridge", []):
+        if r["sigma"] <= 1e-3:
+            clear = "error inf" not in r["warning"] and (
+                r["row_error"] < 1e-6 or bool(r["warning"])
+            )
+            rows.append(
+                (
+                    f"bridge σ = {r['sigma']:g} ({r['dtype']}, scale 1e3) converges or says why",
+                    f"{r['seconds']:.2f} s, row error {r['row_error']:.0e}",
+                    clear,
+                )
+            )
     out = ["## Targets", "", "| target | value | met |", "|---|---:|---|"]
     out += [f"| {name} | {text} | {'yes' if ok else '**no**'} |" for name, text, ok in rows]
     out += [
@@ -215,7 +497,11 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the markdown from the saved JSON"
     )
+    parser.add_argument("--memory", nargs=2, metavar=("N", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory:
+        _measure_memory(int(args.memory[0]), args.memory[1])
+        return
     if args.render:
         name = args.name or "coupling"
         path = Path(__file__).parent / "results" / f"{name}.json"
@@ -251,6 +537,14 @@ def main() -> None:
         row = bench_sinkhorn(1024, d, reg=0.05, tol=1e-6, reps=5)
         print(json.dumps(row), flush=True)
         report["sinkhorn"].append(row)
+    if args.quick:
+        report["exact_large"] = bench_exact_large(2048, ("gauss", "moons"), 1, peer=False)
+        report["small_eps"] = bench_small_eps(1024, (0.05, 1e-3), 1e-6)
+    else:
+        report["exact_large"] = bench_exact_large(4096, KINDS, 3, peer=True)
+        report["exact_large"] += bench_exact_large(8192, ("gauss", "moons", "clustered"), 1, False)
+        report["small_eps"] = bench_small_eps(8192, (0.05, 1e-3), 1e-6)
+    report["bridge"] = bench_bridge(256, (1e-3, 1.0))
     name = args.name or ("coupling_quick" if args.quick else "coupling")
     write_results(name, report, _markdown(report))  # also regenerates RESULTS.md
     print(_markdown(report))

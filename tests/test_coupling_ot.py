@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from interpolants import OTCoupling
 from interpolants.coupling import (
     AssignmentSolver,
+    AuctionSolver,
     AutoAssignmentSolver,
     Cost,
     EuclideanCost,
@@ -24,6 +25,7 @@ from interpolants.coupling import (
     ScipySolver,
     SinkhornCoupling,
     SquaredEuclideanCost,
+    certify_assignment,
     sinkhorn,
 )
 from interpolants.coupling import _assignment as assignment_module
@@ -64,7 +66,12 @@ def test_ot_total_cost_equals_pot_emd2(n, d):
 
 
 _HAVE_LAPX = assignment_module._lapx_lapjvr() is not None
+_HAVE_NUMBA = assignment_module._have_numba()
 _SOLVERS = [
+    pytest.param(
+        AuctionSolver(),
+        marks=pytest.mark.skipif(not _HAVE_NUMBA, reason="needs numba (pip install numba)"),
+    ),
     NetworkSimplexSolver(),
     LapjvSolver(),
     ScipySolver(),
@@ -105,20 +112,37 @@ def test_every_solver_is_optimal_on_either_cost_form(solver, full):
 def test_auto_solver_rule(monkeypatch):
     auto = AutoAssignmentSolver()
     monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
+    monkeypatch.setattr(assignment_module, "_have_numba", lambda: False)
+    monkeypatch.setattr(assignment_module, "_NUMBA_WARNED", True)
     assert isinstance(auto.select(2), NetworkSimplexSolver) and auto.prefers_full_cost(2)
     assert isinstance(auto.select(7), NetworkSimplexSolver)
     assert isinstance(auto.select(8), LapjvSolver) and not auto.prefers_full_cost(8)
-    assert isinstance(auto.select(3072), LapjvSolver)
+    assert isinstance(auto.select(3072, 8192), LapjvSolver)
 
 
-def test_auto_solver_prefers_lapx_from_dimension_8(monkeypatch):
+def test_auto_solver_prefers_the_auction_in_low_dimension_and_at_large_n(monkeypatch):
     monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: lambda c, **kw: None)
+    monkeypatch.setattr(assignment_module, "_have_numba", lambda: True)
     auto = AutoAssignmentSolver()
-    for dim in (1, 2, 7):  # low d: the network simplex is robust to structured data
-        assert isinstance(auto.select(dim), NetworkSimplexSolver)
-    for dim in (8, 64, 3072):
+    for dim in (1, 2, 7):  # low d: robust to structured data at every n
+        assert isinstance(auto.select(dim), AuctionSolver)
+        assert isinstance(auto.select(dim, 64), AuctionSolver)
+    for dim in (8, 64, 3072):  # high d: LAPJV below min_auction_n, the auction from there
         assert isinstance(auto.select(dim), LapxSolver)
+        assert isinstance(auto.select(dim, 2047), LapxSolver)
+        assert isinstance(auto.select(dim, 2048), AuctionSolver)
     assert auto.prefers_full_cost(2) and not auto.prefers_full_cost(64)
+
+
+def test_auto_solver_without_numba_warns_once_and_uses_the_network_simplex(monkeypatch):
+    monkeypatch.setattr(assignment_module, "_have_numba", lambda: False)
+    monkeypatch.setattr(assignment_module, "_NUMBA_WARNED", False)
+    auto = AutoAssignmentSolver()
+    with pytest.warns(RuntimeWarning, match="numba"):
+        assert isinstance(auto.select(2), NetworkSimplexSolver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(auto.select(2), NetworkSimplexSolver)
 
 
 def test_auto_solver_falls_back_to_scipy_without_lap(monkeypatch):
@@ -336,8 +360,11 @@ def test_sinkhorn_edge_cases_keep_the_contract():
     bad[0, 0] = math.nan
     with pytest.raises(ValueError, match="finite"):
         sinkhorn(bad, a, a, 0.1)
-    with pytest.raises(FloatingPointError, match="eps"):
-        sinkhorn(cost.float(), a.float(), a.float(), 1e-40, max_iter=50)
+    # ε far below float32's resolution of the cost: the iterations run in float64 instead of
+    # overflowing float32 potentials
+    tiny = sinkhorn(cost.float(), a.float(), a.float(), 1e-40, max_iter=50)
+    assert tiny.f.dtype == torch.float64 and not tiny.converged
+    assert bool(torch.isfinite(tiny.f).all() & torch.isfinite(tiny.g).all())
 
 
 def test_sample_columns_in_float16_keeps_small_weights():
@@ -448,3 +475,224 @@ def test_ot_and_sinkhorn_on_cuda_match_cpu():
         x0.cuda(), x1.cuda(), generator=gen, return_plan=True
     )
     assert q.index0.device.type == "cuda" and bool(torch.isfinite(q.plan).all())
+
+
+# --- the certified auction: exact optimum, certificate, distributions, ties ----------------------
+
+needs_numba = pytest.mark.skipif(not _HAVE_NUMBA, reason="needs numba (pip install numba)")
+
+
+def _moons(n, rng):
+    t = rng.uniform(0, math.pi, n)
+    upper = rng.random(n) < 0.5
+    x = np.where(upper[:, None], np.c_[np.cos(t), np.sin(t)], np.c_[1 - np.cos(t), 0.5 - np.sin(t)])
+    return x + 0.05 * rng.standard_normal((n, 2))
+
+
+def _problem(kind, n, d=2, seed=0):
+    """Pairs of point clouds: unstructured, structured, rescaled, duplicated and tied."""
+    rng = np.random.default_rng(seed)
+    if kind == "gauss":
+        x0, x1 = rng.standard_normal((n, d)), rng.standard_normal((n, d)) + 0.5
+    elif kind == "uniform":
+        x0, x1 = rng.uniform(-1, 1, (n, d)), rng.uniform(-1, 1, (n, d))
+    elif kind == "moons":
+        x0, x1 = rng.standard_normal((n, 2)), _moons(n, rng)
+    elif kind == "8gaussians-moons":
+        angle = rng.integers(0, 8, n) * (math.pi / 4)
+        x0 = 4 * np.c_[np.cos(angle), np.sin(angle)] + 0.3 * rng.standard_normal((n, 2))
+        x1 = _moons(n, rng)
+    elif kind == "clustered":
+        centres = 5 * rng.standard_normal((12, d))
+        x0 = centres[rng.integers(0, 12, n)] + 0.1 * rng.standard_normal((n, d))
+        x1 = centres[rng.integers(0, 12, n)] + 0.1 * rng.standard_normal((n, d))
+    elif kind in ("scale1e3", "scale1e-3"):
+        scale = 1e3 if kind == "scale1e3" else 1e-3
+        x0, x1 = scale * rng.standard_normal((n, d)), scale * rng.uniform(-1, 1, (n, d))
+    elif kind == "duplicates":  # repeated points on both sides: many optimal permutations
+        x0 = rng.standard_normal((max(n // 8, 1), d))[rng.integers(0, max(n // 8, 1), n)]
+        x1 = np.round(2 * rng.standard_normal((n, d))) / 2
+    elif kind == "grid":  # a lattice against a shifted copy: exact ties everywhere
+        side = math.ceil(math.sqrt(n))
+        g = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n]
+        x0, x1 = g.astype(float), g[rng.permutation(n)] + 0.5
+    else:
+        raise ValueError(kind)
+    return torch.tensor(x0), torch.tensor(x1)
+
+
+KINDS = [
+    "gauss",
+    "uniform",
+    "moons",
+    "8gaussians-moons",
+    "clustered",
+    "scale1e3",
+    "scale1e-3",
+    "duplicates",
+    "grid",
+]
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [40, 300, 700])
+def test_auction_is_certified_and_equals_pot_emd2(kind, n, monkeypatch):
+    # n = 700 runs the multiscale warm start (its threshold lowered to 256 here)
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    x0, x1 = _problem(kind, n)
+    cost = SquaredEuclideanCost()(x0, x1).numpy()
+    out = AuctionSolver().certified(cost.copy())
+    assert sorted(out.perm.tolist()) == list(range(n))  # a permutation
+    # the certificate, recomputed here from the returned potentials on the original matrix:
+    # at most 2nδ above the optimum, δ = 2^-40 (max|C| + max price) (float64 rounding ~2^-52)
+    assert out.gap <= 2 * n * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * n * out.tol
+    total = float(cost[np.arange(n), out.perm].sum()) / n
+    assert total == pytest.approx(_emd2(torch.from_numpy(cost)), rel=1e-9, abs=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("d", [16, 64])
+def test_auction_in_higher_dimension(d):
+    x0, x1 = _problem("clustered", 200, d=d)
+    cost = SquaredEuclideanCost()(x0, x1)
+    reduced = (-2.0 * x0 @ x1.T).numpy()  # the form used for d >= 8: same optimal permutations
+    perm = AuctionSolver().solve(reduced, dim=d)
+    assert float(cost[np.arange(200), perm].sum()) / 200 == pytest.approx(_emd2(cost), rel=1e-9)
+
+
+def test_the_certificate_rejects_a_wrong_permutation():
+    x0, x1 = _problem("gauss", 60)
+    cost = SquaredEuclideanCost()(x0, x1).numpy()
+    a = np.full(60, 1 / 60)
+    plan, log = ot.emd(a, a, cost, numItermax=10**8, log=True)
+    perm = np.asarray(plan).argmax(axis=1)
+    u, v = log["u"], log["v"]
+    assert certify_assignment(cost, perm, u, v) < 1e-9  # POT's duals prove its optimum
+    wrong = perm.copy()
+    wrong[[3, 17]] = wrong[[17, 3]]
+    excess = float(cost[np.arange(60), wrong].sum() - cost[np.arange(60), perm].sum())
+    assert excess > 0
+    # complementary slackness fails on the swapped pairs: the bound is at least the excess
+    assert certify_assignment(cost, wrong, u, v) >= excess - 1e-9
+    # infeasible potentials are caught too: raise one u_i
+    bumped = u.copy()
+    bumped[5] += 1.0
+    assert certify_assignment(cost, perm, bumped, v) >= 1.0 - 1e-9
+    with pytest.raises(ValueError, match="shape"):
+        certify_assignment(cost, perm[:-1], u, v)
+
+
+@needs_numba
+def test_auction_certificate_failure_raises(monkeypatch):
+    # a solver that cannot prove its answer raises: it never returns an unproven permutation
+    monkeypatch.setattr(assignment_module, "_certify_reduced", lambda *a, **k: None)
+    with pytest.raises(RuntimeError, match="certify"):
+        AuctionSolver().certified(np.random.default_rng(0).random((50, 50)))
+
+
+@needs_numba
+def test_auction_float32_inputs_ties_and_constant_costs():
+    # float32 batches through OTCoupling: optimal for the float64 copy of the float32 matrix
+    x0, x1 = (t.float() for t in _problem("moons", 256))
+    p = OTCoupling(solver=AuctionSolver())(x0, x1)
+    cost = SquaredEuclideanCost()(x0, x1).double()
+    assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-9)
+    # every point equal: every permutation is optimal, the certificate is exact
+    flat = np.full((50, 50), 3.0)
+    out = AuctionSolver().certified(flat)
+    assert sorted(out.perm.tolist()) == list(range(50)) and out.gap == 0.0
+    assert certify_assignment(flat, out.perm, out.u, out.v) == 0.0
+    for n in (1, 2, 3):  # tiny batches skip the auction
+        m = np.random.default_rng(n).random((n, n))
+        perm = AuctionSolver().solve(m, dim=2)
+        assert float(m[np.arange(n), perm].sum()) == pytest.approx(
+            min(float(m[np.arange(n), list(q)].sum()) for q in itertools.permutations(range(n)))
+        )
+
+
+def test_auction_arguments_and_missing_numba(monkeypatch):
+    for bad in ({"scaling": 1.0}, {"final_eps": 0.0}, {"list_eps": 0.0}, {"candidates": 1}):
+        with pytest.raises(ValueError):
+            AuctionSolver(**bad)
+    with pytest.raises(ValueError, match="square"):
+        AuctionSolver().certified(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        AuctionSolver().certified(np.full((40, 40), np.nan))
+    monkeypatch.setattr(assignment_module, "_compiled", lambda name: None)
+    with pytest.raises(ImportError, match="numba"):
+        AuctionSolver().certified(np.random.default_rng(0).random((40, 40)))
+
+
+@needs_numba
+def test_auction_overwrite_reduces_in_place_only_when_allowed():
+    x0, x1 = _problem("uniform", 100)
+    cost = SquaredEuclideanCost()(x0, x1).numpy()
+    before = cost.copy()
+    first = AuctionSolver().solve(cost, dim=2)
+    assert np.array_equal(cost, before)
+    again = AuctionSolver().solve(cost, dim=2, overwrite=True)  # may now be the reduced matrix
+    assert float(before[np.arange(100), again].sum()) == pytest.approx(
+        float(before[np.arange(100), first].sum()), rel=1e-12
+    )
+
+
+# --- small ε: Sinkhorn and the bridge ------------------------------------------------------------
+
+
+def test_sinkhorn_converges_at_small_reg_with_marginals_within_tol():
+    x0, x1 = _problem("moons", 128)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((128,), 1 / 128, dtype=torch.float64)
+    res = sinkhorn(cost, a, a, 1e-3 * float(cost.mean()), tol=1e-6, max_iter=20_000)
+    assert res.converged and res.error < 1e-6
+    plan = torch.exp(res.log_plan(cost))
+    torch.testing.assert_close(plan.sum(0), a, atol=1e-12, rtol=0)  # columns exact
+    assert float(torch.linalg.vector_norm(plan.sum(1) - a)) < 1e-6
+    # restarted from its own potentials it is converged at once, on the same plan
+    warm = sinkhorn(cost, a, a, res.eps, tol=1e-6, init=(res.f, res.g))
+    assert warm.converged and warm.n_iter <= 2
+    torch.testing.assert_close(torch.exp(warm.log_plan(cost)), plan, atol=1e-8, rtol=0)
+    with pytest.raises((ValueError, TypeError), match="init"):  # TypeError: runtime checks
+        sinkhorn(cost, a, a, res.eps, init=(res.f[:3], res.g))
+
+
+def test_sinkhorn_promotes_float32_when_eps_is_below_its_resolution():
+    x0, x1 = (t.float() * 1e3 for t in _problem("gauss", 32))
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((32,), 1 / 32)
+    res = sinkhorn(cost, a, a, 1e-5 * float(cost.mean()), max_iter=200)
+    assert res.f.dtype == torch.float64  # float32 potentials could not resolve this plan
+    assert bool(torch.isfinite(res.log_plan(cost)).any())
+
+
+def test_bridge_at_vanishing_sigma_returns_the_exact_plan_and_says_why():
+    # data of scale 1e3 in float32: ε = 2σ² = 2e-6 is far below the matrix's rounding
+    x0, x1 = (t.float() for t in _problem("scale1e3", 64))
+    bridge = SchrodingerBridgeCoupling(1e-3)
+    with pytest.warns(RuntimeWarning, match="exact plan") as record:
+        p = bridge(x0, x1, generator=torch.Generator().manual_seed(0), return_plan=True)
+    assert not any("inf" in str(w.message).split("=")[0] for w in record)
+    assert p.plan.dtype == torch.float32
+    torch.testing.assert_close(p.plan.sum(0), torch.full((64,), 1 / 64), atol=1e-7, rtol=0)
+    torch.testing.assert_close(p.plan.sum(1), torch.full((64,), 1 / 64), atol=1e-7, rtol=0)
+    assert sorted(p.index0.tolist()) == list(range(64))  # the limit plan is a permutation
+    cost = SquaredEuclideanCost()(x0, x1).double()
+    assert _total(cost, p) == pytest.approx(_emd2(cost), rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per coupling
+        bridge(x0, x1)
+
+
+def test_bridge_at_small_sigma_in_float64_converges_or_returns_its_limit():
+    x0, x1 = _problem("scale1e3", 48)
+    with pytest.warns(RuntimeWarning, match="exact plan"):  # ε = 2e-6 ≪ 1e6 · 2^-52 · max|C|
+        p = SchrodingerBridgeCoupling(1e-3)(x0, x1, return_plan=True)
+    cost = SquaredEuclideanCost()(x0, x1)
+    assert float((p.plan * cost).sum()) == pytest.approx(_emd2(cost), rel=1e-9)
+    # a small but resolvable σ converges, with exact columns and rows within tol
+    q = SchrodingerBridgeCoupling(0.5)(x0 * 1e-3, x1 * 1e-3, return_plan=True)
+    full = torch.full((48,), 1 / 48, dtype=torch.float64)
+    torch.testing.assert_close(q.plan.sum(0), full, atol=1e-12, rtol=0)
+    assert float(torch.linalg.vector_norm(q.plan.sum(1) - 1 / 48)) < 1e-6

@@ -7,11 +7,14 @@ The implementation modules are private; every public name is imported from here.
 """
 
 from ._assignment import AssignmentSolver as AssignmentSolver
+from ._assignment import AuctionSolver as AuctionSolver
 from ._assignment import AutoAssignmentSolver as AutoAssignmentSolver
+from ._assignment import CertifiedAssignment as CertifiedAssignment
 from ._assignment import LapjvSolver as LapjvSolver
 from ._assignment import LapxSolver as LapxSolver
 from ._assignment import NetworkSimplexSolver as NetworkSimplexSolver
 from ._assignment import ScipySolver as ScipySolver
+from ._assignment import certify_assignment as certify_assignment
 from ._base import PairIndices as PairIndices
 from ._base import Pairing as Pairing
 from ._base import PermutationCoupling as PermutationCoupling
@@ -32,7 +35,9 @@ from ._unbalanced import UnbalancedOTCoupling as UnbalancedOTCoupling
 
 __all__ = [
     "AssignmentSolver",
+    "AuctionSolver",
     "AutoAssignmentSolver",
+    "CertifiedAssignment",
     "Cost",
     "CustomCost",
     "DataDependentCoupling",
@@ -53,5 +58,6 @@ __all__ = [
     "SquaredEuclideanCost",
     "StableMatchingCoupling",
     "UnbalancedOTCoupling",
+    "certify_assignment",
     "sinkhorn",
 ]

@@ -8,6 +8,15 @@ differ only in how the absolute ε is chosen (relative to the cost's scale, or 2
 up to the tolerance. The couplings use every x1 exactly once and draw its partner from the
 column conditional π(· | x1_j) = π[·, j] / b_j; the x1 marginal of the pairs is therefore
 exact and each x0 is used n1·(π1)_i ≈ n1·a_i times in expectation (once, for equal sizes).
+
+**Vanishing ε.** As ε → 0 the entropic plan tends to an exact OT plan, and its cost exceeds
+the optimum by at most ε·log(n0·n1). When ε is below 10⁶ float64 roundings of max|C|
+(ε < 10⁶ · 2⁻⁵² · max|C|), (f + g − C)/ε cannot be evaluated to the tolerance in any
+floating type here; the couplings then return that limit, an exact OT plan (the certified
+:class:`~interpolants.coupling.AuctionSolver` for equal sizes, POT's network simplex
+otherwise, on the host in float64), and warn once. Likewise, when Sinkhorn does not converge
+within ``max_iter`` at ε below 10⁻⁴ × (mean C − min C), the limit replaces the unconverged
+plan, with a warning that gives ε, its ratio to the cost and the error reached.
 """
 
 import abc
@@ -20,6 +29,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ._assignment import AuctionSolver, _compiled
 from ._base import (
     Batch0,
     Batch1,
@@ -32,7 +42,7 @@ from ._base import (
     weights,
 )
 from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
-from ._sinkhorn import SinkhornResult, sinkhorn
+from ._sinkhorn import sinkhorn
 
 __all__ = ["SchrodingerBridgeCoupling", "SinkhornCoupling"]
 
@@ -46,6 +56,32 @@ def _check(reg: float, tol: float, max_iter: int) -> None:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
 
 
+_EXACT_LIMIT = 1e-4  # below this ε / spread(C) an unconverged plan is replaced by its limit
+_RESOLVED = 1e6  # ε must exceed this many float64 roundings of max|C| to be resolved
+
+
+def _spread(cost: Tensor) -> float:
+    """mean(C) − min(C): the scale ε is compared with (as in :func:`sinkhorn`)."""
+    return float(cost.mean(dtype=torch.float64) - cost.min().double())
+
+
+def _exact_log_plan(cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """log of an exact OT plan (a permutation / n for equal sizes and uniform weights, from
+    :class:`AuctionSolver`; else POT's network simplex), on the cost's device."""
+    host = cost.detach().to(device="cpu", dtype=torch.float64).numpy()
+    n0, n1 = host.shape
+    uniform = n0 == n1 and bool((a == a[0]).all() & (b == b[0]).all())
+    dtype = torch.promote_types(cost.dtype, torch.float32)
+    if uniform and _compiled("auction") is not None:
+        perm = torch.from_numpy(AuctionSolver().certified(host.copy(), overwrite=True).perm)
+        out = torch.full((n0, n1), -math.inf, dtype=dtype)
+        out[torch.arange(n0), perm] = -math.log(n0)
+        return out.to(cost.device)
+    from ._exact import emd_plan
+
+    return torch.log(emd_plan(cost.to(dtype), a.to(dtype), b.to(dtype)))
+
+
 class _EntropicCoupling(PlanCoupling):
     """The entropic plan of the cost matrix for an ε that may depend on it, and pairs drawn
     from its column conditionals (the module notes). A subclass gives ε (:meth:`_eps`) and
@@ -53,22 +89,56 @@ class _EntropicCoupling(PlanCoupling):
 
     tol: float
     max_iter: int
+    _warned_exact = False  # warned once that ε is below the cost's resolution
 
     @abc.abstractmethod
     def _eps(self, cost: Tensor) -> float:
         """The absolute regularisation ε > 0 for the ``(n0, n1)`` cost matrix."""
 
-    def _solve(self, cost: Tensor, a: Tensor, b: Tensor) -> SinkhornResult:
-        res = sinkhorn(cost, a, b, self._eps(cost), self.tol, self.max_iter)
-        if not res.converged:
-            warnings.warn(
-                f"{self!r}: Sinkhorn stopped after {res.n_iter} iterations with row-marginal "
-                f"error {res.error:.3g} > tol = {self.tol:g}; the pairs' x1 marginal is exact, "
-                "the x0 marginal only approximate. Increase max_iter or reg.",
-                RuntimeWarning,
-                stacklevel=4,  # the caller of the coupling (or of its plan)
-            )
-        return res
+    def _log_plan(self, cost: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """log π of the entropic plan (in at least float32; float64 when ε needs it)."""
+        eps = self._eps(cost)
+        low, high = torch.aminmax(cost)
+        scale = max(abs(float(low)), abs(float(high)))
+        floor = _RESOLVED * torch.finfo(torch.float64).eps * scale
+        if eps < floor:
+            # even in float64, f + g − C rounds by more than 10⁻⁶ ε: the plan cannot be
+            # evaluated to the tolerance, and it cannot be told from an exact OT plan
+            if not self._warned_exact:
+                self._warned_exact = True
+                warnings.warn(
+                    f"{self!r}: ε = {eps:.3g} is below 10⁶ × the float64 rounding of the cost "
+                    f"matrix ({floor:.3g} at max|C| = {scale:.3g}), where (f + g − C)/ε cannot "
+                    "be evaluated to the tolerance and the entropic plan cannot be told from "
+                    "an exact OT plan: using the exact plan (the ε → 0 limit). Use a larger "
+                    "reg (sigma) or rescale the data for a genuinely entropic plan.",
+                    RuntimeWarning,
+                    stacklevel=5,  # the caller of the coupling (or of its plan)
+                )
+            return _exact_log_plan(cost, a, b)
+        relative = eps / max(_spread(cost), torch.finfo(torch.float64).tiny)
+        tiny = relative < _EXACT_LIMIT
+        res = sinkhorn(cost, a, b, eps, self.tol, self.max_iter)
+        if res.converged:
+            return res.log_plan(cost)
+        if math.isfinite(res.error):
+            why = f"row-marginal error {res.error:.3g} > tol = {self.tol:g}"
+        else:
+            why = "row marginals that under/overflowed"
+        what = (
+            "returning its ε → 0 limit, an exact OT plan, whose transport cost differs from "
+            "the entropic plan's by at most ε·log(n0·n1)"
+            if tiny
+            else "the pairs' x1 marginal is exact, the x0 marginal only approximate"
+        )
+        warnings.warn(
+            f"{self!r}: Sinkhorn stopped after {res.n_iter} iterations at ε = {eps:.3g} "
+            f"({relative:.2g} × mean(C) − min(C)) with {why}; {what}. Increase max_iter or "
+            "reg (sigma).",
+            RuntimeWarning,
+            stacklevel=5,  # the caller of the coupling (or of its plan)
+        )
+        return _exact_log_plan(cost, a, b) if tiny else res.log_plan(cost)
 
     def pair(
         self,
@@ -82,17 +152,19 @@ class _EntropicCoupling(PlanCoupling):
     ) -> PairIndices:
         cost = cost_matrix(self.cost, x0, x1, reduced=False)
         n0, n1 = cost.shape
-        res = self._solve(cost, weights(None, n0, cost, "w0"), weights(None, n1, cost, "w1"))
-        log_plan = res.log_plan(cost)
+        log_plan = self._log_plan(
+            cost, weights(None, n0, cost, "w0"), weights(None, n1, cost, "w1")
+        )
         index0 = sample_columns(log_plan, generator)
-        return PairIndices(index0=index0, plan=torch.exp(log_plan) if want_plan else None)
+        plan = torch.exp(log_plan).to(cost.dtype) if want_plan else None
+        return PairIndices(index0=index0, plan=plan)
 
     def weighted_plan(
         self, cost: Float[Tensor, "n0 n1"], a: Float[Tensor, " n0"], b: Float[Tensor, " n1"]
     ) -> Plan:
         """The entropic plan with marginals ``a`` (within ``tol``) and ``b``, on the cost's
         device."""
-        return torch.exp(self._solve(cost, a, b).log_plan(cost))
+        return torch.exp(self._log_plan(cost, a, b)).to(cost.dtype)
 
 
 @final

@@ -117,10 +117,14 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
     by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound
     (max‖x0‖ + max‖x1‖)² on its entries), for the assignment solver; the indices come back on
-    the device. The default :class:`AutoAssignmentSolver` picks POT's network simplex for
-    d < 8 and lapx's ``lapjvr`` (else ``lap.lapjv``) otherwise (the rule is explained there).
-    Every solver is exact and runs to optimality (a truncated network-simplex solve raises),
-    so the pairing is always optimal. Timings are measured in ``benchmarks/coupling.py``.
+    the device. The default :class:`AutoAssignmentSolver` picks the certified
+    :class:`~interpolants.coupling.AuctionSolver` for d < 8 and for n ≥ 2048, lapx's
+    ``lapjvr`` (else ``lap.lapjv``) otherwise (the rule is explained there). Every solver is
+    exact and runs to optimality (a truncated network-simplex solve raises; the auction's
+    answer is proved optimal by dual potentials checked over all n² entries,
+    :func:`~interpolants.coupling.certify_assignment`), so the pairing is always optimal. The
+    host matrix is private to the call, so the solver may reduce it in
+    place: peak host memory is the float64 matrix plus, for the auction, its float32 copy.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ checks that cost no extra product, and absorbs the scalings into f, g when they 
 (Schmitzer's log-stabilisation), so that nothing overflows; if a scaling ever becomes
 non-finite it switches to the log-domain updates above, which are stable for any ε. Either way
 it returns log-domain potentials, so it is stable in float32 down to ε = 10⁻³ times the cost
-scale.
+scale; below 10³ float32 roundings of max|C| it iterates in float64.
 
 **Which marginal is exact.** Each iteration ends with the column update, so the columns of the
 returned plan sum to b; the rows sum to a up to the tolerance (the stopping criterion is
@@ -35,7 +35,8 @@ class SinkhornResult:
     Attributes
     ----------
     f, g:
-        Dual potentials, shapes ``(n0,)`` and ``(n1,)``; the plan is
+        Dual potentials, shapes ``(n0,)`` and ``(n1,)``, in the dtype the iterations ran in
+        (float64 when ε is below float32's resolution of the cost); the plan is
         π_ij = exp((f_i + g_j − C_ij)/ε) (see :meth:`log_plan`).
     eps:
         The absolute regularisation ε.
@@ -55,8 +56,9 @@ class SinkhornResult:
     converged: bool
 
     def log_plan(self, cost: Float[Tensor, "n0 n1"]) -> Float[Tensor, "n0 n1"]:
-        """log π_ij = (f_i + g_j − C_ij)/ε for the cost the potentials were computed with."""
-        return (self.f[:, None] + self.g[None, :] - cost) / self.eps
+        """log π_ij = (f_i + g_j − C_ij)/ε for the cost the potentials were computed with, in
+        the potentials' dtype (which may be wider than the cost's, see :func:`sinkhorn`)."""
+        return (self.f[:, None] + self.g[None, :] - cost.to(self.f.dtype)) / self.eps
 
 
 def sinkhorn(
@@ -68,6 +70,7 @@ def sinkhorn(
     max_iter: int = 10_000,
     check_every: int | None = None,
     overrelax: bool = True,
+    init: tuple[Float[Tensor, " n0"], Float[Tensor, " n1"]] | None = None,
 ) -> SinkhornResult:
     r"""Log-stabilised Sinkhorn for min ⟨π, C⟩ + ε Σ π log π with marginals ``a``, ``b``.
 
@@ -82,8 +85,12 @@ def sinkhorn(
       linear rate λ of the error is measured and the updates become
       log u ← (1 − ω) log u + ω log(a / Kv) (likewise v) with
       ω = 1 + 0.95 (ω* − 1), ω* = 2 / (1 + √(1 − λ)), the optimal relaxation for that rate
-      (Thibault et al.; Lehmann et al.). ω is halved towards 1 whenever the error grows over
-      10 iterations. It cuts the number of iterations when ε is small relative to the cost.
+      (Thibault et al.; Lehmann et al.). Every 40 relaxed iterations the rate ρ at the
+      current ω is measured again and λ inferred from Young's relation
+      (ρ + ω − 1)² = ρ ω² λ, so that ω follows the slow modes that dominate late; ω is
+      halved towards 1 whenever the error grows over 20 iterations, and never raised again
+      to a value that made it grow. It cuts the number of iterations when ε is small
+      relative to the cost.
       The returned potentials always end with a plain column update, so the contract below
       holds.
     * **Lazy stabilisation.** The scalings u, v are absorbed into the potentials f, g (one
@@ -109,13 +116,21 @@ def sinkhorn(
         ``None``: every iteration on CPU, every 10 on other devices.
     overrelax:
         Use the adaptive over-relaxation above (``False``: plain Sinkhorn updates).
+    init:
+        Potentials (f, g) to start from instead of ε-scaling, e.g. the exact (ε = 0) duals of
+        the same cost (:meth:`AuctionSolver.certified
+        <interpolants.coupling.AuctionSolver.certified>`), which the entropic potentials
+        approach as ε → 0: from them a small ε needs few iterations. On the cost's device.
 
     Returns
     -------
     SinkhornResult
         Potentials with π = exp((f + g − C)/ε), its columns summing to ``b`` (up to rounding),
         its rows to ``a`` within ``tol`` when ``converged``. At most ``max_iter`` iterations
-        are run, the ε-scaling stages included (a final column update is not counted).
+        are run, the ε-scaling stages included (a final column update is not counted). The
+        potentials are in the dtype the iterations ran in: the cost's (at least float32), or
+        float64 when ε is below 10³ × the float32 resolution of the cost
+        (ε < 10³ · 2⁻²³ · max|C|), where float32 potentials could not resolve the plan.
 
     Raises
     ------
@@ -144,18 +159,29 @@ def sinkhorn(
     if not bool((a > 0).all()) or not bool((b > 0).all()):
         raise ValueError("the marginals a and b must be positive (drop zero-weight points)")
     dtype = torch.promote_types(cost.dtype, torch.float32)
-    c = cost.to(dtype)
-    a, b = a.to(dtype), b.to(dtype)
-    f, g = torch.zeros_like(a), torch.zeros_like(b)
-    low, high = torch.aminmax(c)
-    lo, hi, mean = torch.stack([low, high, c.mean()]).tolist()  # one host synchronisation
+    low, high = torch.aminmax(cost)
+    lo, hi, mean = torch.stack([low, high, cost.mean()]).double().tolist()  # one host sync
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("cost must be finite (no NaN or Inf entries)")
+    if eps < 1e3 * torch.finfo(dtype).eps * max(abs(lo), abs(hi)):
+        dtype = torch.float64  # (f + g − C)/ε would not resolve the plan in float32
+    c = cost.to(dtype)
+    low = low.to(dtype)
+    a, b = a.to(dtype), b.to(dtype)
+    f, g = torch.zeros_like(a), torch.zeros_like(b)
     # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
     spread = (mean - lo) or 1.0
     stages = max(0, math.ceil(math.log(0.02 * spread / eps, 4))) if eps < 0.02 * spread else 0
     loop = _Loop(c, a, b, low, hi - lo, check_every, overrelax)
     n_iter, cold = 0, True  # cold: f = g = 0, no stage has run
+    if init is not None:
+        f0, g0 = init
+        if f0.shape != a.shape or g0.shape != b.shape:
+            raise ValueError(f"init must have shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        f, g = f0.to(device=c.device, dtype=dtype), g0.to(device=c.device, dtype=dtype)
+        if not bool(torch.isfinite(f).all() & torch.isfinite(g).all()):
+            raise ValueError("init potentials must be finite")
+        stages, cold = 0, False
     for k in range(stages, 0, -1):  # at most 100 iterations each, within the budget
         budget = min(100, max_iter - n_iter - 1)
         if budget < 1:
@@ -165,8 +191,8 @@ def sinkhorn(
     f, g, it, error = loop.run(f, g, eps, tol, max(1, max_iter - n_iter), cold=cold)
     n_iter += it
     return SinkhornResult(
-        f=f.to(cost.dtype),
-        g=g.to(cost.dtype),
+        f=f,
+        g=g,
         eps=float(eps),
         n_iter=n_iter,
         error=error,
@@ -181,6 +207,7 @@ class _Loop:
     """The Sinkhorn iterations at one ε (see :func:`sinkhorn` for the scheme)."""
 
     WARM = 10  # plain iterations before the rate is measured
+    REMEASURE = 40  # relaxed iterations between two measurements of the rate
     SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
 
     def __init__(
@@ -261,6 +288,7 @@ class _Loop:
             plain = True
         u, v = torch.ones_like(a), torch.ones_like(b)
         omega, n_iter, error = 1.0, 0, math.inf
+        self.ceiling = 2.0  # the smallest ω seen to make the error grow (2: none yet)
         adapt = self.overrelax
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
@@ -329,7 +357,7 @@ class _Loop:
 
         Returns 0 to stop adapting (plain updates from then on).
         """
-        lag = 3 if omega == 1.0 else 10
+        lag = 3 if omega == 1.0 else 20
         past = next(((k, e) for k, e in reversed(history) if k <= n_iter - lag), None)
         history.append((n_iter, error))
         if past is None:
@@ -342,9 +370,23 @@ class _Loop:
             history.clear()  # the relaxed phase keeps its own history
             history.append((n_iter, error))
             return 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - rate)) - 1.0)
-        if error > before:  # the error grew over 10 iterations: damp ω towards 1
+        if error > before:  # the error grew over 20 iterations: damp ω towards 1
             history.clear()
             history.append((n_iter, error))
+            self.ceiling = omega  # never raise ω this far again in this run
             omega = 1.0 + 0.5 * (omega - 1.0)
             return omega if omega > 1.05 else 0.0
+        first, start = history[0]
+        if n_iter - first >= self.REMEASURE and 0.0 < error < start:
+            # the slow modes dominate once the fast ones have died out: re-measure the rate
+            # ρ at this ω and infer the plain rate λ from Young's relation
+            # (ρ + ω − 1)² = ρ ω² λ, then move ω towards the optimum for that λ
+            rho = (error / start) ** (1.0 / (n_iter - first))
+            lam = min((rho + omega - 1.0) ** 2 / (rho * omega**2), 1.0 - 1e-12)
+            target = 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - lam)) - 1.0)
+            target = min(target, 1.0 + 0.9 * (self.ceiling - 1.0))
+            history.clear()
+            history.append((n_iter, error))
+            if target > omega + 0.01:
+                return target
         return omega
