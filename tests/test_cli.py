@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from interpolants.cli import Run, RunConfig, main
+from interpolants.cli import Run, RunConfig, load_run, main
+from interpolants.train import load_checkpoint, save_checkpoint
 
 TINY = ["--steps", "30", "--batch", "64", "--hidden", "32", "--depth", "2", "--quiet"]
 
@@ -87,22 +88,27 @@ def test_train_with_prefetching_producers(tmp_path: Path, backend: str) -> None:
 
 def test_recipes_cover_every_objective_and_interpolant() -> None:
     """Each learnable combination yields a velocity; a score where the objective learns one."""
-    for objective, interpolant, gamma, has_score in [
-        ("velocity", "linear", "none", False),
-        ("velocity", "vp", "none", True),
-        ("split", "trig", "brownian", True),
-        ("denoiser", "onesided-linear", "none", True),
-        ("score", "vp", "none", True),
-        ("target", "linear", "none", False),
+    for objective, interpolant, gamma, base, coupling, has_score in [
+        ("velocity", "linear", "none", "8gaussians", "ot", False),
+        ("velocity", "vp", "none", "gaussian", "independent", True),
+        ("velocity", "vp", "none", "gaussian", "ot", False),  # one-sided score needs independence
+        ("split", "trig", "brownian", "8gaussians", "ot", True),
+        ("denoiser", "onesided-linear", "none", "gaussian", "independent", True),
+        ("score", "vp", "none", "gaussian", "independent", True),
+        ("target", "linear", "none", "8gaussians", "ot", False),
     ]:
-        config = RunConfig(objective=objective, interpolant=interpolant, gamma=gamma, hidden=8)
+        config = RunConfig(
+            objective=objective,
+            interpolant=interpolant,
+            gamma=gamma,
+            base=base,
+            coupling=coupling,
+            hidden=8,
+        )
         run = Run(config)
         t, x = torch.full((4,), 0.5), torch.randn(4, 2)
         assert run.velocity(run.model)(t, x).shape == (4, 2)
         assert (run.score(run.model) is not None) == has_score
-    with pytest.raises(ValueError, match="does not determine the velocity"):
-        r = Run(RunConfig(objective="denoiser", interpolant="linear", gamma="brownian"))
-        r.velocity(r.model)
 
 
 def test_console_script_module_runs() -> None:
@@ -110,3 +116,180 @@ def test_console_script_module_runs() -> None:
         [sys.executable, "-m", "interpolants.cli", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "train" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"),
+    [
+        (["--objective", "denoiser"], "--objective split"),
+        (["--objective", "score"], "--objective split"),
+        (["--objective", "target"], "--gamma none"),
+        (["--objective", "split", "--gamma", "none"], "--gamma brownian"),
+        (["--coupling", "sb"], "--interpolant linear --gamma brownian"),
+        (["--coupling", "sb", "--gamma", "brownian", "--coupling-reg", "0.1"], "--gamma-scale"),
+        (["--coupling", "ot", "--coupling-reg", "0.1"], "--coupling sinkhorn"),
+        (["--interpolant", "vp"], "--gamma none"),
+        (["--interpolant", "vp", "--gamma", "none"], "--base gaussian"),
+        (["--interpolant", "mirror"], "--base moons"),
+        (["--interpolant", "encdec", "--gamma", "none", "--objective", "velocity"], "noise"),
+        (["--interpolant", "trig", "--gamma", "brownian", "--gamma-scale", "5"], "--gamma-scale"),
+        (["--coupling", "label-ot"], "--data digits"),
+        (["--coupling", "inpaint"], "--base gaussian"),
+        (["--data", "digits"], "--base gaussian"),
+        (
+            [
+                "--interpolant",
+                "vp",
+                "--gamma",
+                "none",
+                "--base",
+                "gaussian",
+                "--objective",
+                "score",
+            ],
+            "--coupling independent",
+        ),
+    ],
+)
+def test_unusable_runs_are_refused_up_front(
+    flags: list[str], hint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Combinations that would train a model the run cannot sample with (or a path that
+    contradicts the coupling) end in one line naming the flag to change, before training."""
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *flags, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interpolants: error:") and err.count("\n") == 1, err
+    assert hint in err, err
+    assert not out.exists()
+
+
+def test_the_bridge_takes_its_sigma_from_the_path() -> None:
+    run = Run(RunConfig(coupling="sb", gamma="brownian", gamma_scale=0.25, hidden=8))
+    assert run.coupling.sigma == 0.5  # type: ignore[attr-defined]
+    assert run.interpolant.gamma(torch.tensor([0.5])).item() == pytest.approx(0.5 * 0.5)
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, steps: int) -> None:
+    from interpolants.train._trainer import Trainer
+
+    step = Trainer.step
+
+    def dying(self: Trainer) -> float:
+        if self.step_count == steps:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", dying)
+
+
+def test_resume_continues_a_killed_run_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    flags = [*TINY[:-1], "--steps", "20", "--checkpoint-every", "10", "--quiet"]
+    whole = tmp_path / "whole"
+    assert main(["train", "--out", str(whole), *flags]) == 0
+    killed = tmp_path / "killed"
+    _kill_after(monkeypatch, 13)  # after the checkpoint of step 10
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", "--out", str(killed), *flags])
+    monkeypatch.undo()
+    assert load_checkpoint(killed / "checkpoint.pt")["step"] == 10
+    shutil.copytree(killed, tmp_path / "other")
+    assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    # the batches do not depend on who makes them: resume with producer processes
+    other = ["--prefetch", "2", "--prefetch-backend", "process", "--quiet"]
+    assert main(["train", "--resume", str(tmp_path / "other"), *other]) == 0
+    want = load_checkpoint(whole / "checkpoint.pt")
+    for folder in (killed, tmp_path / "other"):
+        got = load_checkpoint(folder / "checkpoint.pt")
+        assert got["step"] == 20
+        for key in ("model", "ema"):
+            assert all(torch.equal(got[key][k], v) for k, v in want[key].items())
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert (
+            metrics["final_loss"] == json.loads((whole / "metrics.json").read_text())["final_loss"]
+        )
+    assert json.loads((tmp_path / "other" / "config.json").read_text())["prefetch"] == 2
+    capsys.readouterr()
+    # what a resume cannot change, and a folder that already holds a run
+    assert main(["train", "--resume", str(killed), "--lr", "0.5"]) == 2
+    assert "--lr cannot change it" in capsys.readouterr().err
+    assert main(["train", "--out", str(whole), *flags]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_label_and_inpainting_couplings_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digits = tmp_path / "digits"
+    flags = ["--data", "digits", "--base", "gaussian", "--coupling", "label-ot"]
+    assert main(["train", "--out", str(digits), *flags, *TINY[:1], "5", *TINY[2:]]) == 0
+    inpaint = tmp_path / "inpaint"
+    flags = ["--coupling", "inpaint", "--base", "gaussian"]
+    assert main(["train", "--out", str(inpaint), *flags, *TINY]) == 0
+    capsys.readouterr()
+    # sampling in-paints held-out targets: x0 keeps half of each target, ξ says which half
+    assert main(["sample", "--run", str(inpaint), "--n", "100", "--steps", "4"]) == 0
+    assert "W2 to held-out target" in capsys.readouterr().out
+    run, _ = load_run(inpaint)
+    samples = torch.load(inpaint / "samples.pt", weights_only=True)
+    x0, mask = run.starts(100, torch.Generator().manual_seed(0))
+    assert mask is not None and torch.equal(mask.sum(1), torch.ones(100))
+    kept = mask.bool()
+    assert torch.equal(x0[kept], run.test_target[:100][kept])
+    assert samples.shape == (100, 2) and bool(torch.isfinite(samples).all())
+    assert main(["nll", "--run", str(inpaint), "--n", "10", "--steps", "2"]) == 2
+    assert "x0 is built from x1" in capsys.readouterr().err
+
+
+def test_checkpoint_and_result_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *TINY[:1], "5", *TINY[2:]]) == 0
+    good = (run / "checkpoint.pt").read_bytes()
+    state = load_checkpoint(run / "checkpoint.pt")
+    nan = {k: torch.full_like(v, math.nan) for k, v in state["ema"].items()}
+
+    def damaged(name: str) -> None:
+        path = run / "checkpoint.pt"
+        if name == "missing":
+            path.unlink()
+        elif name == "truncated":
+            path.write_bytes(good[: len(good) // 2])
+        elif name == "corrupt":
+            data = bytearray(good)
+            data[-200] ^= 0x10
+            path.write_bytes(bytes(data))
+        elif name == "foreign":
+            torch.save(state, path)
+        elif name == "nan":
+            save_checkpoint({**state, "ema": nan}, path)
+
+    capsys.readouterr()
+    for name, words in [
+        ("missing", "No such file"),
+        ("truncated", "truncated"),
+        ("corrupt", "checksum"),
+        ("foreign", "not an interpolants checkpoint"),
+        ("nan", "non-finite weights"),
+    ]:
+        damaged(name)
+        for command in (["sample", "--n", "10"], ["nll", "--n", "10"]):
+            assert main([command[0], "--run", str(run), *command[1:]]) == 2, (name, command)
+            err = capsys.readouterr().err
+            assert err.startswith("interpolants: error:") and err.count("\n") == 1, err
+            assert words in err, (name, err)
+        (run / "checkpoint.pt").write_bytes(good)
+    # a non-finite likelihood is an error, not a JSON NaN with exit status 0
+    import interpolants.cli._main as cli_main
+
+    monkeypatch.setattr(cli_main, "heldout_nll", lambda *a, **k: {"nll_nats": math.nan})
+    assert main(["nll", "--run", str(run), "--n", "10", "--steps", "2"]) == 2
+    assert "not finite" in capsys.readouterr().err
+    shutil.rmtree(run)

@@ -89,3 +89,34 @@ def test_time_embedding_and_label_dropout() -> None:
     assert abs(frac - 0.3) < 5 * (0.3 * 0.7 / 10000) ** 0.5  # 5 binomial standard errors
     with pytest.raises(ValueError, match="dim must be an even"):
         SinusoidalTimeEmbedding(7)
+
+
+def test_mlp_context_conditioning() -> None:
+    """A float context ξ (a data-dependent coupling's condition) enters through a linear
+    projection; labels and context together come as the pair (labels, ξ)."""
+    torch.manual_seed(0)
+    t, x = torch.rand(5), torch.randn(5, 2)
+    mask = torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 2)
+    net = MLP(2, hidden=16, depth=2, context_dim=2)
+    out = net(t, x, mask)
+    assert out.shape == (5, 2)
+    assert not torch.allclose(out, net(t, x, 1 - mask))  # the context matters
+    # the output of a sample depends on its own context row only
+    torch.testing.assert_close(net(t[:3], x[:3], mask[:3]), out[:3])
+    # exact divergence with a context, against autograd
+    _, div = net.forward_and_divergence(t, x, mask)
+    jac = torch.func.vmap(
+        torch.func.jacrev(lambda ti, xi, ci: net(ti[None], xi[None], ci[None])[0], 1)
+    )(t, x, mask)
+    torch.testing.assert_close(div, jac.diagonal(dim1=1, dim2=2).sum(1), rtol=1e-5, atol=1e-5)
+    both = TwoHeadMLP(2, hidden=8, depth=1, num_classes=3, context_dim=2)
+    a, b = both(t, x, (torch.tensor([0, 1, 2, 0, 1]), mask))
+    assert a.shape == b.shape == (5, 2)
+    with pytest.raises(ValueError, match="needs a context of 2 features"):
+        net(t, x)
+    with pytest.raises(ValueError, match="2 features per sample"):
+        net(t, x, torch.ones(5, 3))
+    with pytest.raises(ValueError, match="without context_dim"):
+        MLP(2, hidden=8, depth=1)(t, x, mask)
+    with pytest.raises(ValueError, match="context_dim must be positive"):
+        MLP(2, context_dim=0)

@@ -1,8 +1,8 @@
 """Objectives: exact minimisers on the Gaussian-mixture test bed, antithetic pairs, errors.
 
-Minimiser check. Every per-sample loss is ℓ(m̂) = λ(½|m̂|² − y·m̂) with E[y | x_t] = m the
+Minimiser check. Every per-sample loss is ℓ(m̂) = λ|m̂ − y|²/D with E[y | x_t] = m the
 exact field, so along m̂ = m + δh the Monte-Carlo loss is exactly quadratic in δ, with
-derivative at δ = 0 equal to the sample mean of g = λ(m − y)·h, whose expectation is zero.
+derivative at δ = 0 equal to the sample mean of g = (2λ/D)(m − y)·h, whose expectation is zero.
 We assert |mean g| < 4.5 standard errors (a false alarm has probability ~7e-6 per check at a
 fixed seed), and, as a power check, that at δ = 0.25 the same statistic exceeds 8 standard
 errors: a field off by 0.25·h would be caught. With common random numbers the losses at
@@ -193,16 +193,123 @@ def test_antithetic_is_unbiased(objective_cls: type[Objective], interpolant: Int
     assert abs(float(plain.mean() - anti.mean())) < 4.5 * float(se)
 
 
+def _gradient_samples(
+    objective: Objective, exact: ExactInterpolantFields, n: int, seed: int, t: float
+) -> torch.Tensor:
+    """Per-sample derivatives of the loss along the direction ``sin`` at δ = 0.3."""
+    field = exact_field(type(objective), exact)
+    delta = torch.full((n,), 0.3, dtype=F64, requires_grad=True)
+    model = perturbed(field, delta, DIRECTIONS["sin"])
+    x0, x1 = _draw(exact, n, seed)
+    losses = objective.per_sample_loss(
+        model, x0, x1, t=t, generator=torch.Generator().manual_seed(seed + 1)
+    )
+    (g,) = torch.autograd.grad(losses.sum(), delta)
+    return g
+
+
 @pytest.mark.parametrize("t", [1e-3, 1 - 1e-3])
-def test_antithetic_tames_the_variance_near_the_ends(t: float) -> None:
-    # two-sided Brownian γ: the plain velocity loss holds γ̇z·b̂ with γ̇ ≈ 16 at t = 1e-3; the
-    # antithetic pair cancels it. Fair comparison per model call: the pair costs two calls,
-    # so it must beat half the plain variance, and it does by more than 20×.
+def test_antithetic_tames_the_gradient_variance_near_the_ends(t: float) -> None:
+    # two-sided Brownian γ: the plain velocity loss's gradient holds γ̇z·h with γ̇ ≈ 16 at
+    # t = 1e-3; the antithetic pair cancels it. Fair comparison per model call: the pair costs
+    # two calls, so it must beat half the plain variance, and it does by more than 20×.
     interpolant = LinearInterpolant(BrownianGamma())
     exact = ExactInterpolantFields(interpolant, _base(interpolant), _target())
-    plain = _loss_samples(VelocityObjective(interpolant), exact, 4000, 30, t)
-    anti = _loss_samples(VelocityObjective(interpolant, antithetic=True), exact, 4000, 30, t)
+    plain = _gradient_samples(VelocityObjective(interpolant), exact, 4000, 30, t)
+    anti = _gradient_samples(VelocityObjective(interpolant, antithetic=True), exact, 4000, 30, t)
     assert float(anti.var()) < float(plain.var()) / 2 / 20
+    # the loss *value* keeps the parameter-free |γ̇z|²/D: the pair does not shrink its variance
+    # (the MSE's heavy tail near the ends, documented in Objective)
+    values = _loss_samples(VelocityObjective(interpolant, antithetic=True), exact, 4000, 30, t)
+    assert float(values.var()) > 100 * float(anti.var())
+
+
+def _mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((prediction - target) ** 2).mean()
+
+
+def test_the_loss_is_the_peers_mean_squared_error() -> None:
+    """torchcfm's and torchebm's definition, mean((m̂ − y)²) over batch and entries, for the
+    same path and draw: flow matching, SB-CFM's bridge (γ = σ√(t(1−t))), the σ²-weighted
+    denoising score matching and the split form's two MSEs; and the gradient is 2/D times the
+    gradient of the dot form ½|m̂|² − y·m̂ (the old value)."""
+    g = torch.Generator().manual_seed(0)
+    n, d = 64, 3
+    x0, x1, z = (torch.randn(n, d, generator=g, dtype=F64) for _ in range(3))
+    t = torch.rand(n, generator=g, dtype=F64) * 0.98 + 0.01
+    tc = t[:, None]
+    weight = torch.tensor(0.7, dtype=F64, requires_grad=True)
+
+    def model(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return weight * torch.sin(x) + s[:, None]
+
+    # flow matching (γ ≡ 0): u = x1 − x0 at x_t = (1 − t)x0 + t x1
+    fm = VelocityObjective(LinearInterpolant()).loss(model, x0, x1, t=t)
+    xt = (1 - tc) * x0 + tc * x1
+    torch.testing.assert_close(fm, _mse(model(t, xt), x1 - x0))
+    # SB-CFM: x_t = μ_t + σ√(t(1−t))z, u = x1 − x0 + (1 − 2t)/(2t(1 − t))·(x_t − μ_t)
+    sigma = 0.7
+    sb = VelocityObjective(LinearInterpolant(BrownianGamma(a=sigma**2)))
+    mu = (1 - tc) * x0 + tc * x1
+    xt = mu + sigma * (tc * (1 - tc)).sqrt() * z
+    u = x1 - x0 + (1 - 2 * tc) / (2 * tc * (1 - tc)) * (xt - mu)
+    loss = sb.loss(model, x0, x1, t=t, z=z)
+    torch.testing.assert_close(loss, _mse(model(t, xt), u))
+    # ... whose gradient is 2/D times that of the dot form
+    (grad,) = torch.autograd.grad(loss, weight)
+    m = model(t, xt)
+    dot = (0.5 * m.square() - u * m).sum(1).mean()
+    (dot_grad,) = torch.autograd.grad(dot, weight)
+    torch.testing.assert_close(grad, 2 / d * dot_grad)
+    # σ²-weighted score matching: mean((σŝ + z)²) with σ = γ
+    score = ScoreObjective(LinearInterpolant(BrownianGamma())).loss(model, x0, x1, t=t, z=z)
+    gamma = (tc * (1 - tc)).sqrt()
+    xt = mu + gamma * z
+    torch.testing.assert_close(score, _mse(gamma * model(t, xt), -z))
+    # split: the sum of the two heads' MSEs
+    split = SplitObjective(LinearInterpolant(BrownianGamma())).loss(
+        lambda s, x: (model(s, x), -model(s, x)), x0, x1, t=t, z=z
+    )
+    want = _mse(model(t, xt), x1 - x0) + _mse(-model(t, xt), z)
+    torch.testing.assert_close(split, want)
+
+
+def test_the_loss_matches_torchcfm() -> None:
+    """The same number as torchcfm's own matchers on the same (t, x0, x1, noise)."""
+    cfm = pytest.importorskip("torchcfm.conditional_flow_matching")
+    g = torch.Generator().manual_seed(1)
+    x0, x1, z = (torch.randn(32, 2, generator=g) for _ in range(3))
+    t = torch.rand(32, generator=g) * 0.98 + 0.01
+    model = MLP2()
+    for sigma, ours in [
+        (0.0, VelocityObjective(LinearInterpolant())),
+        (0.5, VelocityObjective(LinearInterpolant(BrownianGamma(a=0.25)))),
+    ]:
+        peer = (
+            cfm.ConditionalFlowMatcher(sigma=0.0)
+            if sigma == 0
+            else cfm.SchrodingerBridgeConditionalFlowMatcher(sigma=sigma)
+        )
+        _, xt, ut = peer.sample_location_and_conditional_flow(x0, x1, t=t, return_noise=False)
+        if sigma > 0:  # torchcfm draws its own ε: recompute x_t, u_t with ours
+            mu = peer.compute_mu_t(x0, x1, t)
+            xt = mu + peer.compute_sigma_t(t)[:, None] * z
+            ut = peer.compute_conditional_flow(x0, x1, t, xt)
+        theirs = torch.mean((model(t, xt) - ut) ** 2)
+        torch.testing.assert_close(ours.loss(model, x0, x1, t=t, z=z), theirs)
+
+
+class MLP2(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)
+        )
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(torch.cat([t[:, None], x], 1))
+        return out
 
 
 def test_antithetic_needs_a_noise() -> None:
@@ -315,9 +422,9 @@ def test_importance_weights_recover_the_uniform_expectation() -> None:
     objective = TargetObjective(LinearInterpolant(), time_sampler=sampler)
     x = torch.ones(3, 2, dtype=F64)
     weighted = objective.per_sample_loss(
-        lambda s, y: y, x, x, t=torch.tensor([0.5, 0.5, 0.5], dtype=F64)
+        lambda s, y: 2 * y, x, x, t=torch.tensor([0.5, 0.5, 0.5], dtype=F64)
     )
-    assert torch.allclose(weighted, -torch.ones(3, dtype=F64) / 1.5)  # (½·2 − 2)·1/p(½)
+    assert torch.allclose(weighted, torch.ones(3, dtype=F64) / 1.5)  # (2 − 1)²·1/p(½)
 
 
 def test_time_sampler_errors() -> None:
@@ -342,3 +449,18 @@ def test_doctests() -> None:
     for module in (losses, time):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("interpolant", [LinearInterpolant(BrownianGamma()), VPInterpolant()])
+def test_draw_gives_the_losses_random_numbers(interpolant: Interpolant) -> None:
+    """``draw`` consumes the generator as the loss does: drawing first and passing (t, z) gives
+    the same losses, which is how the trainer slices a batch for gradient accumulation."""
+    objective = VelocityObjective(interpolant, antithetic=True)
+    x0, x1 = torch.randn(16, 2, dtype=F64), torch.randn(16, 2, dtype=F64)
+    model = lambda t, x: torch.sin(x) * t[:, None]  # noqa: E731
+    t, z = objective.draw(x0, generator=torch.Generator().manual_seed(5))
+    assert t.shape == (16,) and t.dtype == F64
+    assert (z is None) == (not interpolant.is_stochastic)
+    drawn = objective.per_sample_loss(model, x0, x1, generator=torch.Generator().manual_seed(5))
+    given = objective.per_sample_loss(model, x0, x1, t=t, z=z)
+    assert torch.equal(drawn, given)

@@ -48,7 +48,7 @@ def test_batch_i_is_drawn_with_its_own_generator(backend: str, workers: int, ass
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_stream_can_start_at_any_batch(backend: str) -> None:
-    # a run resumed at step s continues the same stream with start=s
+    # start= positions a stream used on its own (the trainer seeks it to its step)
     batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), 8, OTCoupling())
     with PrefetchedBatches(batches, seed=3, start=5, backend=backend) as stream:  # type: ignore[arg-type]
         got = [next(stream) for _ in range(3)]
@@ -251,3 +251,33 @@ def test_bad_arguments_are_named() -> None:
         PrefetchedBatches(batches, backend="process", start_method="teleport")
     with pytest.raises(ValueError, match="start_method applies"):
         PrefetchedBatches(batches, start_method="spawn")
+
+
+def _mask_first(x1: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = torch.zeros_like(x1)
+    mask[:, 0] = 1.0
+    return mask * x1 + (1 - mask) * noise, mask
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seek_repositions_a_started_stream_of_any_rank(backend: str) -> None:
+    from interpolants.coupling import DataDependentCoupling
+
+    batches = PairedBatches(
+        GaussianMixture.standard_normal(2), Moons(), 8, DataDependentCoupling(_mask_first)
+    )
+    with PrefetchedBatches(batches, seed=4, backend=backend, rank=1) as stream:  # type: ignore[arg-type]
+        first = [next(stream) for _ in range(2)]
+        stream.seek(0)  # producers restarted from batch 0
+        again = next(stream)
+        stream.seek(5)
+        later = [next(stream) for _ in range(2)]
+    want = [batches(batch_generator(4, i, 1)) for i in (0, 1, 0, 5, 6)]
+    for got, ref in zip([*first, again, *later], want, strict=True):
+        assert torch.equal(got.x0, ref.x0) and torch.equal(got.x1, ref.x1)
+        assert got.condition is not None and ref.condition is not None
+        assert torch.equal(got.condition, ref.condition)  # ξ crosses the pipe too
+    with pytest.raises(RuntimeError, match="closed"):
+        stream.seek(0)
+    with pytest.raises(ValueError, match="rank"):
+        PrefetchedBatches(batches, rank=-1)

@@ -1,8 +1,12 @@
 """The training loop: determinism, exact resumption, atomic checkpoints, EMA, DDP, workers."""
 
+import hashlib
+import io
 import math
 import os
 import socket
+import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +27,8 @@ from interpolants import (
 )
 from interpolants.data import Batch, CoupledBatchStream, EightGaussians, Moons, TensorData
 from interpolants.fields import ClassifierFreeGuidance
-from interpolants.train import EMA, load_checkpoint, save_checkpoint
+from interpolants.train import EMA, CheckpointError, load_checkpoint, save_checkpoint
+from interpolants.train._checkpoint import MAGIC
 
 
 def _trainer(seed: int = 0, coupling: object = None) -> Trainer:
@@ -76,11 +81,87 @@ def test_checkpoint_is_atomic_and_loads_with_weights_only(
     # The old checkpoint is intact and no temporary file is left behind.
     torch.testing.assert_close(load_checkpoint(path)["a"], torch.ones(3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
-    # weights_only=True refuses arbitrary pickled objects.
-    with open(tmp_path / "evil.pt", "wb") as fh:
-        torch.save({"x": socket.socket}, fh)
-    with pytest.raises(Exception, match=r"(?i)weights_only|unsupported|global"):
+    # weights_only=True refuses arbitrary pickled objects, even in a file whose checksum holds
+    evil = io.BytesIO()
+    torch.save({"x": socket.socket}, evil)
+    payload = evil.getvalue()
+    header = MAGIC + struct.pack("<Q32s", len(payload), hashlib.sha256(payload).digest())
+    (tmp_path / "evil.pt").write_bytes(header + payload)
+    with pytest.raises(CheckpointError, match=r"refused by torch\.load\(weights_only=True\)"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_a_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    trainer = _trainer()
+    trainer.fit(2, progress=False, checkpoint=tmp_path / "ck.pt")
+    good = (tmp_path / "ck.pt").read_bytes()
+    cases = {
+        "flipped": bytearray(good),
+        "truncated": good[: len(good) // 2],
+        "header": good[:10],
+    }
+    cases["flipped"][-len(good) // 3] ^= 0x01  # one bit inside the payload (tensor data)
+    errors = {}
+    for name, data in cases.items():
+        (tmp_path / f"{name}.pt").write_bytes(bytes(data))
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(tmp_path / f"{name}.pt")
+        errors[name] = str(err.value)
+    assert "corrupt" in errors["flipped"] and "checksum" in errors["flipped"]
+    assert "truncated" in errors["truncated"] and "truncated" in errors["header"]
+    torch.save({"model": {}}, tmp_path / "plain.pt")  # written without the header
+    with pytest.raises(CheckpointError, match="not an interpolants checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    assert all("\n" not in e for e in errors.values())  # one line each
+    # a valid file that is not a trainer's state, or does not fit the model
+    save_checkpoint({"a": torch.ones(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a Trainer checkpoint"):
+        _trainer().load(tmp_path / "other.pt")
+    state = load_checkpoint(tmp_path / "ck.pt")
+    state["model"]["net.0.weight"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        _trainer().load_state_dict(state)
+
+
+def test_orphan_temporary_files_are_removed_but_not_a_live_writers(tmp_path: Path) -> None:
+    """A dead writer's ``.<name>.XXXXXXXX.tmp`` (unlocked, older than STALE_AFTER_S) goes at
+    the next save or load; a live writer's (locked) and a fresh one stay."""
+    import fcntl
+
+    from interpolants._atomic import STALE_AFTER_S
+
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"a": torch.ones(1)}, path)
+    old = time.time() - 2 * STALE_AFTER_S
+
+    def orphan(name: str, age: float = old) -> Path:
+        p = tmp_path / name
+        p.write_bytes(b"half a checkpoint")
+        os.utime(p, (age, age))
+        return p
+
+    dead = orphan(".ck.pt.abcd1234.tmp")
+    live = orphan(".ck.pt.live0000.tmp")
+    fresh = orphan(".ck.pt.fresh000.tmp", age=time.time())
+    other = orphan(".ck.pt.x.abcd1234.tmp")  # another target's name: not ours to judge
+    with open(live, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # as a writer holds it until its rename
+        load_checkpoint(path)
+        assert not dead.exists() and live.exists() and fresh.exists() and other.exists()
+        dead = orphan(".ck.pt.zzzz9999.tmp")
+        save_checkpoint({"a": torch.zeros(1)}, path)
+        assert not dead.exists() and live.exists()
+    load_checkpoint(path)  # the writer is gone: its file is an orphan now
+    assert not live.exists() and fresh.exists()
+
+
+def test_resuming_with_another_number_of_ranks_warns() -> None:
+    state = _fit(2).state_dict()
+    state["world_size"], state["rng"] = 2, state["rng"] * 2
+    with pytest.warns(RuntimeWarning, match="written by 2 rank"):
+        _trainer().load_state_dict(state)
 
 
 def test_ema_follows_the_exponential_average() -> None:
@@ -255,14 +336,61 @@ def _global_coupling_slices() -> dict[str, torch.Tensor]:
     return {"x0": torch.cat(gathered[0]), "x1": torch.cat(gathered[1])}
 
 
-def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+class DropoutMLP(torch.nn.Module):
+    """An MLP with dropout: its masks come from the global torch RNG, so each rank's RNG state
+    must be restored with that rank's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = MLP(2, hidden=16, depth=2)
+        self.drop = torch.nn.Dropout(0.3)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.drop(self.net(t, x))
+        return out
+
+
+def _ddp_resume_trainer(rank: int) -> Trainer:
+    torch.manual_seed(0)  # the same initial weights on every rank
+    model = DropoutMLP()
+    torch.manual_seed(100 + rank)  # ... and a different global RNG (dropout) on each
+    batches = PairedBatches(GaussianMixture.standard_normal(2), EightGaussians(), 16, OTCoupling())
+    objective = VelocityObjective(LinearInterpolant(BrownianGamma()))
+    return Trainer(model, objective, batches, seed=11, ema_decay=0.9)
+
+
+def _ddp_resume(rank: int, out_dir: str) -> None:
+    """An uninterrupted 6-step DDP run against 3 steps, a checkpoint, and 3 more steps on
+    fresh trainers with a scrambled global RNG."""
+    full = _ddp_resume_trainer(rank)
+    first_batch = full.next_batch()
+    full.fit(6, progress=False)
+    half = _ddp_resume_trainer(rank)
+    half.fit(3, progress=False, checkpoint=os.path.join(out_dir, "resume.pt"))
+    torch.manual_seed(999)
+    resumed = _ddp_resume_trainer(rank)
+    torch.manual_seed(12345)
+    resumed.load(os.path.join(out_dir, "resume.pt"))
+    resumed.fit(3, progress=False)
+    torch.save(
+        {
+            "full": [p.detach().clone() for p in full.model.parameters()],
+            "resumed": [p.detach().clone() for p in resumed.model.parameters()],
+            "x1": first_batch.x1,
+        },
+        os.path.join(out_dir, f"resume{rank}.pt"),
+    )
+
+
+def _ddp_worker(rank: int, world: int, out_dir: str) -> None:
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo", init_method=f"file://{out_dir}/rendezvous", rank=rank, world_size=world
     )
     try:
         params = _run(rank, world)
         torch.save(params, os.path.join(out_dir, f"rank{rank}.pt"))
         torch.save(_global_coupling_slices(), os.path.join(out_dir, f"global{rank}.pt"))
+        _ddp_resume(rank, out_dir)
         dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
@@ -272,11 +400,16 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os._exit(0)
 
 
-def test_two_process_ddp_matches_single_process_on_the_combined_batch(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One 2-process gloo run (file:// rendezvous) for both DDP tests: one start-up."""
+    folder = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_ddp_worker, args=(2, str(folder)), nprocs=2, join=True)
+    return folder
+
+
+def test_two_process_ddp_matches_single_process_on_the_combined_batch(ddp_results: Path) -> None:
+    tmp_path = ddp_results
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     single = _run(0, 1)
@@ -294,3 +427,17 @@ def test_two_process_ddp_matches_single_process_on_the_combined_batch(tmp_path: 
     cost = torch.cdist(x0, x1) ** 2
     diag = cost.diagonal()
     assert float((cost + cost.T - diag[:, None] - diag[None, :]).min()) >= -1e-4
+
+
+def test_two_process_ddp_resumes_exactly(ddp_results: Path) -> None:
+    """Each rank trains on its own batches (seeded by rank) and resumes with its own RNG
+    state: the resumed run equals the uninterrupted one bit for bit on both ranks."""
+    folder = ddp_results
+    r0 = torch.load(folder / "resume0.pt", weights_only=True)
+    r1 = torch.load(folder / "resume1.pt", weights_only=True)
+    assert not torch.equal(r0["x1"], r1["x1"])  # ranks draw different batches
+    for a, b, c in zip(r0["full"], r0["resumed"], r1["resumed"], strict=True):
+        assert torch.equal(a, b) and torch.equal(b, c)
+    state = load_checkpoint(folder / "resume.pt")
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    assert not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])

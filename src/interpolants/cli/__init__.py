@@ -2,8 +2,15 @@ r"""The ``interpolants`` command line, the named recipes it runs, and evaluation
 
 The command has ``train``, ``sample``, ``nll`` and ``demo`` subcommands, each with ``--help``.
 Bad arguments print one line (``interpolants: error: ...``) and exit with status 2, never a
-traceback. Runs live in a folder holding ``config.json``, ``checkpoint.pt`` (atomic, loaded
-with ``weights_only=True``) and ``metrics.json``.
+traceback; so do runs that could not be used (refused before training, see
+:meth:`RunConfig.validate`), missing, truncated, corrupt or foreign checkpoints, weights or
+results that are not finite, and a training loss that is not finite. Runs live in a folder
+holding ``config.json``, ``checkpoint.pt`` (atomic, checksummed, loaded with
+``weights_only=True``; written every ``--checkpoint-every`` steps) and ``metrics.json``;
+``interpolants train --resume RUN`` continues a run from its checkpoint to its ``--steps``,
+on the same batches and noise as an uninterrupted run (the execution options ``--device``,
+``--prefetch`` and ``--prefetch-backend`` may change, since every way of making the batches
+gives the same ones). ``train`` refuses a folder that already holds a run.
 
 A run is described by a :class:`RunConfig` of plain names and numbers, which :class:`Run`
 maps to library objects (the tables below); the evaluation helpers (:func:`ode_samples`,
@@ -28,6 +35,8 @@ from ._recipes import LR_SCHEDULES as LR_SCHEDULES
 from ._recipes import OBJECTIVES as OBJECTIVES
 from ._recipes import Run as Run
 from ._recipes import RunConfig as RunConfig
+from ._recipes import inpaint_halves as inpaint_halves
+from ._recipes import load_config as load_config
 from ._recipes import load_run as load_run
 
 __all__ = [
@@ -43,6 +52,8 @@ __all__ = [
     "RunConfig",
     "build_parser",
     "heldout_nll",
+    "inpaint_halves",
+    "load_config",
     "load_run",
     "main",
     "ode_samples",

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from ._recipes import (
     PREFETCH_BACKENDS,
     Run,
     RunConfig,
+    load_config,
     load_run,
 )
 
@@ -59,61 +61,124 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: RunConfig) -> None:
             p.add_argument(flag, type=kind, default=default, help=f"(default {default})")
 
 
+# options that choose how a run is executed, not what it computes: a resumed run may change them
+EXECUTION = ("device", "prefetch", "prefetch_backend")
+
+
 def _config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**{f.name: getattr(args, f.name) for f in fields(RunConfig)}).validate()
 
 
-def _train(config: RunConfig, out: Path, progress: bool = True) -> tuple[Run, Trainer, float]:
+def _resumed_config(args: argparse.Namespace) -> RunConfig:
+    """The configuration of the run folder ``--resume``, with the execution options given."""
+    folder = Path(args.resume)
+    config = load_config(folder)
+    defaults = RunConfig()
+    for f in fields(RunConfig):
+        given = getattr(args, f.name)
+        if f.name in EXECUTION:
+            if given != getattr(defaults, f.name):
+                setattr(config, f.name, given)
+        elif given != getattr(defaults, f.name) and given != getattr(config, f.name):
+            flag = "--" + f.name.replace("_", "-")
+            raise ValueError(
+                f"--resume continues the run in {folder} with its config.json; {flag} cannot "
+                f"change it (only --device, --prefetch and --prefetch-backend can)"
+            )
+    return config.validate()
+
+
+def _train(
+    config: RunConfig,
+    out: Path,
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 0,
+) -> tuple[Run, Trainer, float]:
     run = Run(config)
-    run.save_config(out)
     optimizer, scheduler = run.optimizer()
     source = run.batch_source()
-    trainer = Trainer(
-        run.model,
-        run.objective,
-        source,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        ema_decay=config.ema,
-        seed=config.seed,
-        device=config.device,
-    )
-    start = time.perf_counter()
     try:
-        state = trainer.fit(config.steps, checkpoint=out / "checkpoint.pt", progress=progress)
+        trainer = Trainer(
+            run.model,
+            run.objective,
+            source,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema_decay=config.ema,
+            seed=config.seed,
+            device=config.device,
+        )
+        checkpoint = out / "checkpoint.pt"
+        if resume:
+            trainer.load(checkpoint)
+        run.save_config(out)  # a resumed run records its execution options
+        start = time.perf_counter()
+        trainer.fit(
+            config.steps - trainer.step_count,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+        )
     finally:
         if isinstance(source, PrefetchedBatches):
             source.close()
     seconds = time.perf_counter() - start
-    tail = state.losses[-100:]
+    tail = list(trainer.recent_losses)
     metrics = {
-        "steps": state.step,
+        "steps": trainer.step_count,
         "train_seconds": round(seconds, 2),
-        "final_loss": sum(tail) / len(tail),
+        "final_loss": sum(tail) / len(tail) if tail else math.nan,
     }
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     return run, trainer, seconds
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    _, _, seconds = _train(_config(args), out, progress=not args.quiet)
-    print(f"trained in {seconds:.1f} s; wrote {out / 'checkpoint.pt'} and {out / 'metrics.json'}")
+    if args.resume is not None:
+        out = Path(args.resume)
+        if args.out not in (None, args.resume):
+            raise ValueError("--resume writes into the run folder it continues: drop --out")
+        config = _resumed_config(args)
+    else:
+        out = Path("runs/latest" if args.out is None else args.out)
+        config = _config(args)
+        if (out / "checkpoint.pt").exists():
+            raise ValueError(
+                f"{out} already holds a run: continue it with --resume {out}, or pass another --out"
+            )
+    resume = args.resume is not None
+    _, trainer, seconds = _train(
+        config, out, not args.quiet, resume=resume, checkpoint_every=args.checkpoint_every
+    )
+    what = "resumed and trained" if resume else "trained"
+    print(
+        f"{what} to step {trainer.step_count} in {seconds:.1f} s; wrote {out / 'checkpoint.pt'} "
+        f"and {out / 'metrics.json'}"
+    )
     return 0
+
+
+def _finite(samples: torch.Tensor, what: str) -> None:
+    if not bool(torch.isfinite(samples).all()):
+        raise ValueError(f"the {what} are not finite: the model diverged or the run is corrupt")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     run, model = load_run(Path(args.run))
     gen = torch.Generator().manual_seed(args.seed)
-    x0 = run.base.sample(args.n, gen).to(run.config.device)
-    velocity = run.velocity(model)
+    x0, condition = run.starts(args.n, gen)
+    x0 = x0.to(run.config.device)
+    condition = None if condition is None else condition.to(run.config.device)
+    velocity = run.velocity(model, condition)
     integrator = INTEGRATORS[args.method]()
     if args.eps > 0:
-        score = run.score(model)
+        score = run.score(model, condition)
         if score is None:
             raise ValueError(
-                f"the {run.config.objective} objective learned no score, so --eps must be 0 "
-                "(the ODE); train with --objective split or denoiser to sample an SDE"
+                f"the {run.config.objective} objective learned no score for this run, so --eps "
+                "must be 0 (the ODE); train with --objective split (or denoiser, one-sided "
+                "with --coupling independent) to sample an SDE"
             )
         sol = sde_samples(
             run.interpolant, velocity, score, x0, args.eps, args.steps, gen, integrator
@@ -122,6 +187,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         sol = ode_samples(velocity, x0, integrator, args.steps, save=20)
         traj = sol.trajectory
+    _finite(sol.state, "samples")
     out = Path(args.out)
     samples = sol.state.cpu()
     write_atomic(out / "samples.pt", lambda fh: torch.save(samples, fh))
@@ -137,7 +203,8 @@ def cmd_nll(args: argparse.Namespace) -> int:
     run, model = load_run(Path(args.run))
     base_log_prob = run.base_log_prob()
     if base_log_prob is None:
-        raise ValueError(f"base {run.config.base!r} has no closed-form log-density")
+        why = "x0 is built from x1" if run.config.coupling == "inpaint" else "no closed form"
+        raise ValueError(f"the base of this run has no log-density ({why}): no likelihood")
     data = run.test_target[: args.n].to(run.config.device)
     levels = DigitsData.levels if run.config.data == "digits" else None
     result = heldout_nll(
@@ -148,6 +215,12 @@ def cmd_nll(args: argparse.Namespace) -> int:
         levels=levels,
         integrator=INTEGRATORS[args.method](),
     )
+    bad = {k: v for k, v in result.items() if not math.isfinite(v)}
+    if bad:
+        raise ValueError(
+            f"the test likelihood is not finite ({', '.join(f'{k} = {v}' for k, v in bad.items())})"
+            ": the model diverged or the run is corrupt"
+        )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -231,7 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model; writes config, checkpoint, metrics")
     _add_run_options(p, RunConfig())
-    p.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    p.add_argument("--out", default=None, help="run folder (default runs/latest)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="continue the run in folder RUN from its checkpoint to its --steps (exactly: the "
+        "same batches and noise as an uninterrupted run); --device, --prefetch and "
+        "--prefetch-backend may change",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="write the checkpoint every this many steps, and at the end (default 500)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_threads(p)
     p.set_defaults(func=cmd_train)
@@ -277,10 +364,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``interpolants`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "out", "") is None:
+    if getattr(args, "out", "") is None and hasattr(args, "run"):
         args.out = args.run
     if getattr(args, "eps", 0.0) < 0:
         parser.error("--eps must be ≥ 0")
+    if getattr(args, "checkpoint_every", 0) < 0:
+        parser.error("--checkpoint-every must be ≥ 0")
     for name in ("steps", "n", "sde_steps", "nll_points"):
         if hasattr(args, name) and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -288,8 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"interpolants: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, FloatingPointError) as err:
+        text = " ".join(str(err).split()) or type(err).__name__  # one line
+        print(f"interpolants: error: {text}", file=sys.stderr)
         return 2
 
 

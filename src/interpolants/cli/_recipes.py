@@ -16,6 +16,26 @@ objective       velocity b                                   score s (for SDEs)
 ``score``       one-sided only: b from s                     the model
 ``target``      γ ≡ 0 only: b from η1                        —
 ==============  ===========================================  =======================================
+
+The one-sided score relations (s = −η_z/α, and s from b) hold only when x0 ~ N(0, I) is
+independent of x1, i.e. for ``--coupling independent``; with another coupling a one-sided run
+has no score (its ODE samples are still exact).
+
+**Runs that cannot be used are refused up front.** :meth:`RunConfig.validate` rejects every
+combination of flags that would train a model the run cannot sample with, or a path that
+contradicts the coupling, with a message naming the flag to change: an objective whose field
+does not give the velocity for the path (``denoiser`` and ``score`` need a one-sided
+interpolant; ``target`` needs γ ≡ 0), an objective or interpolant that needs a noise with
+``--gamma none``, a one-sided interpolant with a γ or a non-Gaussian base (it uses neither), the
+mirror interpolant between two different distributions, ``--coupling sb`` on a path that is not
+the bridge's, a label-conditional coupling on unlabelled data, and the in-painting coupling with
+a one-sided path or a non-Gaussian base.
+
+**Coupling regularisation.** ``--coupling-reg`` is Sinkhorn's *relative* regularisation
+ε = reg × mean(C). The Schrödinger bridge has no free regularisation: its static coupling is
+the entropic plan with the *absolute* ε = 2σ² of the reference σW, and the bridge's path is
+``--interpolant linear --gamma brownian`` with a = σ², so ``--coupling sb`` takes
+σ = √(``--gamma-scale``) and refuses a ``--coupling-reg``.
 """
 
 import json
@@ -30,7 +50,13 @@ from torch import Tensor, nn
 
 from .._atomic import write_text_atomic
 from ..analytic._exact import GaussianMixture
-from ..coupling import SchrodingerBridgeCoupling, SinkhornCoupling, StableMatchingCoupling
+from ..coupling import (
+    DataDependentCoupling,
+    LabelConditionalCoupling,
+    SchrodingerBridgeCoupling,
+    SinkhornCoupling,
+    StableMatchingCoupling,
+)
 from ..coupling._base import Coupling, IndependentCoupling
 from ..coupling._exact import OTCoupling
 from ..data import (
@@ -72,8 +98,9 @@ from ..interpolant._families import LinearInterpolant
 from ..interpolant._gamma import BrownianGamma
 from ..nn._mlp import MLP, TwoHeadMLP
 from ..objective import DenoiserObjective, ScoreObjective, TargetObjective
-from ..objective._base import Objective
+from ..objective._base import Objective, bind_condition
 from ..objective._losses import SplitObjective, VelocityObjective
+from ..train._checkpoint import CheckpointError, first_line, load_checkpoint
 
 __all__ = [
     "BASES",
@@ -86,6 +113,8 @@ __all__ = [
     "OBJECTIVES",
     "Run",
     "RunConfig",
+    "inpaint_halves",
+    "load_config",
     "load_run",
 ]
 
@@ -105,14 +134,38 @@ GAMMAS: dict[str, Callable[[float], GammaSchedule]] = {
     "sinesq": lambda a: SineSquaredGamma(a),
 }
 """Command-line names of the γ schedules (the argument is the scale a)."""
-COUPLINGS: dict[str, Callable[[float], Coupling]] = {
-    "independent": lambda reg: IndependentCoupling(),
-    "ot": lambda reg: OTCoupling(),
-    "sinkhorn": lambda reg: SinkhornCoupling(reg=reg),
-    "sb": lambda reg: SchrodingerBridgeCoupling(sigma=math.sqrt(reg / 2)),
-    "stable": lambda reg: StableMatchingCoupling(),
+
+
+def inpaint_halves(x1: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+    """The in-painting coupling of ``--coupling inpaint``: x0 = m ⊙ x1 + (1 − m) ⊙ ζ, ξ = m.
+
+    The mask m keeps the first half of a sample's coordinates (flattened) on even rows and
+    the second half on odd rows; the batches are drawn in random order, so each sample's
+    half is a fair coin independent of the data, and the masked half is filled with the
+    base noise ζ ~ N(0, I). For the 8×8 digits the halves are the top and bottom four rows.
+    """
+    flat = x1.reshape(x1.shape[0], -1)
+    half = flat.shape[1] // 2
+    first = torch.arange(flat.shape[1], device=x1.device) < max(half, 1)
+    even = torch.arange(x1.shape[0], device=x1.device) % 2 == 0
+    mask = (first[None, :] == even[:, None]).to(x1.dtype).reshape(x1.shape)
+    return mask * x1 + (1 - mask) * noise, mask
+
+
+COUPLINGS: dict[str, Callable[["RunConfig"], Coupling]] = {
+    "independent": lambda c: IndependentCoupling(),
+    "ot": lambda c: OTCoupling(),
+    "sinkhorn": lambda c: SinkhornCoupling(reg=c.coupling_reg),
+    "sb": lambda c: SchrodingerBridgeCoupling(sigma=math.sqrt(c.gamma_scale)),
+    "stable": lambda c: StableMatchingCoupling(),
+    "label-ot": lambda c: LabelConditionalCoupling(OTCoupling()),
+    "inpaint": lambda c: DataDependentCoupling(inpaint_halves),
 }
-"""Command-line names of the couplings (the argument is the entropic regularisation)."""
+"""Command-line names of the couplings, built from the run's configuration: ``sinkhorn``
+takes the relative ``coupling_reg``, ``sb`` the σ of its path (σ² = ``gamma_scale``),
+``label-ot`` pairs by exact OT within the target's classes (labelled data: the base noise
+takes the target's labels), ``inpaint`` builds x0 from x1 (:func:`inpaint_halves`) and
+conditions the model on the mask."""
 OBJECTIVES: dict[str, type[Objective]] = {
     "velocity": VelocityObjective,
     "split": SplitObjective,
@@ -143,6 +196,8 @@ BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians
 """Command-line names of the bases (N(0, I) or a 2-D toy)."""
 
 
+ONE_SIDED = ("onesided-linear", "vp")
+"""The one-sided interpolant families (base N(0, I), γ ≡ 0)."""
 PREFETCH_BACKENDS = ("thread", "process")
 """Command-line names of :class:`PrefetchedBatches`'s producer kinds."""
 
@@ -177,7 +232,8 @@ class RunConfig:
     prefetch_backend: str = "thread"  # the producers: "thread" or "process"
 
     def validate(self) -> "RunConfig":
-        """Raise :class:`ValueError` naming the first bad field."""
+        """Raise :class:`ValueError` naming the first bad field, or the flag to change for a
+        combination the run could not sample with (module notes)."""
         _choice("data", self.data, DATASETS)
         _choice("base", self.base, BASES)
         _choice("interpolant", self.interpolant, INTERPOLANTS)
@@ -196,7 +252,94 @@ class RunConfig:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
         if int(self.prefetch) < 0:
             raise ValueError(f"prefetch must be a non-negative integer, got {self.prefetch}")
+        self._check_usable()
         return self
+
+    def _check_usable(self) -> None:
+        """The combination rules of the module notes, first failure raised."""
+        interp, gamma, obj, coupling = self.interpolant, self.gamma, self.objective, self.coupling
+        one_sided = interp in ONE_SIDED
+        noises = "--gamma brownian, quadratic or sinesq"
+        if one_sided:
+            if gamma != "none":
+                raise ValueError(
+                    f"--interpolant {interp} is one-sided (its base N(0, I) is the noise, "
+                    "γ ≡ 0): pass --gamma none"
+                )
+            if self.base != "gaussian":
+                raise ValueError(f"--interpolant {interp} is one-sided: pass --base gaussian")
+        elif gamma == "none" and interp in ("mirror", "encdec"):
+            raise ValueError(f"--interpolant {interp} needs a noise: pass {noises}")
+        if interp == "mirror" and self.base != self.data:
+            raise ValueError(
+                "--interpolant mirror maps the data to itself (x0 = x1): pass --base "
+                f"{self.data}" + (" (not available for --data digits)" if self.dim > 2 else "")
+            )
+        if self.dim > 2 and self.base != "gaussian":
+            raise ValueError(
+                f"--base {self.base} is 2-D but --data {self.data} has {self.dim} dims: pass "
+                "--base gaussian"
+            )
+        stochastic = not one_sided and gamma != "none"
+        if obj in ("split", "denoiser", "score") and not (stochastic or one_sided):
+            raise ValueError(
+                f"--objective {obj} learns the denoiser η_z and needs a noise: pass {noises}, "
+                "or a one-sided --interpolant (onesided-linear, vp)"
+            )
+        if obj in ("denoiser", "score") and not one_sided:
+            raise ValueError(
+                f"--objective {obj} learns η_z (or s) only, which gives the velocity only for a "
+                f"one-sided interpolant: use --objective split with --interpolant {interp}, or "
+                "--interpolant onesided-linear or vp"
+            )
+        if obj == "target" and stochastic:
+            raise ValueError(
+                "--objective target learns E[x1 | x_t], which gives the velocity only when "
+                "γ ≡ 0: pass --gamma none (or use --objective velocity or split)"
+            )
+        if one_sided and obj == "score" and coupling != "independent":
+            raise ValueError(
+                "--objective score with a one-sided interpolant gives the velocity only for "
+                "independent x0 ~ N(0, I): pass --coupling independent"
+            )
+        default_reg = RunConfig.coupling_reg
+        if coupling != "sinkhorn" and self.coupling_reg != default_reg:
+            raise ValueError(
+                f"--coupling-reg is the relative regularisation of --coupling sinkhorn; "
+                f"--coupling {coupling} does not use it"
+                + (": sb's is ε = 2σ² with σ² = --gamma-scale" if coupling == "sb" else "")
+            )
+        if coupling == "sb" and (interp != "linear" or gamma != "brownian"):
+            raise ValueError(
+                "--coupling sb pairs by the Schrödinger bridge of σW, whose path is "
+                "--interpolant linear --gamma brownian (σ² = --gamma-scale): pass those"
+            )
+        if coupling == "label-ot" and self.data != "digits":
+            raise ValueError(
+                f"--coupling label-ot pairs within classes but --data {self.data} has no "
+                "labels: pass --data digits"
+            )
+        if coupling == "inpaint":
+            if one_sided or interp == "mirror":
+                raise ValueError(
+                    f"--coupling inpaint builds x0 from x1, which --interpolant {interp} does not "
+                    "allow: pass --interpolant linear, trig or encdec"
+                )
+            if self.base != "gaussian":
+                raise ValueError(
+                    "--coupling inpaint fills the mask with N(0, I) noise: pass --base gaussian"
+                )
+        try:
+            INTERPOLANTS[interp](GAMMAS[gamma](self.gamma_scale))
+        except ValueError as err:
+            raise ValueError(
+                f"--interpolant {interp} --gamma {gamma} --gamma-scale {self.gamma_scale}: {err}"
+            ) from err
+
+    @property
+    def dim(self) -> int:
+        """The data dimension (64 for the digits, else 2)."""
+        return 64 if self.data == "digits" else 2
 
     def to_json(self) -> str:
         """The configuration as a JSON document."""
@@ -218,27 +361,28 @@ class Run:
         gamma = GAMMAS[config.gamma](config.gamma_scale)
         self.interpolant = INTERPOLANTS[config.interpolant](gamma)
         self.base = self._base()
-        self.coupling = COUPLINGS[config.coupling](config.coupling_reg)
+        self.coupling = COUPLINGS[config.coupling](config)
         self.objective = OBJECTIVES[config.objective](self.interpolant)
         torch.manual_seed(config.seed)
         two_heads = config.objective == "split"
         net = TwoHeadMLP if two_heads else MLP
-        self.model: nn.Module = net(self.dim, hidden=config.hidden, depth=config.depth)
+        context = self.dim if config.coupling == "inpaint" else None
+        self.model: nn.Module = net(
+            self.dim, hidden=config.hidden, depth=config.depth, context_dim=context
+        )
 
     def _target(self) -> tuple[Source, Tensor, int]:
         gen = torch.Generator().manual_seed(10_000 + self.config.seed)
         if self.config.data == "digits":
             digits = load_digits(gen)
-            return TensorData(digits.train), digits.test, 64
+            return TensorData(digits.train, digits.train_labels), digits.test, 64
         toy = TOY_DATASETS[self.config.data]()
         return toy, toy.sample(2000, gen), 2
 
     def _base(self) -> Source:
-        if self.config.base == "gaussian" or self.interpolant.one_sided:
+        if self.config.base == "gaussian":
             return GaussianMixtureData(GaussianMixture.standard_normal(self.dim))
-        if self.dim != 2:
-            raise ValueError(f"base {self.config.base!r} is 2-D but the data has {self.dim} dims")
-        return TOY_DATASETS[self.config.base]()
+        return TOY_DATASETS[self.config.base]()  # 2-D, checked by validate
 
     def optimizer(
         self,
@@ -257,7 +401,8 @@ class Run:
         """What the trainer draws from: :meth:`batches` inline, or with ``prefetch`` > 0 a
         :class:`PrefetchedBatches` whose ``prefetch`` producers (threads or
         processes, by ``prefetch_backend``; seeded with ``seed``) compute the coupled batches
-        ahead; close it when training ends."""
+        ahead; close it when training ends. Both give the same batches (the seeding scheme of
+        :mod:`interpolants.data`), so a run may be resumed with another choice."""
         if self.config.prefetch == 0:
             return self.batches()
         backend = cast(Literal["thread", "process"], self.config.prefetch_backend)  # validated
@@ -265,8 +410,25 @@ class Run:
             self.batches(), seed=self.config.seed, workers=self.config.prefetch, backend=backend
         )
 
+    def starts(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """``n`` starting points x0 for sampling and their condition ξ (``None`` unless the
+        coupling is data-dependent, when x0 and ξ are built from the first ``n`` held-out
+        targets: in-painting them)."""
+        noise = self.base.sample(n, generator)
+        if self.config.coupling != "inpaint":
+            return noise, None
+        if n > self.test_target.shape[0]:
+            raise ValueError(
+                f"--coupling inpaint samples from held-out targets: --n must be at most "
+                f"{self.test_target.shape[0]}, got {n}"
+            )
+        return inpaint_halves(self.test_target[:n], noise.to(self.test_target.dtype))
+
     def base_log_prob(self) -> Callable[[Tensor], Tensor] | None:
-        """log ρ0 when known in closed form (Gaussian and 8-Gaussians bases), else ``None``."""
+        """log ρ0 when known in closed form (Gaussian and 8-Gaussians bases, independent of
+        the data), else ``None``."""
+        if self.config.coupling == "inpaint":
+            return None  # x0 is built from x1
         if isinstance(self.base, GaussianMixtureData):
             mixture = self.base.mixture
         elif isinstance(self.base, EightGaussians):
@@ -275,30 +437,36 @@ class Run:
             return None
         return lambda x: mixture.to(dtype=x.dtype, device=x.device).log_prob(x)
 
-    def velocity(self, model: nn.Module) -> Field:
-        """The velocity field b of a trained ``model`` (see the module table)."""
+    def velocity(self, model: nn.Module, condition: Tensor | None = None) -> Field:
+        """The velocity field b of a trained ``model`` (see the module table), conditioned on
+        ``condition`` when given (the ξ of :meth:`starts`)."""
         obj, interp = self.config.objective, self.interpolant
+        net = bind_condition(model, condition)
         if obj == "velocity":
-            return model
+            return net
         if obj == "split":
-            return VelocityFromSplit(interp, model)
+            return VelocityFromSplit(interp, net)
         if obj in ("denoiser", "score") and interp.one_sided:
-            return (VelocityFromDenoiser if obj == "denoiser" else VelocityFromScore)(interp, model)
+            return (VelocityFromDenoiser if obj == "denoiser" else VelocityFromScore)(interp, net)
         if obj == "target" and not interp.is_stochastic:
-            return VelocityFromTarget(interp, model)
+            return VelocityFromTarget(interp, net)
         raise ValueError(f"a {obj} objective with {interp!r} does not determine the velocity")
 
-    def score(self, model: nn.Module) -> Field | None:
-        """The score field s of a trained ``model``, or ``None`` if the run did not learn it."""
+    def score(self, model: nn.Module, condition: Tensor | None = None) -> Field | None:
+        """The score field s of a trained ``model``, or ``None`` if the run did not learn it
+        (a one-sided run with a coupling other than the independent one has none)."""
         obj, interp = self.config.objective, self.interpolant
+        net = bind_condition(model, condition)
+        if interp.one_sided and self.config.coupling != "independent":
+            return None  # s = −η_z/α needs x0 ~ N(0, I) independent of x1
         if obj == "split":
-            return ScoreFromDenoiser(interp, lambda t, x: model(t, x)[1])
+            return ScoreFromDenoiser(interp, lambda t, x: net(t, x)[1])
         if obj == "denoiser":
-            return ScoreFromDenoiser(interp, model)
+            return ScoreFromDenoiser(interp, net)
         if obj == "score":
-            return model
+            return net
         if obj == "velocity" and interp.one_sided:
-            return ScoreFromVelocity(interp, model)
+            return ScoreFromVelocity(interp, net)
         return None
 
     def save_config(self, folder: Path) -> None:
@@ -306,13 +474,37 @@ class Run:
         write_text_atomic(folder / "config.json", self.config.to_json())
 
 
-def load_run(folder: Path) -> tuple[Run, nn.Module]:
-    """Rebuild a run from its folder and load its EMA weights (the sampling model)."""
-    from ..train._trainer import load_checkpoint
+def load_config(folder: Path) -> RunConfig:
+    """The :class:`RunConfig` of a run folder (``config.json``), validated."""
+    path = folder / "config.json"
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} does not hold a run configuration")
+    return RunConfig.from_dict(values)
 
-    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+
+def load_run(folder: Path) -> tuple[Run, nn.Module]:
+    """Rebuild a run from its folder and load its EMA weights (the sampling model).
+
+    Raises :class:`~interpolants.train.CheckpointError` for a checkpoint that cannot be
+    read, does not fit the run's model or holds non-finite weights.
+    """
+    config = load_config(folder)
     run = Run(config)
-    state = load_checkpoint(folder / "checkpoint.pt")
-    run.model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    path = folder / "checkpoint.pt"
+    state = load_checkpoint(path)
+    weights = state.get("ema") if state.get("ema") is not None else state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no model weights")
+    try:
+        run.model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not fit the run's model: {first_line(err)}") from err
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite weights ({bad[0]}, ...)")
     run.model.eval()
     return run, run.model

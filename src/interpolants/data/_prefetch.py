@@ -2,9 +2,10 @@ r"""Coupled batches computed ahead of the training step by background producers.
 
 :class:`PrefetchedBatches` runs ``workers`` producers that compute upcoming batches of a
 :class:`PairedBatches` while the trainer steps on the current one. Batch i is
-drawn with its own generator, seeded from ``(seed, i)`` alone (:func:`batch_generator`), so
-the stream is the same whoever computes which batch: any number of producers, threads or
-processes, with or without the consumer's help.
+drawn with its own generator, seeded from ``(seed, i, rank)`` alone (:func:`batch_generator`),
+so the stream is the same whoever computes which batch: any number of producers, threads or
+processes, with or without the consumer's help, and the same as the trainer's inline batches
+and a ``DataLoader`` over :class:`CoupledBatchStream` with that seed.
 
 The producers are threads of the training process or separate processes:
 
@@ -28,7 +29,6 @@ The trade-offs between the kinds of producers are measured in
 ``benchmarks/training_step.py``.
 """
 
-import hashlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.synchronize
@@ -46,21 +46,12 @@ import torch
 from torch import Tensor
 
 from ._batches import Batch, PairedBatches
+from ._seed import batch_generator, default_rank
 
-__all__ = ["PrefetchedBatches", "batch_generator"]
+__all__ = ["PrefetchedBatches"]
 
 _POLL_S = 0.05  # how often a waiting side looks at the stop flag
 _Wire: TypeAlias = tuple[str, tuple[int, ...], np.ndarray] | None
-
-
-def batch_generator(seed: int, index: int) -> torch.Generator:
-    """The generator that batch ``index`` of a stream seeded with ``seed`` is drawn with.
-
-    Seeded with 63 bits of BLAKE2b of ``(seed, index)``: distinct streams and batches get
-    unrelated seeds, and a batch does not depend on which producer computes it.
-    """
-    digest = hashlib.blake2b(f"{int(seed)}/{int(index)}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
 def _to_wire(t: Tensor | None) -> _Wire:
@@ -103,6 +94,7 @@ def _claim(counter: Any) -> int:
 def _produce(
     batches: PairedBatches,
     seed: int,
+    rank: int,
     counter: Any,
     slots: Any,
     stopped: Callable[[], bool],
@@ -117,12 +109,13 @@ def _produce(
         if stopped():
             return
         index = _claim(counter)
-        emit(index, batches(batch_generator(seed, index)))
+        emit(index, batches(batch_generator(seed, index, rank)))
 
 
 def _process_producer(
     batches: PairedBatches,
     seed: int,
+    rank: int,
     counter: Any,
     conn: multiprocessing.connection.Connection,
     slots: multiprocessing.synchronize.Semaphore,
@@ -141,10 +134,11 @@ def _process_producer(
         return stop.is_set() or (parent is not None and not parent.is_alive())
 
     def send(index: int, b: Batch) -> None:
-        conn.send(("batch", index, _to_wire(b.x0), _to_wire(b.x1), _to_wire(b.labels)))
+        wires = (_to_wire(b.x0), _to_wire(b.x1), _to_wire(b.labels), _to_wire(b.condition))
+        conn.send(("batch", index, *wires))
 
     try:
-        _produce(batches, seed, counter, slots, stopped, send)
+        _produce(batches, seed, rank, counter, slots, stopped, send)
     except BaseException as error:  # handed to the consumer, raised by next()
         text = "".join(traceback.format_exception(error))
         try:
@@ -173,14 +167,15 @@ class PrefetchedBatches:
     """Coupled batches computed ahead of time by background threads or processes.
 
     An iterable of :class:`Batch` for :class:`Trainer`. Batch i
-    is ``batches(batch_generator(seed, i))``, whoever computes it, so the stream is
-    reproducible from ``seed`` alone and identical for any ``workers``, ``backend`` and
-    ``assist``. Each producer keeps up to ``depth`` batches in flight (made or being made);
-    the coupling of the next batches runs while the trainer steps on this one. An error in a
-    producer is raised by ``next()`` (at the latest when the failed batch is due), which also
-    closes the stream. A run resumed from a checkpoint at step ``s`` continues the same
-    stream with ``start=s``; under :mod:`torch.distributed` give each rank its own ``seed``
-    (e.g. ``seed + rank``), or every rank trains on the same batches.
+    is ``batches(batch_generator(seed, i, rank))``, whoever computes it, so the stream is
+    reproducible from ``(seed, rank)`` alone and identical for any ``workers``, ``backend`` and
+    ``assist``, and to the trainer's inline batches with that seed. Each producer keeps up to
+    ``depth`` batches in flight (made or being made); the coupling of the next batches runs
+    while the trainer steps on this one. An error in a producer is raised by ``next()`` (at
+    the latest when the failed batch is due), which also closes the stream.
+    :class:`~interpolants.Trainer` calls :meth:`seek` with its step before its first batch,
+    so a run resumed from a checkpoint continues the stream without ``start``; under
+    :mod:`torch.distributed` each rank's stream makes that rank's batches (``rank``).
 
     Like any overlap it needs free cores. Which backend (measurements in
     :mod:`interpolants.data`): ``"process"`` for CPU couplings that keep a core busy for
@@ -213,7 +208,10 @@ class PrefetchedBatches:
         When the next batch is not ready, compute an upcoming one in the caller instead of
         waiting (at most one at a time); ``False`` leaves all the work to the producers.
     start:
-        Index of the first batch (≥ 0).
+        Index of the first batch (≥ 0); :meth:`seek` moves it.
+    rank:
+        The rank whose batches to make; ``None``: this process's :mod:`torch.distributed`
+        rank at construction (0 when not distributed).
 
     Example
     -------
@@ -236,6 +234,7 @@ class PrefetchedBatches:
         start_method: str | None = None,
         assist: bool = True,
         start: int = 0,
+        rank: int | None = None,
     ) -> None:
         if not isinstance(batches, PairedBatches):
             raise TypeError(f"batches must be PairedBatches, got {type(batches).__name__}")
@@ -255,8 +254,15 @@ class PrefetchedBatches:
         self.workers, self.depth = int(workers), int(depth)
         self.backend, self.start_method, self.assist = backend, start_method, bool(assist)
         self.start = int(start)
+        self.rank = default_rank() if rank is None else int(rank)
+        if self.rank < 0:
+            raise ValueError(f"rank must be >= 0, got {self.rank}")
         self._stop = threading.Event()
         self._close_lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        """The state of a stream that has not started (producers not running)."""
         self._started = False
         self._index = self.start  # the batch next() returns next
         self._ready: dict[int, tuple[int | None, Batch]] = {}  # index -> (producer, batch)
@@ -270,6 +276,27 @@ class PrefetchedBatches:
         self._processes: list[Any] = []
         self._conns: list[multiprocessing.connection.Connection] = []
         self._process_stop: multiprocessing.synchronize.Event | None = None
+
+    def seek(self, index: int) -> None:
+        """Make batch ``index`` the next one ``next()`` returns.
+
+        On a started stream the producers are stopped (batches already made are dropped) and
+        restarted from ``index`` at the next ``next()``; a position equal to the current one
+        changes nothing. Not to be called while another thread runs ``next()``. Raises
+        ``RuntimeError`` on a closed stream.
+        """
+        if index < 0:
+            raise ValueError(f"index must be >= 0, got {index}")
+        if self._stop.is_set():
+            raise _Closed()
+        if self._started and index == self._index:
+            return
+        if self._started:
+            self._stop.set()
+            self._halt()
+            self._stop = threading.Event()
+        self.start = int(index)
+        self._reset()
 
     def __iter__(self) -> "PrefetchedBatches":
         if self._stop.is_set():
@@ -297,7 +324,8 @@ class PrefetchedBatches:
                     continue
                 if self.assist and self._own == 0:  # make an upcoming batch instead of idling
                     index = _claim(self._counter)
-                    self._ready[index] = (None, self.batches(batch_generator(self.seed, index)))
+                    made = self.batches(batch_generator(self.seed, index, self.rank))
+                    self._ready[index] = (None, made)
                     self._own += 1
                     continue
                 self._collect(block=True)
@@ -343,7 +371,8 @@ class PrefetchedBatches:
             self._results.put((k, index, b))
 
         try:
-            _produce(self.batches, self.seed, self._counter, self._slots[k], self._stop.is_set, put)
+            args = (self.batches, self.seed, self.rank, self._counter, self._slots[k])
+            _produce(*args, self._stop.is_set, put)
         except BaseException as error:  # handed to the consumer, raised by next()
             self._results.put((k, -1, error))
 
@@ -371,7 +400,15 @@ class PrefetchedBatches:
             slots = ctx.Semaphore(self.depth)
             process = ctx.Process(
                 target=_process_producer,
-                args=(self.batches, self.seed, self._counter, sender, slots, self._process_stop),
+                args=(
+                    self.batches,
+                    self.seed,
+                    self.rank,
+                    self._counter,
+                    sender,
+                    slots,
+                    self._process_stop,
+                ),
                 name=f"interpolants-prefetch-{k}",
                 daemon=True,
             )
@@ -400,10 +437,10 @@ class PrefetchedBatches:
             if message[0] == "error":
                 error: BaseException = message[1]
                 raise error from _RemoteTraceback(f"in producer process {k}:\n{message[2]}")
-            _, index, x0, x1, labels = message
+            _, index, x0, x1, labels, condition = message
             out0, out1 = _from_wire(x0), _from_wire(x1)
             assert out0 is not None and out1 is not None
-            self._ready[index] = (k, Batch(out0, out1, _from_wire(labels)))
+            self._ready[index] = (k, Batch(out0, out1, _from_wire(labels), _from_wire(condition)))
             arrived = True
         return arrived
 
@@ -413,6 +450,10 @@ class PrefetchedBatches:
         """Stop the producers (batches already made are dropped). Idempotent, and safe to
         call from another thread: a ``next()`` running there raises ``RuntimeError``."""
         self._stop.set()
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop and join the producers; ``_stop`` must be set."""
         with self._close_lock:
             if self._process_stop is not None:
                 self._process_stop.set()

@@ -12,11 +12,15 @@ parameters (a polynomial with increasing Bernstein coefficients is increasing), 
 β̇(t) = K Σ_k (b_{k+1} − b_k) B_{k,K−1}(t) ≥ 0 in closed form. With all parameters zero,
 b_k = a_k = k/K and the interpolant is the linear one (Bernstein polynomials reproduce t).
 
-**Why learn them.** For the dot-form regression loss ½|b̂|² − y·b̂ the optimum over b̂ is
-−½∫E|b|² dt, minus half the kinetic energy of the marginal flow. So minimising the kinetic
-energy (shorter, straighter paths, fewer function evaluations to sample) over the interpolant
-is a max–min problem: the velocity descends the loss while the interpolant's parameters
-ascend it, jointly or after pre-training on the exact energy of a known test bed.
+**Why learn them.** For the dot-form loss ½|b̂|² − y·b̂ (the MSE ½|b̂ − y|² less the
+path-dependent ½|y|² of the target y) the optimum over b̂ is −½∫E|b|² dt, minus half the
+kinetic energy of the marginal flow. So minimising the kinetic energy (shorter, straighter
+paths, fewer function evaluations to sample) over the interpolant is a max–min problem: the
+velocity descends the dot-form loss while the interpolant's parameters ascend it, jointly or
+after pre-training on the exact energy of a known test bed. Ascend the dot form, not the
+reported MSE of :class:`~interpolants.Objective` (which adds E|y|²/D, itself a function of the
+path): e.g. with ``sample = interpolant.sample(t, x0, x1, z)``, the batch mean of
+``(b * (0.5 * b - sample.velocity)).sum(1)`` for the model's ``b``.
 
 References
 ----------

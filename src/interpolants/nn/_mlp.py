@@ -1,13 +1,21 @@
 """The time-conditioned MLPs (see :mod:`interpolants.nn`)."""
 
 import math
-from typing import final
+from typing import Union, final
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 __all__ = ["SinusoidalTimeEmbedding", "TwoHeadMLP", "drop_labels"]
+
+Condition = Union[
+    Int[Tensor, " batch"],
+    Float[Tensor, "batch ..."],
+    tuple[Int[Tensor, " batch"], Float[Tensor, "batch ..."]],
+    None,
+]
+"""What the MLPs accept as ``condition``: labels, a float context, both, or nothing."""
 
 
 @final
@@ -38,10 +46,16 @@ class SinusoidalTimeEmbedding(nn.Module):
 
 @final
 class MLP(nn.Module):
-    r"""A time-conditioned MLP f(t, x[, y]) for vector data.
+    r"""A time-conditioned MLP f(t, x[, c]) for vector data.
 
     ``depth`` hidden layers of width ``hidden`` with SiLU activations take the concatenation of
-    x, a projected sinusoidal embedding of t and (optionally) a class embedding.
+    x and the conditioning vector e = W_t·embed(t) [+ embed(y)] [+ W_ξ·ξ]: a projected
+    sinusoidal embedding of t, optionally a class embedding of labels y, optionally a linear
+    projection of a float context ξ (e.g. the mask or low-resolution image of a
+    data-dependent coupling, which :class:`~interpolants.Trainer` passes as ``condition``).
+    The ``condition`` of :meth:`forward` is then: integer labels of shape ``(batch,)`` (with
+    ``num_classes``), a float context (with ``context_dim``), or the pair ``(labels, ξ)``
+    (with both), the trainer's order.
 
     Parameters
     ----------
@@ -52,8 +66,11 @@ class MLP(nn.Module):
     time_embedding:
         Size of the sinusoidal time embedding.
     num_classes:
-        Number of classes for conditioning (``None``: unconditional). Index ``num_classes`` is
+        Number of classes for conditioning (``None``: no labels). Index ``num_classes`` is
         the null label used by classifier-free guidance.
+    context_dim:
+        Number of features of a float context ξ (``None``: no context); ξ of shape
+        ``(batch, *shape)`` with ``prod(shape) = context_dim`` is flattened per sample.
 
     Example
     -------
@@ -71,12 +88,17 @@ class MLP(nn.Module):
         depth: int = 3,
         time_embedding: int = 64,
         num_classes: int | None = None,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
         if dim < 1 or hidden < 1 or depth < 1:
             raise ValueError(f"dim, hidden, depth must be positive, got {dim}, {hidden}, {depth}")
+        if context_dim is not None and context_dim < 1:
+            raise ValueError(f"context_dim must be positive, got {context_dim}")
         self.dim = dim
         self.num_classes = num_classes
+        self.context_dim = context_dim
+        self.context_proj = nn.Linear(context_dim, hidden) if context_dim is not None else None
         self.time_embedding = SinusoidalTimeEmbedding(time_embedding)
         self.time_proj = nn.Linear(time_embedding, hidden)
         self.label_embedding = (
@@ -92,7 +114,7 @@ class MLP(nn.Module):
         self,
         t: Float[Tensor, " batch"] | Float[Tensor, ""],
         x: Float[Tensor, "batch dim"],
-        condition: Int[Tensor, " batch"] | None = None,
+        condition: Condition = None,
     ) -> Float[Tensor, "batch dim"]:
         """f(t, x[, y]), shape ``(batch, dim)``.
 
@@ -107,7 +129,7 @@ class MLP(nn.Module):
         self,
         t: Float[Tensor, " batch"] | Float[Tensor, ""],
         x: Float[Tensor, "batch dim"],
-        condition: Int[Tensor, " batch"] | None = None,
+        condition: Condition = None,
         chunk_size: int | None = None,
     ) -> tuple[Float[Tensor, "batch dim"], Float[Tensor, " batch"]]:
         r"""f(t, x[, y]) and its exact divergence ∇ₓ·f = tr(∂f/∂x), by forward-mode tangents.
@@ -183,31 +205,56 @@ class MLP(nn.Module):
         self,
         t: Float[Tensor, " batch"] | Float[Tensor, ""],
         x: Float[Tensor, "batch dim"],
-        condition: Int[Tensor, " batch"] | None = None,
+        condition: Condition = None,
     ) -> Float[Tensor, "batch features"]:
         """The input of the first layer: [x, e] with e = embed(t) (+ embed(y)) per sample."""
         return _joined(x, self._conditioning(t, x, condition))
 
-    def _conditioning(self, t: Tensor, x: Tensor, condition: Tensor | None) -> Tensor:
-        """e = time_proj(embed(t)) (+ embed(y)) in x's dtype: one row for a shared ``t`` (0-d,
-        or expanded with stride 0 as the integrators pass it) without labels, else one per
-        sample."""
+    def _split(self, condition: Condition) -> tuple[Tensor | None, Tensor | None]:
+        """(labels, context) of a condition (see the class notes)."""
+        if condition is None:
+            return None, None
+        if isinstance(condition, tuple):
+            if len(condition) != 2:
+                raise ValueError("a tuple condition must be the pair (labels, context)")
+            return condition[0], condition[1]
+        if condition.is_floating_point():
+            if self.context_proj is None:
+                raise ValueError("a float condition given to an MLP built without context_dim")
+            return None, condition
+        return condition, None
+
+    def _conditioning(self, t: Tensor, x: Tensor, condition: Condition) -> Tensor:
+        """e = time_proj(embed(t)) (+ embed(y)) (+ context_proj(ξ)) in x's dtype: one row for a
+        shared ``t`` (0-d, or expanded with stride 0 as the integrators pass it) without labels
+        or context, else one per sample."""
+        labels, context = self._split(condition)
         if t.ndim == 0:
             t = t.reshape(1)
         elif t.shape[0] > 1 and t.stride(0) == 0:  # a broadcast view: every entry is t[0]
             t = t[:1]
         e: Tensor = self.time_proj(self.time_embedding(t))
         if self.label_embedding is not None:
-            if condition is None:  # the null label, one row that broadcasts
-                condition = torch.full(
-                    (1,), self.label_embedding.num_embeddings - 1, device=x.device
+            if labels is None:  # the null label, one row that broadcasts
+                labels = torch.full((1,), self.label_embedding.num_embeddings - 1, device=x.device)
+            e = e + self.label_embedding(labels)
+        elif labels is not None:
+            raise ValueError("labels given to an MLP built without num_classes")
+        if self.context_proj is not None:
+            if context is None:
+                raise ValueError(f"this MLP needs a context of {self.context_dim} features")
+            flat = context.reshape(context.shape[0], -1)
+            if flat.shape[1] != self.context_dim:
+                raise ValueError(
+                    f"the context must have {self.context_dim} features per sample, got "
+                    f"{flat.shape[1]}"
                 )
-            e = e + self.label_embedding(condition)
-        elif condition is not None:
-            raise ValueError("condition given to an MLP built without num_classes")
+            e = e + self.context_proj(flat.to(self.context_proj.weight.dtype))
+        elif context is not None:
+            raise ValueError("a context given to an MLP built without context_dim")
         return e.to(x.dtype)
 
-    def _apply_layers(self, t: Tensor, x: Tensor, condition: Tensor | None) -> Tensor:
+    def _apply_layers(self, t: Tensor, x: Tensor, condition: Condition) -> Tensor:
         """The network's output (of whatever width its last layer has)."""
         modules = iter(self.net)
         next(modules)  # the first layer, applied by _first_layer
@@ -216,7 +263,7 @@ class MLP(nn.Module):
             out = module(out)
         return out
 
-    def _first_layer(self, t: Tensor, x: Tensor, condition: Tensor | None) -> Tensor:
+    def _first_layer(self, t: Tensor, x: Tensor, condition: Condition) -> Tensor:
         """The first layer's pre-activation W₁[x, e] + b₁, shape ``(batch, hidden)``.
 
         For one shared row e it is W₁ˣ x + (W₁ᵉ e + b₁), with W₁ᵉ e + b₁ computed once; with
@@ -299,11 +346,13 @@ class TwoHeadMLP(nn.Module):
         depth: int = 3,
         time_embedding: int = 64,
         num_classes: int | None = None,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.num_classes = num_classes
-        self.trunk = MLP(dim, hidden, depth, time_embedding, num_classes)
+        self.context_dim = context_dim
+        self.trunk = MLP(dim, hidden, depth, time_embedding, num_classes, context_dim)
         # Widen the output layer to 2·dim (the trunk's input stays dim + hidden).
         last = self.trunk.net[-1]
         assert isinstance(last, nn.Linear)
@@ -313,7 +362,7 @@ class TwoHeadMLP(nn.Module):
         self,
         t: Float[Tensor, " batch"] | Float[Tensor, ""],
         x: Float[Tensor, "batch dim"],
-        condition: Int[Tensor, " batch"] | None = None,
+        condition: Condition = None,
     ) -> tuple[Float[Tensor, "batch dim"], Float[Tensor, "batch dim"]]:
         """Both heads, each of shape ``(batch, dim)``."""
         out: Tensor = self.trunk._apply_layers(t, x, condition)

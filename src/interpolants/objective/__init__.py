@@ -16,7 +16,9 @@ loss, with the same ``t`` and ``condition``. A model that returns a wrong shape 
 The objectives
 --------------
 An objective receives already paired (x0, x1) (couplings live elsewhere) and returns a scalar
-loss (:meth:`~Objective.loss`) or the per-sample losses (:meth:`~Objective.per_sample_loss`):
+loss (:meth:`~Objective.loss`) or the per-sample losses (:meth:`~Objective.per_sample_loss`),
+mean squared errors (1/D)‖m̂ − y‖² over the D entries of a sample, the scale torchcfm and
+torchebm report (:class:`Objective` gives the gradient factor and the variance near the ends):
 
 * :class:`VelocityObjective` learns b = E[İ + γ̇z | x_t] from the target α̇x0 + β̇x1 + γ̇z;
 * :class:`DenoiserObjective` learns η_z = E[z | x_t] from z (x0 if one-sided);

@@ -30,18 +30,21 @@ receives)."""
 def regression_loss(
     prediction: Float[Tensor, "batch *dims"], target: Float[Tensor, "batch *dims"]
 ) -> Float[Tensor, " batch"]:
-    """Per-sample ½|m̂|² − y·m̂ = ½|m̂ − y|² − ½|y|², summed over the trailing dims.
+    r"""Per-sample mean squared error (1/D)‖m̂ − y‖² over the D trailing entries.
 
-    The minimiser over m̂ of its expectation given x_t is E[y | x_t]; the dropped ½|y|² does not
-    change it nor the gradients.
+    The loss of torchcfm and torchebm (their ``mean((m̂ − y)**2)`` is the batch mean of this),
+    so loss values compare with theirs for the same path. Its minimiser over m̂ of the
+    expectation given x_t is E[y | x_t], where it equals the mean conditional variance of y
+    per entry (not zero). Since (1/D)‖m̂ − y‖² = (2/D)(½‖m̂‖² − y·m̂) + ‖y‖²/D and ‖y‖² does not
+    depend on m̂, its gradient is 2/D times that of ½‖m̂‖² − y·m̂ (the two coincide for D = 2).
 
     Example
     -------
     >>> import torch
-    >>> regression_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]))
-    tensor([1.5000])
+    >>> regression_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]))  # (0² + 2²)/2
+    tensor([2.])
     """
-    return (prediction * (0.5 * prediction - target)).flatten(1).sum(1)
+    return (prediction - target).square().flatten(1).mean(1)
 
 
 def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
@@ -54,6 +57,18 @@ def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
             f"got {tuple(out.shape)}"
         )
     return out
+
+
+def bind_condition(model: Model, condition: Any) -> Predict:
+    """``model`` with its condition bound: ``model(t, x)`` if ``condition`` is ``None``, else
+    ``model(t, x, condition=condition)``."""
+    if condition is None:
+        return model
+
+    def predict(t: Tensor, x: Tensor) -> Any:
+        return model(t, x, condition=condition)
+
+    return predict
 
 
 class Objective(abc.ABC):
@@ -82,11 +97,28 @@ class Objective(abc.ABC):
 
     Notes
     -----
-    Every per-sample loss has the form ½|m̂|² − y·m̂ = ½|m̂ − y|² − ½|y|² for a prediction m̂
-    and a target y whose conditional mean given x_t is the field learned, summed over the
-    trailing dims. The dropped constant ½|y|² does not change the minimiser or the gradients,
-    but it has unbounded variance near the ends (y contains γ̇z); so the loss value may be
-    negative, and its optimum is −½E|E[y|x_t]|², not zero.
+    **Scale.** Every per-sample loss is a mean squared error (1/D)‖m̂ − y‖² over the D trailing
+    entries (:func:`regression_loss`), for a prediction m̂ and a target y whose conditional mean
+    given x_t is the field learned, and :meth:`loss` is its batch mean: the quantity torchcfm and
+    torchebm report (``mean((m̂ − y)**2)`` over batch and entries), so loss curves compare with
+    theirs for the same path, coupling and time law. Its optimum is the mean conditional
+    variance of y per entry, (1/D)E‖y − E[y | x_t]‖², not zero.
+
+    **Gradients.** (1/D)‖m̂ − y‖² = (2/D)(½‖m̂‖² − y·m̂) + ‖y‖²/D, and ‖y‖² has no gradient:
+    the gradient of the loss is 2/D times that of the "dot" form ½‖m̂‖² − y·m̂ summed over the
+    entries (the value earlier versions of this library reported; identical for D = 2). Adam is
+    invariant to that factor, up to its ``eps``; gradient clipping and SGD learning rates are
+    not.
+
+    **Variance near the ends.** With :class:`~interpolants.BrownianGamma` the velocity target
+    holds γ̇z with γ̇² = a(1 − 2t)²/(4t(1 − t)), so E‖y‖² = ∞ for uniform t (∫dt/t diverges):
+    the reported MSE has a heavy tail, all of it from the parameter-free ‖y‖²/D. The gradient
+    carries none of it: with ``antithetic=True`` the γ̇z terms of the pair cancel in the
+    gradient to O(γγ̇), which is bounded. So this library reports the MSE and optimises it
+    (the same gradient as the finite dot form); for a low-variance loss *value* (e.g. a
+    validation curve) prefer :class:`~interpolants.SplitObjective`, whose targets are bounded,
+    or a γ with bounded γ̇ (:class:`~interpolants.interpolant.QuadraticGamma`,
+    :class:`~interpolants.interpolant.SineSquaredGamma`).
 
     Example
     -------
@@ -99,8 +131,10 @@ class Objective(abc.ABC):
     ...         return regression_loss(v, sample.mean_velocity)
     >>> objective = MeanVelocityObjective(LinearInterpolant())
     >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
-    >>> float(objective.loss(lambda t, x: x1 - x0, x0, x1))  # at the minimiser: −½|v|²
-    -1.0
+    >>> float(objective.loss(lambda t, x: x1 - x0, x0, x1))  # at the minimiser (no noise)
+    0.0
+    >>> float(objective.loss(lambda t, x: torch.zeros_like(x), x0, x1))  # mean((0 − 1)²)
+    1.0
     """
 
     #: Whether the objective learns a noise-dependent field (denoiser, score) and so needs a
@@ -179,39 +213,64 @@ class Objective(abc.ABC):
         condition:
             Passed to the model as the keyword ``condition`` when not ``None``.
         """
-        check_floating(x0, "x0")
-        check_floating(x1, "x1")
-        check_same_shape([("x0", x0), ("x1", x1)])
-        if x0.ndim == 0 or x0.shape[0] == 0:
-            raise ValueError(f"x0 must have shape (batch, *dims) with batch > 0, got {x0.shape}")
-        if x1.dtype != x0.dtype or x1.device != x0.device:
-            raise TypeError(
-                f"x1 must have x0's dtype and device ({x0.dtype}, {x0.device}), "
-                f"got ({x1.dtype}, {x1.device})"
-            )
-        n = x0.shape[0]
+        check_pair(x0, x1)
         if t is None:  # drawn here: in range and of the right shape by construction
-            tt = self.time_sampler.sample(n, generator=generator, dtype=x0.dtype, device=x0.device)
+            tt, z = self.draw(x0, generator=generator, z=z)
         else:  # given by the caller: checked once, the one host read of the call
-            tt = _given_time(t, x0)
+            tt, z = self.draw(x0, generator=generator, z=z, t=check_given_time(t, x0))
+        return self._losses_at(bind_condition(model, condition), tt, x0, x1, z)
+
+    def draw(
+        self,
+        x0: Float[Tensor, "batch *dims"],
+        *,
+        generator: torch.Generator | None = None,
+        z: Float[Tensor, "batch *dims"] | None = None,
+        t: Float[Tensor, " batch"] | None = None,
+    ) -> tuple[Float[Tensor, " batch"], Float[Tensor, "batch *dims"] | None]:
+        """The random draw of one loss for the batch ``x0``: times and noise ``(t, z)``.
+
+        t ~ ``time_sampler`` (unless given) and, for a stochastic interpolant, z ~ N(0, I) of
+        x0's shape (unless given), in this order from ``generator``, in x0's dtype and on its
+        device; z is ``None`` otherwise. :meth:`per_sample_loss` draws with it, so a caller
+        that draws first and evaluates the loss on slices of the batch (gradient
+        accumulation, as :class:`~interpolants.Trainer` does) gets the same losses. Reads no value.
+        """
+        n = x0.shape[0]
+        if t is None:
+            t = self.time_sampler.sample(n, generator=generator, dtype=x0.dtype, device=x0.device)
         if self.interpolant.is_stochastic and z is None:
             z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return t, z
 
-        def predict(time: Tensor, x: Tensor) -> Any:
-            if condition is None:
-                return model(time, x)
-            return model(time, x, condition=condition)
+    def _losses_at(
+        self,
+        predict: Predict,
+        t: Float[Tensor, " batch"],
+        x0: Float[Tensor, "batch *dims"],
+        x1: Float[Tensor, "batch *dims"],
+        z: Float[Tensor, "batch *dims"] | None,
+    ) -> Float[Tensor, " batch"]:
+        """The weighted per-sample losses at a given draw, without validating the inputs
+        (internal: the trainer's unchecked path).
 
+        The core of :meth:`per_sample_loss` (which validates, draws ``(t, z)`` with
+        :meth:`draw` and binds the condition): forms the sample with the interpolant, calls
+        :meth:`sample_losses` (twice if ``antithetic``) and applies the time weights. The
+        caller guarantees what :meth:`per_sample_loss` checks: floating x0 and x1 of one shape,
+        dtype and device, t of shape ``(B,)`` in [0, 1], z of x0's shape or ``None`` (for a
+        stochastic interpolant it must be given).
+        """
         interpolant = self.interpolant
-        sample = interpolant.sample(tt, x0, x1, z)
+        sample = interpolant.sample(t, x0, x1, z)
         losses = self.sample_losses(predict, sample)
         if self.antithetic:  # the flipped draw shares the schedule values
             flip = interpolant.antithetic(x0, x1, z)
-            flipped = interpolant.sample(tt, *flip, coefficients=sample.coefficients)
+            flipped = interpolant.sample(t, *flip, coefficients=sample.coefficients)
             losses = 0.5 * (losses + self.sample_losses(predict, flipped))
         if type(self.time_sampler).weight is TimeSampler.weight:
             return losses  # unit weights: no multiply (and no node in the backward pass)
-        return self.time_sampler.weight(tt) * losses
+        return self.time_sampler.weight(t) * losses
 
     def loss(
         self,
@@ -236,7 +295,22 @@ class Objective(abc.ABC):
         )
 
 
-def _given_time(t: TimeLike, x0: Tensor) -> Tensor:
+def check_pair(x0: Tensor, x1: Tensor) -> None:
+    """Validate a paired batch from its metadata (floating, one shape, dtype and device, a
+    non-empty batch); reads no value."""
+    check_floating(x0, "x0")
+    check_floating(x1, "x1")
+    check_same_shape([("x0", x0), ("x1", x1)])
+    if x0.ndim == 0 or x0.shape[0] == 0:
+        raise ValueError(f"x0 must have shape (batch, *dims) with batch > 0, got {x0.shape}")
+    if x1.dtype != x0.dtype or x1.device != x0.device:
+        raise TypeError(
+            f"x1 must have x0's dtype and device ({x0.dtype}, {x0.device}), "
+            f"got ({x1.dtype}, {x1.device})"
+        )
+
+
+def check_given_time(t: TimeLike, x0: Tensor) -> Tensor:
     """A caller's time as shape ``(B,)`` on x0's dtype and device, its range checked once."""
     n = x0.shape[0]
     if isinstance(t, (int, float)) and not isinstance(t, bool):

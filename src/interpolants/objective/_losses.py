@@ -1,7 +1,8 @@
 r"""The concrete objectives: velocity, denoiser, score, split (v, η_z) and target prediction.
 
 Each is a small final class giving the target y (whose conditional mean given x_t = x is the
-learned field) and the per-sample loss ½|m̂|² − y·m̂ (see :class:`Objective`).
+learned field) and the per-sample mean squared error (1/D)‖m̂ − y‖² over the D entries of a
+sample (see :class:`Objective` for its scale, gradients and variance).
 """
 
 from typing import final
@@ -25,11 +26,13 @@ __all__ = [
 class VelocityObjective(Objective):
     r"""Learn the velocity b(t, x) = E[α̇x0 + β̇x1 + γ̇z | x_t = x].
 
-    .. math:: L_b(\hat b) = E\,[\tfrac12|\hat b(t, x_t)|^2 − (\dot α x_0 + \dot β x_1
-              + \dot γ z)\cdot \hat b(t, x_t)]
+    .. math:: L_b(\hat b) = \tfrac1D E\,|\hat b(t, x_t) − (\dot α x_0 + \dot β x_1
+              + \dot γ z)|^2
 
-    For γ ≡ 0 and x0 ~ N(0, I) this is (Gaussian) flow matching. With the Brownian γ the
-    target's γ̇z diverges like t^{-1/2} at the ends; use ``antithetic=True`` to cancel it.
+    For γ ≡ 0 and x0 ~ N(0, I) this is (Gaussian) flow matching, and the value is torchcfm's
+    ``mean((v − u)**2)`` for the same path. With the Brownian γ the target's γ̇z diverges like
+    t^{-1/2} at the ends: use ``antithetic=True`` to cancel it in the gradient (the value keeps
+    a heavy tail from ‖γ̇z‖², see :class:`Objective`).
 
     Example
     -------
@@ -38,8 +41,8 @@ class VelocityObjective(Objective):
     >>> objective = VelocityObjective(LinearInterpolant())
     >>> model = lambda t, x: torch.zeros_like(x)
     >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
-    >>> float(objective.loss(model, x0, x1))  # ½|0|² − (x1 − x0)·0
-    0.0
+    >>> float(objective.loss(model, x0, x1))  # mean((0 − (x1 − x0))²)
+    1.0
     """
 
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
@@ -51,7 +54,7 @@ class VelocityObjective(Objective):
 class DenoiserObjective(Objective):
     r"""Learn the denoiser η_z(t, x) = E[z | x_t = x] (one-sided: E[x0 | x_t = x]).
 
-    .. math:: L_η(\hat η) = E\,[\tfrac12|\hat η(t, x_t)|^2 − z\cdot\hat η(t, x_t)]
+    .. math:: L_η(\hat η) = \tfrac1D E\,|\hat η(t, x_t) − z|^2
 
     Paper sign convention: the score is s = −η_z/γ (−η_z/α one-sided); see
     :class:`ScoreFromDenoiser`. Needs a stochastic or one-sided
@@ -64,8 +67,8 @@ class DenoiserObjective(Objective):
     >>> from interpolants.objective import DenoiserObjective
     >>> x0, x1, z = torch.zeros(3, 2), torch.zeros(3, 2), torch.ones(3, 2)
     >>> objective = DenoiserObjective(LinearInterpolant(BrownianGamma()))
-    >>> float(objective.loss(lambda t, x: torch.ones_like(x), x0, x1, t=0.5, z=z))  # ½·2 − 2
-    -1.0
+    >>> float(objective.loss(lambda t, x: torch.zeros_like(x), x0, x1, t=0.5, z=z))  # (0 − 1)²
+    1.0
     """
 
     needs_noise = True
@@ -81,10 +84,11 @@ class ScoreObjective(Objective):
 
     With σ = γ (two-sided) or σ = α (one-sided, the noise being x0):
 
-    .. math:: L_s(\hat s) = E\,[σ^2(\tfrac12|\hat s|^2 + σ^{-1} z\cdot \hat s)]
-              = E\,[\tfrac12|σ\hat s + z|^2] − \tfrac{d}{2},
+    .. math:: L_s(\hat s) = \tfrac1D E\,|σ\hat s + z|^2
+              = \tfrac2D E\,[σ^2(\tfrac12|\hat s|^2 + σ^{-1} z\cdot \hat s)] + 1,
 
-    i.e. σŝ is regressed on −z. The unweighted loss of the paper, ½|ŝ|² + γ⁻¹z·ŝ, has a
+    i.e. σŝ is regressed on −z (denoising score matching with the weight λ = σ², the form
+    torchebm reports). The unweighted loss of the paper, ½|ŝ|² + γ⁻¹z·ŝ, has a
     term of unbounded variance where γ → 0; the weight σ² removes it, keeps the minimiser
     s wherever σ > 0, and gives the ends (σ = 0) no weight: a score learned this way is
     accurate inside (0, 1) and unconstrained at the ends themselves.
@@ -112,11 +116,11 @@ class ScoreObjective(Objective):
 class SplitObjective(Objective):
     r"""Learn v(t, x) = E[α̇x0 + β̇x1 | x_t = x] and η_z(t, x) with one two-headed model.
 
-    The model returns a pair ``(v̂, η̂)`` of tensors of x's shape; the loss is L_v(v̂) + L_η(η̂)
-    with L_v = E[½|v̂|² − (α̇x0 + β̇x1)·v̂] and L_η as in :class:`DenoiserObjective`, so the two
-    heads are fitted independently. Recombine them into the velocity b = v + γ̇η_z with
-    :class:`VelocityFromSplit`, and into the score s = −η_z/γ with
-    :class:`ScoreFromDenoiser`. With two separate networks pass
+    The model returns a pair ``(v̂, η̂)`` of tensors of x's shape; the loss is the sum of the two
+    mean squared errors L_v(v̂) + L_η(η̂), with L_v = E‖v̂ − (α̇x0 + β̇x1)‖²/D and L_η as in
+    :class:`DenoiserObjective`, so the two heads are fitted independently. Recombine them into
+    the velocity b = v + γ̇η_z with :class:`VelocityFromSplit`, and into the score s = −η_z/γ
+    with :class:`ScoreFromDenoiser`. With two separate networks pass
     ``lambda t, x: (v_net(t, x), eta_net(t, x))`` (and optimise both parameter sets).
 
     Unlike b, the target of v holds no γ̇ and the target of η_z no γ⁻¹, so neither has a
@@ -153,7 +157,7 @@ class SplitObjective(Objective):
 class TargetObjective(Objective):
     r"""Learn the target prediction η1(t, x) = E[x1 | x_t = x] (x1-prediction).
 
-    .. math:: L_1(\hat η_1) = E\,[\tfrac12|\hat η_1(t, x_t)|^2 − x_1\cdot\hat η_1(t, x_t)]
+    .. math:: L_1(\hat η_1) = \tfrac1D E\,|\hat η_1(t, x_t) − x_1|^2
 
     For a deterministic interpolant (γ ≡ 0, one-sided included) the velocity follows as
     b = (α̇x + (αβ̇ − α̇β)η1)/α (:class:`VelocityFromTarget`); with γ > 0
@@ -165,8 +169,8 @@ class TargetObjective(Objective):
     >>> from interpolants import LinearInterpolant
     >>> from interpolants.objective import TargetObjective
     >>> x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
-    >>> float(TargetObjective(LinearInterpolant()).loss(lambda t, x: x1, x0, x1))  # −½|x1|²
-    -1.0
+    >>> float(TargetObjective(LinearInterpolant()).loss(lambda t, x: x1, x0, x1))  # exact
+    0.0
     """
 
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:

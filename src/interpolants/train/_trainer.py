@@ -4,20 +4,31 @@ import copy
 import math
 import os
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, final
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
-from .._atomic import write_atomic
-from ..data._batches import Batch, PairedBatches
+from ..data._batches import Batch, CoupledBatchStream, PairedBatches
+from ..data._prefetch import PrefetchedBatches
+from ..data._seed import batch_generator, derived_seed
 from ..nn._mlp import drop_labels
-from ..objective._base import Objective
+from ..objective._base import Objective, bind_condition, check_given_time, check_pair
+from ._checkpoint import CheckpointError, first_line, load_checkpoint, save_checkpoint
 
-__all__ = ["EMA", "TrainState", "load_checkpoint", "save_checkpoint"]
+__all__ = ["EMA", "TrainState", "Trainer"]
+
+FORMAT = "interpolants.Trainer/2"
+"""The ``format`` entry of a trainer's state (:meth:`Trainer.state_dict`)."""
+RECENT = 100
+"""How many recent losses a trainer keeps (and saves) for running figures."""
 
 
 @final
@@ -52,23 +63,10 @@ class EMA:
 
 @dataclass
 class TrainState:
-    """What :meth:`~Trainer.fit` reports: the step reached and the loss history."""
+    """What :meth:`~Trainer.fit` reports: the step reached and the losses of this call."""
 
     step: int = 0
     losses: list[float] = field(default_factory=list)
-
-
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``state`` with :func:`torch.save` atomically: temp file, fsync, rename."""
-    write_atomic(path, lambda fh: torch.save(state, fh))
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a checkpoint dictionary")
-    return state
 
 
 def _rank_world() -> tuple[int, int]:
@@ -77,21 +75,72 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _check_autocast(dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if dtype != torch.bfloat16:
+        raise ValueError(
+            f"autocast supports torch.bfloat16 only, got {dtype} (float16 needs loss scaling, "
+            "which the trainer does not do)"
+        )
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(f"torch has no autocast for device type {device.type!r}")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"the CUDA device {device} does not support bfloat16")
+    return dtype
+
+
+def _slice(condition: Any, part: slice) -> Any:
+    """The rows ``part`` of a condition (a tensor, or a tuple of tensors)."""
+    if condition is None:
+        return None
+    if isinstance(condition, Tensor):
+        return condition[part]
+    if isinstance(condition, tuple) and all(isinstance(c, Tensor) for c in condition):
+        return tuple(c[part] for c in condition)
+    raise TypeError(
+        f"gradient accumulation slices the condition by rows; got a {type(condition).__name__}"
+    )
+
+
 @final
 class Trainer:
     r"""Fit a model to an objective on coupled batches.
 
+    One step: the batch of this step (below), its times and noise from the objective
+    (:meth:`~interpolants.Objective.draw`), the loss's gradient (accumulated over
+    ``accumulate`` slices of the batch), gradient clipping, the optimiser, scheduler and EMA
+    updates. The loss reported (and logged by :meth:`fit`) is the objective's mean squared
+    error over the whole batch.
+
+    **The model's condition.** The model is called as ``model(t, x)``, or
+    ``model(t, x, condition=c)`` with c the batch's labels when ``conditional=True``, the
+    condition ξ of a data-dependent coupling (:attr:`Batch.condition`, always passed when
+    the batch has one), or the pair ``(labels, ξ)`` when there are both.
+
+    **Randomness.** Every random number of step ``s`` on rank ``r`` comes from generators
+    seeded from ``(seed, s, r)``: an inline batch is ``batches(batch_generator(seed, s, r))``
+    (:func:`~interpolants.data.batch_generator`), the times and noise of the loss and the
+    label dropout are seeded from ``(seed, s, r)`` with their own tags, and the coupling of
+    an all-gathered batch (``global_coupling``) from ``(seed, s)``. A step is thus a pure
+    function of the weights, the optimiser state, ``seed``, ``s`` and ``r``, whoever makes the
+    batches: with :class:`PrefetchedBatches` or a ``DataLoader`` over
+    :class:`CoupledBatchStream` (whose producers seed batch ``s`` the same way) the trainer
+    tells the stream its step (``seek``) before drawing from it, so the same seed trains on
+    the same batches inline, in threads, in processes or in ``DataLoader`` workers, and a
+    resumed run continues exactly. A checkpoint holds the step and seed, and each rank's
+    global torch RNG state (for the model's own randomness, e.g. dropout). A plain iterable
+    cannot be positioned: resuming on one warns.
+
     Parameters
     ----------
     model:
-        The network, called as ``model(t, x)`` (``model(t, x, condition=labels)`` when the
-        batches carry labels and ``conditional=True``).
+        The network (see the condition rule above).
     objective:
         An :class:`Objective` (it owns the interpolant).
     batches:
-        A :class:`PairedBatches` drawn inline each step, or any iterable of
-        :class:`Batch` (e.g. a ``DataLoader`` over a
-        :class:`CoupledBatchStream`, so couplings run in worker processes).
+        A :class:`PairedBatches` drawn inline each step, a :class:`PrefetchedBatches`, a
+        ``DataLoader`` over a :class:`CoupledBatchStream`, or any iterable of :class:`Batch`.
     optimizer:
         Defaults to Adam with learning rate ``lr``.
     scheduler:
@@ -105,13 +154,24 @@ class Trainer:
         Pass the batch labels to the model as ``condition``.
     label_dropout:
         With ``conditional``, replace labels by the null class with this probability
-        (classifier-free guidance training; the model must accept index ``num_classes``).
+        (classifier-free guidance training; the model's ``num_classes`` is the null label).
     seed:
-        Seeds the batch and objective generators (offset by the rank under DDP).
+        Seeds every generator of the run (above).
     device:
         Where the model runs; batches are moved there.
     global_coupling:
         Under DDP, couple the all-gathered batch instead of each rank's own (see module notes).
+    accumulate:
+        Split each batch into this many slices (sizes differing by at most one), and sum
+        their gradients (each slice's loss scaled by its share of the batch) before one
+        optimiser step: the gradient of the full batch, with the activation memory of a slice.
+        The times and noise are drawn for the whole batch first, so the step equals the
+        full-batch step up to the order of floating-point sums.
+    autocast:
+        ``torch.bfloat16`` runs the model and the loss under :func:`torch.autocast` in
+        bfloat16 where the device supports it (the CPU and bf16-capable GPUs), the weights,
+        optimiser and gradients staying in their dtype; ``None`` (default) runs in the
+        model's dtype. Raises for another dtype or an unsupported device.
 
     Example
     -------
@@ -122,7 +182,7 @@ class Trainer:
     >>> torch.manual_seed(0) and None
     >>> batches = PairedBatches(GaussianMixture.standard_normal(2), Moons(), batch_size=64)
     >>> trainer = Trainer(MLP(2, hidden=32, depth=2), VelocityObjective(LinearInterpolant()),
-    ...                   batches, seed=0)
+    ...                   batches, seed=0, accumulate=2)
     >>> len(trainer.fit(5, progress=False).losses)
     5
     """
@@ -143,12 +203,27 @@ class Trainer:
         seed: int = 0,
         device: torch.device | str = "cpu",
         global_coupling: bool = False,
+        accumulate: int = 1,
+        autocast: torch.dtype | None = None,
     ) -> None:
         if not isinstance(objective, Objective):
             raise TypeError(f"objective must be an Objective, got {type(objective).__name__}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip}")
+        if not 0 <= label_dropout <= 1:
+            raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}")
+        if accumulate < 1:
+            raise ValueError(f"accumulate must be a positive integer, got {accumulate}")
         self.device = torch.device(device)
+        self.autocast = _check_autocast(autocast, self.device)
+        self.null_label: int | None = None
+        if label_dropout > 0:
+            if not conditional:
+                raise ValueError("label_dropout needs conditional=True")
+            null = getattr(model, "num_classes", None)
+            if not isinstance(null, int):
+                raise ValueError("label_dropout needs a model with an int num_classes attribute")
+            self.null_label = null
         self.model = model.to(self.device)
         self.objective = objective
         self.batches = batches
@@ -165,12 +240,24 @@ class Trainer:
         self.conditional = conditional
         self.label_dropout = label_dropout
         self.global_coupling = global_coupling
-        self.seed = seed
-        self.data_generator = torch.Generator().manual_seed(seed + self.rank)
-        self.coupling_generator = torch.Generator().manual_seed(seed + 7919)
-        self.noise_generator = torch.Generator(self.device).manual_seed(seed + 104729 + self.rank)
+        self.accumulate = int(accumulate)
+        self.seed = int(seed)
         self.step_count = 0
+        #: The last ``RECENT`` (100) losses, saved in checkpoints, so that a resumed run's
+        #: running figures match an uninterrupted one's.
+        self.recent_losses: deque[float] = deque(maxlen=RECENT)
+        self._noise = torch.Generator(self.device)
         self._iterator: Iterator[Batch] | None = None
+        self._position: int | None = None  # the step the open stream yields next
+        stream = batches.dataset if isinstance(batches, DataLoader) else batches
+        self._stream = (
+            stream if isinstance(stream, PrefetchedBatches | CoupledBatchStream) else None
+        )
+        if self._stream is not None and self._stream.rank != self.rank:
+            raise ValueError(
+                f"the batch stream makes rank {self._stream.rank}'s batches, but this trainer "
+                f"is rank {self.rank}"
+            )
 
     # --- one step --------------------------------------------------------------------------
     @property
@@ -179,25 +266,59 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.model
 
     def next_batch(self) -> Batch:
-        """Draw (inline) or fetch (from the iterable) the next coupled batch."""
-        if isinstance(self.batches, PairedBatches):
+        """The batch of the current step: drawn inline, or the stream's, positioned there."""
+        step = self.step_count
+        source = self.batches
+        if isinstance(source, PairedBatches):
             if self.global_coupling and self.world > 1:
-                return self._global_batch(self.batches)
-            return self.batches(self.data_generator)
-        if self._iterator is None:
-            self._iterator = iter(self.batches)
+                return self._global_batch(source, step)
+            return source(batch_generator(self.seed, step, self.rank))
+        if self._stream is not None:
+            if self._iterator is None or self._position != step:
+                self._stream.seek(step)
+                self._iterator = iter(source)
+            self._position = step + 1
+        elif self._iterator is None:
+            if step > 0:
+                warnings.warn(
+                    f"the trainer is at step {step} but cannot position a "
+                    f"{type(source).__name__} there: training continues from its next item, "
+                    "not the batch of that step (use PairedBatches, PrefetchedBatches or a "
+                    "DataLoader over CoupledBatchStream for an exact resume)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self._iterator = iter(source)
         return next(self._iterator)
 
-    def _global_batch(self, batches: PairedBatches) -> Batch:
-        local = PairedBatches(batches.base, batches.target, batches.batch_size)(self.data_generator)
-        x0 = _all_gather(local.x0)
-        x1 = _all_gather(local.x1)
-        labels = None if local.labels is None else _all_gather(local.labels)
-        pairing = batches.coupling(x0, x1, y1=labels, generator=self.coupling_generator)
-        n = local.x0.shape[0]
-        part = slice(self.rank * n, (self.rank + 1) * n)
-        y1 = pairing.y1 if isinstance(pairing.y1, Tensor) else None
-        return Batch(pairing.x0[part], pairing.x1[part], None if y1 is None else y1[part])
+    def _global_batch(self, batches: PairedBatches, step: int) -> Batch:
+        x0, x1, y0, y1 = batches._draw(batch_generator(self.seed, step, self.rank))
+        g0, g1 = _all_gather(x0.to(self.device)), _all_gather(x1.to(self.device))
+        l1 = None if y1 is None else _all_gather(y1.to(self.device))
+        l0 = l1 if y0 is y1 else (None if y0 is None else _all_gather(y0.to(self.device)))
+        generator = torch.Generator(self.device).manual_seed(
+            derived_seed(self.seed, step, "global")
+        )
+        pairs = batches._pair(g0, g1, l0, l1, generator)
+        m = pairs.x0.shape[0]
+        part = slice(self.rank * m // self.world, (self.rank + 1) * m // self.world)
+        labels = None if pairs.labels is None else pairs.labels[part]
+        condition = None if pairs.condition is None else pairs.condition[part]
+        return Batch(pairs.x0[part], pairs.x1[part], labels, condition)
+
+    def _condition(self, batch: Batch, step: int) -> Any:
+        labels = None
+        if self.conditional:
+            if batch.labels is None:
+                raise ValueError("conditional=True but the batch carries no labels")
+            labels = batch.labels
+            if self.null_label is not None:
+                tag = derived_seed(self.seed, step, self.rank, "labels")
+                generator = torch.Generator().manual_seed(tag)
+                labels = drop_labels(labels, self.null_label, self.label_dropout, generator)
+        if labels is None:
+            return batch.condition
+        return labels if batch.condition is None else (labels, batch.condition)
 
     def train_step(
         self,
@@ -206,34 +327,49 @@ class Trainer:
         t: Tensor | None = None,
         z: Tensor | None = None,
     ) -> float:
-        """One optimiser step on ``batch`` (optionally with given times and noise); the loss."""
+        """One optimiser step on ``batch`` (optionally with given times and noise); the loss.
+
+        Given ``t`` is checked to lie in [0, 1] (one host read); drawn ones are not read.
+        """
         batch = batch.to(self.device)
-        condition = None
-        if self.conditional:
-            if batch.labels is None:
-                raise ValueError("conditional=True but the batch carries no labels")
-            condition = batch.labels
-            if self.label_dropout > 0:
-                null = int(getattr(self.model, "num_classes", -1))
-                if null < 0:
-                    raise ValueError("label_dropout needs a model with a num_classes attribute")
-                condition = drop_labels(condition, null, self.label_dropout, self.data_generator)
-        if not self.train_model.training:
-            self.train_model.train()
-        loss = self.objective.loss(
-            self.train_model,
-            batch.x0,
-            batch.x1,
-            t=t,
-            z=z,
-            generator=self.noise_generator,
-            condition=condition,
-        )
-        value = float(loss.detach())  # the one host sync of the step
-        if not math.isfinite(value):
-            raise FloatingPointError(f"non-finite loss {value} at step {self.step_count}")
+        step = self.step_count
+        x0, x1 = batch.x0, batch.x1
+        check_pair(x0, x1)
+        m = x0.shape[0]
+        if self.accumulate > m:
+            raise ValueError(f"accumulate = {self.accumulate} exceeds the batch size {m}")
+        if z is not None and z.shape != x0.shape:
+            raise ValueError(f"z must have x0's shape {tuple(x0.shape)}, got {tuple(z.shape)}")
+        condition = self._condition(batch, step)
+        self._noise.manual_seed(derived_seed(self.seed, step, self.rank, "noise"))
+        given = None if t is None else check_given_time(t, x0)
+        noise = None if z is None else z.to(dtype=x0.dtype, device=x0.device)
+        tt, zz = self.objective.draw(x0, generator=self._noise, z=noise, t=given)
+        model = self.train_model
+        if not model.training:
+            model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        total: Tensor | None = None
+        bounds = [k * m // self.accumulate for k in range(self.accumulate + 1)]
+        for k in range(self.accumulate):
+            part = slice(bounds[k], bounds[k + 1])
+            last = k == self.accumulate - 1
+            sync: AbstractContextManager[Any] = nullcontext()
+            if self.world > 1 and not last:  # all-reduce the summed gradient once
+                sync = self.train_model.no_sync()  # type: ignore[operator]
+            with sync:
+                with self._autocast():
+                    predict = bind_condition(model, _slice(condition, part))
+                    losses = self.objective._losses_at(
+                        predict, tt[part], x0[part], x1[part], None if zz is None else zz[part]
+                    )
+                share = losses.sum() / m
+                share.backward()  # type: ignore[no-untyped-call]
+            total = share.detach() if total is None else total + share.detach()
+        assert total is not None
+        value = float(total)  # the one host sync of the step
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite loss {value} at step {step}")
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
@@ -242,10 +378,16 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step_count += 1
+        self.recent_losses.append(value)
         return value
 
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
     def step(self) -> float:
-        """Draw the next batch and take one optimiser step; returns the loss."""
+        """Take the batch of this step and one optimiser step on it; returns the loss."""
         return self.train_step(self.next_batch())
 
     # --- the loop ----------------------------------------------------------------------------
@@ -262,9 +404,10 @@ class Trainer:
         """Train for ``steps`` more steps.
 
         ``callback(trainer)`` runs every ``eval_every`` steps (and after the last one);
-        a checkpoint is written every ``checkpoint_every`` steps and at the end when
-        ``checkpoint`` is a path (rank 0 only). The progress bar (tqdm) shows the loss
-        (running mean) and steps per second.
+        with ``checkpoint`` a path, a checkpoint is written when the step count is a multiple
+        of ``checkpoint_every`` (counted from the start of the run, so a resumed run writes at
+        the same steps) and after the last step (every rank calls :meth:`save`, rank 0
+        writes). The progress bar (tqdm, rank 0) shows the running loss and steps per second.
         """
         if steps < 0:
             raise ValueError(f"steps must be non-negative, got {steps}")
@@ -287,8 +430,9 @@ class Trainer:
             last = i == steps - 1
             if callback is not None and eval_every > 0 and ((i + 1) % eval_every == 0 or last):
                 callback(self)
-            if checkpoint is not None and self.rank == 0:
-                if (checkpoint_every > 0 and (i + 1) % checkpoint_every == 0) or last:
+            if checkpoint is not None:
+                due = checkpoint_every > 0 and self.step_count % checkpoint_every == 0
+                if due or last:
                     self.save(checkpoint)
         if bar is not None:
             bar.close()
@@ -296,48 +440,93 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Model, EMA, optimiser, scheduler, step and every RNG state."""
+        """Model, EMA, optimiser, scheduler, step, seed, recent losses and every rank's RNG.
+
+        Under :mod:`torch.distributed` every rank must call it: it all-gathers each rank's
+        global torch RNG state (and CUDA's on a GPU), so that each rank resumes with its own.
+        """
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        ranks: list[Any] = [rng]
+        if self.world > 1:
+            ranks = [None] * self.world
+            dist.all_gather_object(ranks, rng)
         return {
+            "format": FORMAT,
             "model": self.model.state_dict(),
             "ema": None if self.ema is None else self.ema.model.state_dict(),
             "ema_updates": 0 if self.ema is None else self.ema.updates,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "step": self.step_count,
-            "rng": {
-                "data": self.data_generator.get_state(),
-                "coupling": self.coupling_generator.get_state(),
-                "noise": self.noise_generator.get_state(),
-                "torch": torch.get_rng_state(),
-            },
+            "seed": self.seed,
+            "world_size": self.world,
+            "rng": ranks,
+            "recent_losses": list(self.recent_losses),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore everything saved by :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
-        if self.ema is not None:
-            if state.get("ema") is None:
-                raise ValueError("the checkpoint has no EMA weights but this trainer uses EMA")
-            self.ema.model.load_state_dict(state["ema"])
-            self.ema.updates = int(state.get("ema_updates", 0))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            if state.get("scheduler") is None:
-                raise ValueError("the checkpoint has no scheduler state but this trainer has one")
-            self.scheduler.load_state_dict(state["scheduler"])
+        """Restore everything saved by :meth:`state_dict` (this rank's RNG state included).
+
+        Raises :class:`~interpolants.train.CheckpointError` for a state that is not a
+        trainer's or does not fit this trainer's model, EMA, optimiser or scheduler. Resuming
+        with another number of ranks warns: the batches of rank r continue from
+        (seed, step, r), but a rank the checkpoint has no RNG state for keeps its own.
+        """
+        missing = [k for k in ("model", "optimizer", "step", "seed", "rng") if k not in state]
+        if state.get("format") != FORMAT or missing:
+            raise CheckpointError(
+                f"not a Trainer checkpoint of format {FORMAT!r} (format "
+                f"{state.get('format')!r}, missing {missing})"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None:
+                if state.get("ema") is None:
+                    raise CheckpointError("the checkpoint has no EMA weights but this trainer has")
+                self.ema.model.load_state_dict(state["ema"])
+                self.ema.updates = int(state.get("ema_updates", 0))
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                if state.get("scheduler") is None:
+                    raise CheckpointError("the checkpoint has no scheduler state but this has one")
+                self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(f"the checkpoint does not fit: {first_line(err)}") from err
         self.step_count = int(state["step"])
-        rng = state["rng"]
-        self.data_generator.set_state(rng["data"])
-        self.coupling_generator.set_state(rng["coupling"])
-        self.noise_generator.set_state(rng["noise"])
-        torch.set_rng_state(rng["torch"])
+        self.seed = int(state["seed"])
+        self.recent_losses = deque((float(v) for v in state.get("recent_losses", [])), RECENT)
+        ranks = state["rng"]
+        written_by = int(state.get("world_size", len(ranks)))
+        if written_by != self.world:
+            warnings.warn(
+                f"the checkpoint was written by {written_by} rank(s) and this run has "
+                f"{self.world}: each rank's batches continue from (seed, step, rank), but the "
+                "global torch RNG of ranks the checkpoint does not hold keeps its state",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if self.rank < len(ranks):
+            torch.set_rng_state(ranks[self.rank]["torch"])
+            if self.device.type == "cuda" and "cuda" in ranks[self.rank]:
+                torch.cuda.set_rng_state(ranks[self.rank]["cuda"], self.device)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`state_dict` atomically to ``path``."""
-        save_checkpoint(self.state_dict(), path)
+        """Write :meth:`state_dict` to ``path`` with :func:`~interpolants.train.save_checkpoint`
+        (atomic, checksummed). Under :mod:`torch.distributed` every rank calls it; rank 0
+        writes, and all return once the file is complete."""
+        state = self.state_dict()
+        if self.rank == 0:
+            save_checkpoint(state, path)
+        if self.world > 1:
+            dist.barrier()
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Resume from a checkpoint written by :meth:`save` (loaded with weights_only=True)."""
+        """Resume from a checkpoint written by :meth:`save` (verified, then loaded with
+        ``weights_only=True``; see :func:`~interpolants.train.load_checkpoint`)."""
         self.load_state_dict(load_checkpoint(path))
 
 
