@@ -15,22 +15,30 @@ from contracts import NoHostSync, concrete_subclasses
 from interpolants import Coupling, IndependentCoupling, OTCoupling
 from interpolants.coupling import (
     DataDependentCoupling,
+    GibbsWeightedCoupling,
     LabelConditionalCoupling,
     PairIndices,
     PartialOTCoupling,
     PermutationCoupling,
     PlanCoupling,
+    ReflowCoupling,
     SchrodingerBridgeCoupling,
     SinkhornCoupling,
     SquaredEuclideanCost,
     StableMatchingCoupling,
     UnbalancedOTCoupling,
 )
+from interpolants.integrate import RK4
 
 
 def _half_plus_noise(x1: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """A data-dependent x0 (module level, so that the coupling pickles)."""
     return 0.5 * x1 + noise
+
+
+def _drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A "trained" velocity for the reflow coupling (module level, so that it pickles)."""
+    return -0.5 * x + 1.0
 
 
 def all_couplings() -> dict[str, Coupling]:
@@ -44,6 +52,8 @@ def all_couplings() -> dict[str, Coupling]:
         "unbalanced": UnbalancedOTCoupling(),
         "partial": PartialOTCoupling(mass=0.75),
         "data-dependent": DataDependentCoupling(_half_plus_noise),
+        "gibbs": GibbsWeightedCoupling(epsilon=2.0),
+        "reflow": ReflowCoupling(_drift, RK4(), steps=2),
     }
 
 
@@ -71,7 +81,10 @@ def _check_contract(coupling, shape, dtype, device):
     assert p.index0.device == p.index1.device == x0.device
     assert p.x0.shape == p.x1.shape == (m, *shape[1:])
     assert p.x0.dtype == p.x1.dtype == dtype and p.x0.device == x0.device
-    assert torch.equal(p.x1, x1[p.index1])
+    if isinstance(coupling, ReflowCoupling):  # x1 is generated from x0: only its shape is used
+        assert torch.equal(p.x1, coupling.generate(x0)) and torch.equal(p.x0, x0)
+    else:
+        assert torch.equal(p.x1, x1[p.index1])
     assert torch.equal(p.y1, y1[p.index1]) and torch.equal(p.y0, y0[p.index0])
     if not isinstance(coupling, DataDependentCoupling):
         assert torch.equal(p.x0, x0[p.index0])
@@ -114,6 +127,8 @@ def test_label_tuples_are_carried(name):
 # couplings that never read their inputs' values: NaN passes through them, and they never
 # synchronise with the host
 VALUE_FREE = ("independent", "data-dependent")
+# couplings that read x0's values but never x1's (reflow generates x1 from x0)
+X1_VALUE_FREE = ("reflow",)
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -136,8 +151,11 @@ def test_errors(name):
     else:
         with pytest.raises(ValueError, match="NaN"):
             c(bad, x, y, y)
-        with pytest.raises(ValueError, match="NaN"):
-            c(x, infinite, y, y)
+        if name in X1_VALUE_FREE:
+            assert bool(c(x, infinite, y, y).x1.isfinite().all())
+        else:
+            with pytest.raises(ValueError, match="NaN"):
+                c(x, infinite, y, y)
     with pytest.raises(TypeError):
         c(torch.ones(6, 3, dtype=torch.int64), x)
     with pytest.raises(ValueError, match="shape"):
@@ -245,6 +263,25 @@ def test_label_conditional_never_crosses_classes_and_is_optimal_per_class():
             k = len(i)
             expected += k * ot.emd2(np.full(k, 1 / k), np.full(k, 1 / k), m, numItermax=10**7)
     assert total == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("inner", [None, IndependentCoupling(), SinkhornCoupling(reg=0.1)])
+def test_label_conditional_keeps_x1_in_its_order_without_a_copy(inner):
+    # an inner coupling that keeps x1's order (index1=None) keeps it through the classes too
+    x0, x1, y0, y1 = _batches((12, 3), torch.float64)
+    coupling = LabelConditionalCoupling(inner)
+    out = coupling.pair(
+        x0, x1, (y0,), (y1,), generator=torch.Generator().manual_seed(0), want_plan=False
+    )
+    assert out.index1 is None
+    p = coupling(x0, x1, y0, y1, generator=torch.Generator().manual_seed(0))
+    assert p.x1 is x1 and p.y1 is y1 and torch.equal(p.index1, torch.arange(12))
+    assert torch.equal(p.y0, y1) and torch.equal(p.x0, x0[p.index0])
+    if inner is None:
+        assert sorted(p.index0.tolist()) == list(range(12))
+    # an inner coupling that returns explicit x1 indices is still sorted into x1's order
+    q = LabelConditionalCoupling(StableMatchingCoupling())(x0, x1, y0, y1)
+    assert torch.equal(q.index1, torch.arange(12)) and torch.equal(q.y0, q.y1)
 
 
 def test_label_conditional_errors():
@@ -541,6 +578,7 @@ CONCRETE = concrete_subclasses(Coupling)
 CONSTRUCTOR_KWARGS: dict[type[Coupling], dict[str, object]] = {
     SchrodingerBridgeCoupling: {"sigma": 1.0},
     DataDependentCoupling: {"fn": _half_plus_noise},
+    ReflowCoupling: {"velocity": _drift, "integrator": RK4(), "steps": 2},
 }
 
 

@@ -29,7 +29,9 @@ from interpolants.coupling import (
     sinkhorn,
 )
 from interpolants.coupling import _assignment as assignment_module
-from interpolants.coupling._base import sample_columns
+from interpolants.coupling import _auction as auction_module
+from interpolants.coupling import _auto as auto_module
+from interpolants.coupling._plans import sample_columns
 
 
 def _data(n, d, seed, dtype=torch.float64, n1=None):
@@ -66,7 +68,7 @@ def test_ot_total_cost_equals_pot_emd2(n, d):
 
 
 _HAVE_LAPX = assignment_module._lapx_lapjvr() is not None
-_HAVE_NUMBA = assignment_module._have_numba()
+_HAVE_NUMBA = auto_module._have_numba()
 _SOLVERS = [
     pytest.param(
         AuctionSolver(),
@@ -111,9 +113,9 @@ def test_every_solver_is_optimal_on_either_cost_form(solver, full):
 
 def test_auto_solver_rule(monkeypatch):
     auto = AutoAssignmentSolver()
-    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
-    monkeypatch.setattr(assignment_module, "_have_numba", lambda: False)
-    monkeypatch.setattr(assignment_module, "_NUMBA_WARNED", True)
+    monkeypatch.setattr(auto_module, "_lapx_lapjvr", lambda: None)
+    monkeypatch.setattr(auto_module, "_have_numba", lambda: False)
+    monkeypatch.setattr(auto_module, "_NUMBA_WARNED", True)
     assert isinstance(auto.select(2), NetworkSimplexSolver) and auto.prefers_full_cost(2)
     assert isinstance(auto.select(7), NetworkSimplexSolver)
     assert isinstance(auto.select(8), LapjvSolver) and not auto.prefers_full_cost(8)
@@ -121,8 +123,8 @@ def test_auto_solver_rule(monkeypatch):
 
 
 def test_auto_solver_prefers_the_auction_in_low_dimension_and_at_large_n(monkeypatch):
-    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: lambda c, **kw: None)
-    monkeypatch.setattr(assignment_module, "_have_numba", lambda: True)
+    monkeypatch.setattr(auto_module, "_lapx_lapjvr", lambda: lambda c, **kw: None)
+    monkeypatch.setattr(auto_module, "_have_numba", lambda: True)
     auto = AutoAssignmentSolver()
     for dim in (1, 2, 7):  # low d: robust to structured data at every n
         assert isinstance(auto.select(dim), AuctionSolver)
@@ -135,8 +137,8 @@ def test_auto_solver_prefers_the_auction_in_low_dimension_and_at_large_n(monkeyp
 
 
 def test_auto_solver_without_numba_warns_once_and_uses_the_network_simplex(monkeypatch):
-    monkeypatch.setattr(assignment_module, "_have_numba", lambda: False)
-    monkeypatch.setattr(assignment_module, "_NUMBA_WARNED", False)
+    monkeypatch.setattr(auto_module, "_have_numba", lambda: False)
+    monkeypatch.setattr(auto_module, "_NUMBA_WARNED", False)
     auto = AutoAssignmentSolver()
     with pytest.warns(RuntimeWarning, match="numba"):
         assert isinstance(auto.select(2), NetworkSimplexSolver)
@@ -146,8 +148,8 @@ def test_auto_solver_without_numba_warns_once_and_uses_the_network_simplex(monke
 
 
 def test_auto_solver_falls_back_to_scipy_without_lap(monkeypatch):
-    monkeypatch.setattr(assignment_module, "_lapx_lapjvr", lambda: None)
-    monkeypatch.setattr(assignment_module, "_LAP_WARNED", False)
+    monkeypatch.setattr(auto_module, "_lapx_lapjvr", lambda: None)
+    monkeypatch.setattr(auto_module, "_LAP_WARNED", False)
     real_find_spec = assignment_module.importlib.util.find_spec
     monkeypatch.setattr(
         assignment_module.importlib.util,
@@ -587,7 +589,7 @@ def test_the_certificate_rejects_a_wrong_permutation():
 @needs_numba
 def test_auction_certificate_failure_raises(monkeypatch):
     # a solver that cannot prove its answer raises: it never returns an unproven permutation
-    monkeypatch.setattr(assignment_module, "_certify_reduced", lambda *a, **k: None)
+    monkeypatch.setattr(auction_module, "_certify_reduced", lambda *a, **k: None)
     with pytest.raises(RuntimeError, match="certify"):
         AuctionSolver().certified(np.random.default_rng(0).random((50, 50)))
 
@@ -620,7 +622,7 @@ def test_auction_arguments_and_missing_numba(monkeypatch):
         AuctionSolver().certified(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="finite"):
         AuctionSolver().certified(np.full((40, 40), np.nan))
-    monkeypatch.setattr(assignment_module, "_compiled", lambda name: None)
+    monkeypatch.setattr(auction_module, "_compiled", lambda name: None)
     with pytest.raises(ImportError, match="numba"):
         AuctionSolver().certified(np.random.default_rng(0).random((40, 40)))
 

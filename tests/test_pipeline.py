@@ -29,6 +29,7 @@ from interpolants import (
 from interpolants.coupling import (
     DataDependentCoupling,
     LabelConditionalCoupling,
+    ReflowCoupling,
     SchrodingerBridgeCoupling,
 )
 from interpolants.data import (
@@ -39,6 +40,7 @@ from interpolants.data import (
     TensorData,
     batch_generator,
 )
+from interpolants.integrate import RK4
 
 
 def keep_first_coordinate(x1: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,7 +50,13 @@ def keep_first_coordinate(x1: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
     return mask * x1 + (1 - mask) * noise, mask
 
 
+def half_turn(t: Tensor, x: Tensor) -> Tensor:
+    """A "trained" velocity for the reflow coupling: a rotation field (picklable)."""
+    return torch.stack([-x[:, 1], x[:, 0]], 1)
+
+
 COUPLINGS: dict[type[Any], Callable[[], list[Coupling]]] = {
+    ReflowCoupling: lambda: [ReflowCoupling(half_turn, RK4(), steps=4)],
     DataDependentCoupling: lambda: [DataDependentCoupling(keep_first_coordinate)],
     SchrodingerBridgeCoupling: lambda: [SchrodingerBridgeCoupling(sigma=0.5)],
     LabelConditionalCoupling: lambda: [

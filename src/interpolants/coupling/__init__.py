@@ -1,4 +1,7 @@
-"""Minibatch couplings: pair a batch of x0 with a batch of x1, keeping both marginals.
+"""Minibatch couplings: pair a batch of x0 with a batch of x1.
+
+Most keep both marginals; the ones that do not (weighted CFM's Gibbs weights, reflow's
+model-generated x1, unbalanced and partial OT) say which marginal changes and how.
 
 Every coupling is called as ``coupling(x0, x1, y0=None, y1=None, generator=..., return_plan=...)``
 and returns a :class:`Pairing` on the inputs' device and dtype. A new coupling subclasses
@@ -7,18 +10,18 @@ The implementation modules are private; every public name is imported from here.
 """
 
 from ._assignment import AssignmentSolver as AssignmentSolver
-from ._assignment import AuctionSolver as AuctionSolver
-from ._assignment import AutoAssignmentSolver as AutoAssignmentSolver
-from ._assignment import CertifiedAssignment as CertifiedAssignment
 from ._assignment import LapjvSolver as LapjvSolver
 from ._assignment import LapxSolver as LapxSolver
 from ._assignment import NetworkSimplexSolver as NetworkSimplexSolver
 from ._assignment import ScipySolver as ScipySolver
-from ._assignment import certify_assignment as certify_assignment
+from ._auction import AuctionSolver as AuctionSolver
+from ._auto import AutoAssignmentSolver as AutoAssignmentSolver
 from ._base import PairIndices as PairIndices
 from ._base import Pairing as Pairing
 from ._base import PermutationCoupling as PermutationCoupling
 from ._base import PlanCoupling as PlanCoupling
+from ._certificate import CertifiedAssignment as CertifiedAssignment
+from ._certificate import certify_assignment as certify_assignment
 from ._conditional import DataDependentCoupling as DataDependentCoupling
 from ._conditional import LabelConditionalCoupling as LabelConditionalCoupling
 from ._cost import Cost as Cost
@@ -28,10 +31,12 @@ from ._cost import SquaredEuclideanCost as SquaredEuclideanCost
 from ._entropic import SchrodingerBridgeCoupling as SchrodingerBridgeCoupling
 from ._entropic import SinkhornCoupling as SinkhornCoupling
 from ._matching import StableMatchingCoupling as StableMatchingCoupling
+from ._reflow import ReflowCoupling as ReflowCoupling
 from ._sinkhorn import SinkhornResult as SinkhornResult
 from ._sinkhorn import sinkhorn as sinkhorn
 from ._unbalanced import PartialOTCoupling as PartialOTCoupling
 from ._unbalanced import UnbalancedOTCoupling as UnbalancedOTCoupling
+from ._weighted import GibbsWeightedCoupling as GibbsWeightedCoupling
 
 __all__ = [
     "AssignmentSolver",
@@ -42,6 +47,7 @@ __all__ = [
     "CustomCost",
     "DataDependentCoupling",
     "EuclideanCost",
+    "GibbsWeightedCoupling",
     "LabelConditionalCoupling",
     "LapjvSolver",
     "LapxSolver",
@@ -51,6 +57,7 @@ __all__ = [
     "PartialOTCoupling",
     "PermutationCoupling",
     "PlanCoupling",
+    "ReflowCoupling",
     "SchrodingerBridgeCoupling",
     "ScipySolver",
     "SinkhornCoupling",

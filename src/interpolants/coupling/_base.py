@@ -14,6 +14,11 @@ Conventions shared by every coupling:
 * The output keeps **x1's order** whenever every x1 is used once (``index1 = arange(n1)``), so
   labels attached to the data stay aligned; ``index0`` says which x0 went with each x1. x1 and
   its labels are then returned as they are, not copied.
+* A coupling may *construct* one side instead of gathering it (:attr:`PairIndices.x0`, e.g.
+  the data-dependent x0 = f(x1, ξ); :attr:`PairIndices.x1`, e.g. the reflow target
+  x1 = X_1(x0) of a trained model): the constructed row replaces the input row at the same
+  position, which keeps its labels. Such a coupling says in its docstring which marginal
+  its constructed side has.
 * Inputs are validated once at the call, from their metadata only: a floating dtype, a
   non-empty batch, equal trailing shapes, one device and dtype for both sides, labels of shape
   ``(n,)`` on that device. Values are checked where a coupling computes with them: every
@@ -30,7 +35,6 @@ transport problem subclasses :class:`PlanCoupling` and also implements
 """
 
 import abc
-import math
 from dataclasses import dataclass
 from typing import Union, final
 
@@ -38,8 +42,9 @@ import torch
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
-from .._validation import check_finite, check_floating
+from .._validation import check_floating
 from ._cost import Cost, cost_matrix
+from ._plans import balanced_draw, weights
 
 __all__ = [
     "Coupling",
@@ -81,8 +86,8 @@ class Pairing:
         The paired batches, ``x0 = x0_in[index0]`` and ``x1 = x1_in[index1]``, shape
         ``(m, *dims)`` (``m = n`` for equal batches), on the inputs' device and dtype. When
         the coupling keeps x1's order (``index1 = arange(n1)``), ``x1`` and ``y1`` are the
-        input objects themselves, not copies. A coupling that constructs x0 (see
-        :attr:`~PairIndices.x0`) returns that batch as ``x0``.
+        input objects themselves, not copies. A coupling that constructs x0 or x1 (see
+        :attr:`~PairIndices.x0`, :attr:`~PairIndices.x1`) returns that batch instead.
     y0, y1:
         The labels carried along (``y0_in[index0]``, ``y1_in[index1]``; tuples stay tuples), or
         ``None`` when none were given.
@@ -135,6 +140,13 @@ class PairIndices:
     condition:
         Conditioning information ξ of a data-dependent coupling, returned as
         :attr:`~Pairing.condition`.
+    x1:
+        An x1 batch *constructed* by the coupling instead of gathered from the input (a
+        model-induced coupling generates x1 from x0, e.g. :class:`ReflowCoupling
+        <interpolants.coupling.ReflowCoupling>`); shape ``(n1, *dims)``, the inputs' dtype and
+        device. When given, ``index1`` must be ``None``: row ``j`` of the constructed batch
+        replaces input row ``j``, whose labels it keeps, and pair ``j`` is
+        ``(x0[index0[j]], x1[j])``.
     """
 
     index0: Int[Tensor, " m"]
@@ -142,6 +154,7 @@ class PairIndices:
     plan: Float[Tensor, "n0 n1"] | None = None
     x0: Float[Tensor, "m ..."] | None = None
     condition: Tensor | None = None
+    x1: Float[Tensor, "m ..."] | None = None
 
 
 def _labels(y: LabelArg, n: int, device: torch.device, name: str) -> tuple[Tensor, ...] | None:
@@ -226,6 +239,16 @@ def _checked(out: object, x0: Tensor, x1: Tensor, who: str) -> PairIndices:
             )
         if built.dtype != x0.dtype or built.device != x0.device:
             raise TypeError(f"{who}.pair must construct x0 with the inputs' dtype and device")
+    if out.x1 is not None:
+        built = out.x1
+        if not isinstance(built, Tensor) or built.shape != x1.shape or out.index1 is not None:
+            got = tuple(built.shape) if isinstance(built, Tensor) else type(built).__name__
+            raise ValueError(
+                f"{who}.pair must construct x1 of the input's shape {tuple(x1.shape)} with "
+                f"index1=None, got x1 {got}"
+            )
+        if built.dtype != x1.dtype or built.device != x1.device:
+            raise TypeError(f"{who}.pair must construct x1 with the inputs' dtype and device")
     return out
 
 
@@ -286,7 +309,7 @@ class Coupling(abc.ABC):
             x0_out, y0_out = out.x0, y0
         if out.index1 is None:  # x1 keeps its order: no gather (a copy of the whole batch)
             index1 = torch.arange(x1.shape[0], device=x1.device)
-            x1_out, y1_out = x1, y1
+            x1_out, y1_out = (x1 if out.x1 is None else out.x1), y1
         else:
             index1 = out.index1
             x1_out, y1_out = x1[index1], _take(y1, index1)
@@ -351,7 +374,8 @@ class Coupling(abc.ABC):
             which x1, or ``None`` for x1 in its order (``m = n1``); ``plan``: the
             ``(n0, n1)`` plan when ``want_plan``; ``x0``: a batch the coupling constructed
             instead of gathering (``index0`` then ``arange(n0)``); ``condition``: the
-            conditioning information ξ of a data-dependent coupling.
+            conditioning information ξ of a data-dependent coupling; ``x1``: a batch the
+            coupling constructed instead of gathering (``index1`` then ``None``).
 
         Example
         -------
@@ -441,61 +465,6 @@ class PlanCoupling(Coupling):
             marginals are ``a`` and ``b`` for a balanced problem (up to the solver's
             tolerance); an unbalanced or partial coupling documents how they differ.
         """
-
-
-def weights(w: Tensor | None, n: int, like: Tensor, name: str) -> Tensor:
-    """Validated weights summing to 1, on ``like``'s device and dtype (uniform if ``None``)."""
-    if w is None:
-        return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
-    check_floating(w, name)
-    if w.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {tuple(w.shape)}")
-    check_finite(w, name)
-    total = float(w.sum())
-    if bool((w < 0).any()) or not total > 0:
-        raise ValueError(f"{name} must be non-negative with a positive sum")
-    return (w / total).to(dtype=like.dtype, device=like.device)
-
-
-def sample_columns(log_plan: Tensor, generator: torch.Generator | None) -> Tensor:
-    """For each column j draw a row i with probability π_ij / Σ_i π_ij, on the plan's device.
-
-    Returns ``index0`` of shape ``(n1,)``: every x1 is used once, x0 is drawn from the plan's
-    conditional given x1. Inverse-CDF sampling on all columns at once: one uniform per column
-    against the column's cumulative sums (accumulated in float64), i = #{k : F_kj ≤ U_j F_nj};
-    rows of zero probability are never drawn. Chosen over ``torch.multinomial`` on the
-    softmax-normalised columns for speed, in the same number of passes over the plan on any
-    device (figures in ``benchmarks/RESULTS.md``, "Notes moved from the coupling docstrings").
-    """
-    n0, n1 = log_plan.shape
-    # a row-major copy with one row per column (the scans below run along rows), in at least
-    # float32 (float16's smallest normal number would zero weights below 1e-4 of the maximum)
-    dtype = torch.promote_types(log_plan.dtype, torch.float32)
-    cols = torch.empty((n1, n0), dtype=dtype, device=log_plan.device).copy_(log_plan.T)
-    # column maxima 1; weights below twice the smallest normal float (≤ 1e-35 of a column's
-    # mass in float32) set to 0 and exponents clamped first, since subnormal arithmetic is
-    # slow on CPU; zero-probability rows (log π = −∞) stay exactly 0
-    tiny = torch.finfo(cols.dtype).tiny
-    peak = cols.amax(dim=1, keepdim=True)
-    if not bool(torch.isfinite(peak).all()):
-        raise ValueError("every column of the plan needs positive, finite mass to sample from")
-    cols = cols.sub_(peak).clamp_(min=math.log(tiny)).exp_()
-    cols = torch.nn.functional.threshold(cols, 2.0 * tiny, 0.0, inplace=True)
-    cdf = torch.cumsum(cols, dim=1, dtype=torch.float64)
-    u = torch.rand(n1, generator=generator, device=log_plan.device, dtype=torch.float64)
-    return (cdf <= (u * cdf[:, -1])[:, None]).sum(dim=1).clamp_(max=n0 - 1)
-
-
-def balanced_draw(
-    n0: int, n1: int, device: torch.device, generator: torch.Generator | None
-) -> Tensor:
-    """``n1`` indices into ``range(n0)``, each used ⌊n1/n0⌋ or ⌈n1/n0⌉ times, in random order.
-
-    For ``n0 == n1`` this is a uniformly random permutation.
-    """
-    reps = -(-n1 // n0)
-    pool = torch.cat([torch.randperm(n0, generator=generator, device=device) for _ in range(reps)])
-    return pool[:n1][torch.randperm(n1, generator=generator, device=device)]
 
 
 @final

@@ -40,10 +40,14 @@ class LabelConditionalCoupling(Coupling):
     label tensors to condition on several labels jointly, e.g. class and attribute). The inner
     coupling (exact OT by default) is applied to each class's sub-batches; for a permutation
     coupling and equal class counts the result is again a permutation, so both marginals and
-    the class-conditional marginals ρ0(· | y), ρ1(· | y) are kept. The output keeps x1's order.
+    the class-conditional marginals ρ0(· | y), ρ1(· | y) are kept. The output keeps x1's order:
+    when the inner coupling uses every x1 of each class once in its order (``index1=None``, as
+    every coupling that keeps x1's order returns), so does this one, and the call returns x1
+    and its labels as they are; otherwise the pairs are sorted by their x1 index.
     Every class present in x1 must be present in x0 (and vice versa). The inner coupling's
     :meth:`~Coupling.pair` is called on each class's sub-batches, without labels; a coupling
-    that constructs x0 (:class:`DataDependentCoupling`) cannot be the inner one.
+    that constructs x0 or x1 (:class:`DataDependentCoupling`, :class:`ReflowCoupling
+    <interpolants.coupling.ReflowCoupling>`) cannot be the inner one.
 
     With ``return_plan=True`` the plan is block-diagonal: class k's inner plan times the
     class's share of x1.
@@ -93,6 +97,7 @@ class LabelConditionalCoupling(Coupling):
         counts1 = torch.bincount(c1, minlength=n_classes).tolist()
         plan = torch.zeros((n0, n1), dtype=x0.dtype, device=x0.device) if want_plan else None
         parts0, parts1 = [], []
+        in_order = True  # every class's inner pairing keeps its x1 in order (index1=None)
         for k in range(n_classes):
             if (counts0[k] == 0) != (counts1[k] == 0):
                 side, other = ("x1", "x0") if counts0[k] == 0 else ("x0", "x1")
@@ -105,17 +110,22 @@ class LabelConditionalCoupling(Coupling):
             b0, b1 = x0[sub0], x1[sub1]
             part = self.inner.pair(b0, b1, None, None, generator=generator, want_plan=want_plan)
             part = _checked(part, b0, b1, type(self.inner).__name__)
-            if part.x0 is not None or part.condition is not None:
+            if part.x0 is not None or part.condition is not None or part.x1 is not None:
                 raise TypeError(
-                    f"LabelConditionalCoupling cannot wrap {self.inner!r}, which constructs x0: "
-                    "a data-dependent coupling pairs each sample with itself already"
+                    f"LabelConditionalCoupling cannot wrap {self.inner!r}, which constructs x0 "
+                    "or x1: a data-dependent or model-induced coupling pairs each sample with "
+                    "one it builds already"
                 )
             parts0.append(sub0[part.index0])
             parts1.append(sub1 if part.index1 is None else sub1[part.index1])
+            in_order = in_order and part.index1 is None
             if plan is not None and part.plan is not None:
                 block = part.plan / part.plan.sum() * (counts1[k] / n1)
                 plan[sub0[:, None], sub1[None, :]] = block.to(plan.dtype)
         index0, index1 = torch.cat(parts0), torch.cat(parts1)
+        if in_order:  # every x1 used once: scatter x0's indices into x1's order
+            index0 = torch.empty_like(index0).index_put_((index1,), index0)
+            return PairIndices(index0=index0, plan=plan)
         order = torch.argsort(index1, stable=True)
         return PairIndices(index0=index0[order], index1=index1[order], plan=plan)
 

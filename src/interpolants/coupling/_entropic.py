@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._assignment import AuctionSolver, _compiled
+from ._auction import AuctionSolver
 from ._base import (
     Batch0,
     Batch1,
@@ -38,10 +38,10 @@ from ._base import (
     PairIndices,
     Plan,
     PlanCoupling,
-    sample_columns,
-    weights,
 )
 from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
+from ._kernels import _compiled
+from ._plans import sample_columns, weights
 from ._sinkhorn import sinkhorn
 
 __all__ = ["SchrodingerBridgeCoupling", "SinkhornCoupling"]

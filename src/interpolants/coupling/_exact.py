@@ -11,7 +11,8 @@ from jaxtyping import Float, Int
 from numpy.typing import NDArray
 from torch import Tensor
 
-from ._assignment import AssignmentSolver, AutoAssignmentSolver
+from ._assignment import AssignmentSolver
+from ._auto import AutoAssignmentSolver
 from ._base import (
     Batch0,
     Batch1,
@@ -22,8 +23,6 @@ from ._base import (
     Plan,
     PlanCoupling,
     check_batches,
-    sample_columns,
-    weights,
 )
 from ._cost import (
     Cost,
@@ -33,6 +32,7 @@ from ._cost import (
     as_cost,
     cost_matrix,
 )
+from ._plans import sample_columns, weights
 
 __all__ = ["OTCoupling"]
 
@@ -73,7 +73,7 @@ def _host_cost(
     m = m.detach()
     host: NDArray[np.float64]
     if m.device.type == "cpu" and m.dtype in (torch.float32, torch.float16):
-        host = m.numpy().astype(np.float64)  # numpy's conversion is the faster one on CPU
+        host = m.numpy().astype(np.float64)  # numpy's conversion (design_notes.md)
         private = True
     else:
         moved = m.to(device="cpu", dtype=torch.float64)
@@ -111,8 +111,7 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     x1 marginal is then exact and the x0 marginal exact in expectation.
 
     What runs where: the cost matrix is one matrix product on the inputs' device, in the form
-    the solver is fastest on
-    (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
+    the solver asks for (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
     for d < 8, otherwise the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the
     same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
     by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound

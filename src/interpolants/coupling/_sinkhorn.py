@@ -75,18 +75,19 @@ def sinkhorn(
     r"""Log-stabilised Sinkhorn for min ⟨π, C⟩ + ε Σ π log π with marginals ``a``, ``b``.
 
     Runs on the cost's device in its dtype (at least float32). Written here rather than taken
-    from POT so that it stays on the tensors' device, with three choices made for speed
-    (measured against ``ot.sinkhorn`` in ``benchmarks/coupling.py``):
+    from POT so that it stays on the tensors' device, with three design choices (each compared
+    with ``ot.sinkhorn`` in ``benchmarks/coupling.py``; see
+    ``benchmarks/results/design_notes.md``, "Couplings"):
 
     * **Free convergence checks.** The row error ‖u ⊙ Kv − a‖₂ reuses the product Kv that the
       next row update needs, so checking costs no extra matrix–vector product; on CPU it is
       done every iteration and the loop stops at the first iterate within ``tol``.
     * **Adaptive over-relaxation** (``overrelax=True``). After a few plain iterations the
-      linear rate λ of the error is measured and the updates become
+      linear rate λ of the error is estimated and the updates become
       log u ← (1 − ω) log u + ω log(a / Kv) (likewise v) with
       ω = 1 + 0.95 (ω* − 1), ω* = 2 / (1 + √(1 − λ)), the optimal relaxation for that rate
       (Thibault et al.; Lehmann et al.). Every 40 relaxed iterations the rate ρ at the
-      current ω is measured again and λ inferred from Young's relation
+      current ω is estimated again and λ inferred from Young's relation
       (ρ + ω − 1)² = ρ ω² λ, so that ω follows the slow modes that dominate late; ω is
       halved towards 1 whenever the error grows over 20 iterations, and never raised again
       to a value that made it grow. It cuts the number of iterations when ε is small
@@ -206,8 +207,8 @@ _TAU = 12.0  # scalings are absorbed into the potentials when |log u| or |log v|
 class _Loop:
     """The Sinkhorn iterations at one ε (see :func:`sinkhorn` for the scheme)."""
 
-    WARM = 10  # plain iterations before the rate is measured
-    REMEASURE = 40  # relaxed iterations between two measurements of the rate
+    WARM = 10  # plain iterations before the rate is estimated
+    REMEASURE = 40  # relaxed iterations between two estimates of the rate
     SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
 
     def __init__(
@@ -363,7 +364,7 @@ class _Loop:
         if past is None:
             return omega
         k, before = past
-        if omega == 1.0:  # measure the plain iterations' rate, then relax
+        if omega == 1.0:  # estimate the plain iterations' rate, then relax
             if n_iter < self.WARM or not 0.0 < error < before:
                 return omega
             rate = (error / before) ** (1.0 / (n_iter - k))
@@ -378,7 +379,7 @@ class _Loop:
             return omega if omega > 1.05 else 0.0
         first, start = history[0]
         if n_iter - first >= self.REMEASURE and 0.0 < error < start:
-            # the slow modes dominate once the fast ones have died out: re-measure the rate
+            # the slow modes dominate once the fast ones have died out: re-estimate the rate
             # ρ at this ω and infer the plain rate λ from Young's relation
             # (ρ + ω − 1)² = ρ ω² λ, then move ω towards the optimum for that λ
             rho = (error / start) ** (1.0 / (n_iter - first))

@@ -24,9 +24,9 @@ from ._base import (
     PairIndices,
     Plan,
     PlanCoupling,
-    weights,
 )
 from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
+from ._plans import weights
 
 __all__ = ["PartialOTCoupling", "UnbalancedOTCoupling"]
 
