@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import torch
+from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from interpolants import _validation
+from interpolants.nn import AverageVelocityMLP as AverageVelocityMLP
 
 PUBLIC_MODULES = (
     "interpolants",
@@ -70,6 +72,16 @@ def _default(cls: type[T]) -> T:
             f"{cls.__name__} is not default-constructible: add it to the test's table of "
             f"constructor arguments ({err})"
         ) from err
+
+
+def average_of(field: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    """An average velocity u(t, r, x) = field(t, x)·(1 + (r − t)) from a field f(t, x), for
+    the objectives whose model is called as ``model(t, r, x)`` (the other checks unchanged)."""
+
+    def average(t: Tensor, r: Tensor, x: Tensor) -> Tensor:
+        return field(t, x) * (1 + (r - t).reshape(-1, *[1] * (x.ndim - 1)))
+
+    return average
 
 
 # the ops that force a device-to-host synchronisation on CUDA: reading a value

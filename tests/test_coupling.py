@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts import NoHostSync, concrete_subclasses
-from interpolants import Coupling, IndependentCoupling, OTCoupling
+from interpolants import Coupling, IndependentCoupling, OTCoupling, _validation
 from interpolants.coupling import (
     DataDependentCoupling,
     GibbsWeightedCoupling,
@@ -125,14 +125,17 @@ def test_label_tuples_are_carried(name):
 
 
 # couplings that never read their inputs' values: NaN passes through them, and they never
-# synchronise with the host
+# synchronise with the host (the independent one only outside the checked mode, below)
 VALUE_FREE = ("independent", "data-dependent")
+# ... except in the checked mode (INTERPOLANTS_TYPECHECK=1), where these check the values
+CHECKED_VALUES = ("independent",)
 # couplings that read x0's values but never x1's (reflow generates x1 from x0)
 X1_VALUE_FREE = ("reflow",)
 
 
 @pytest.mark.parametrize("name", IDS)
-def test_errors(name):
+def test_errors(name, monkeypatch):
+    monkeypatch.setattr(_validation, "CHECK_VALUES", False)  # the unchecked (default) mode
     c = COUPLINGS[name]
     x = torch.randn(6, 3)
     y = torch.zeros(6, dtype=torch.int64)  # one class: the label coupling runs its inner one
@@ -160,6 +163,17 @@ def test_errors(name):
         c(torch.ones(6, 3, dtype=torch.int64), x)
     with pytest.raises(ValueError, match="shape"):
         c(x, x, torch.zeros(5), torch.zeros(6))
+
+
+@pytest.mark.parametrize("name", CHECKED_VALUES)
+def test_the_checked_mode_names_a_batch_with_nan(name, monkeypatch):
+    monkeypatch.setattr(_validation, "CHECK_VALUES", True)
+    x, bad = torch.randn(6, 3), torch.randn(6, 3)
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="x0 contains NaN"):
+        COUPLINGS[name](bad, x)
+    with pytest.raises(ValueError, match="x1 contains NaN"):
+        COUPLINGS[name](x, bad.fill_(float("inf")))
 
 
 def test_invalid_parameters():

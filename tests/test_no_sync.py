@@ -16,13 +16,13 @@ import torch
 from torch import Tensor
 
 from bank import all_interpolants
-from contracts import NoHostSync, concrete_subclasses
+from contracts import AverageVelocityMLP, NoHostSync, concrete_subclasses
 from interpolants import MLP, ODE, SDE, BrownianGamma, LinearInterpolant, Objective, time_grid
 from interpolants.fields import ConvertedField, VelocityFromSplit
 from interpolants.integrate import FixedStepIntegrator, GammaProportionalDiffusion, Problem
 from interpolants.interpolant import MirrorInterpolant, VPInterpolant
 from interpolants.nn import TwoHeadMLP
-from interpolants.objective import ImportanceWeighted, UniformTime
+from interpolants.objective import ImportanceWeighted, MeanFlowObjective, UniformTime
 
 INTERPOLANTS = all_interpolants()
 OBJECTIVES = concrete_subclasses(Objective)
@@ -58,6 +58,8 @@ def _objective(cls: type[Objective]) -> tuple[Objective, torch.nn.Module]:
     if cls.__name__ == "TargetObjective":
         interp = VPInterpolant()
     model = TwoHeadMLP(2, hidden=16, depth=2) if "Split" in cls.__name__ else MLP(2, 16, 2)
+    if cls is MeanFlowObjective:  # an average velocity u(t, r, x)
+        model = AverageVelocityMLP(2, hidden=16, depth=2)
     return cls(interp, antithetic=interp.has_noise), model
 
 

@@ -7,6 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .. import _validation
 from .._types import TimeLike, Vector
 from .._validation import as_time, check_finite, check_floating
 from ..interpolant._base import Interpolant
@@ -225,6 +226,8 @@ class ExactInterpolantFields:
         check_floating(x, "x")
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (batch, {self.dim}), got {tuple(x.shape)}")
+        if _validation.CHECK_VALUES:  # a host read: only in the checked mode
+            check_finite(x, "x")
         return x.to(self.target.means.dtype)
 
     def _components(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -23,9 +23,11 @@ Conventions shared by every coupling:
   non-empty batch, equal trailing shapes, one device and dtype for both sides, labels of shape
   ``(n,)`` on that device. Values are checked where a coupling computes with them: every
   coupling that builds a cost matrix raises :class:`ValueError` when it holds NaN or Inf
-  entries. The validation reads no tensor value, so a coupling that needs no solver
-  (:class:`IndependentCoupling`, :class:`DataDependentCoupling`) never
-  synchronises with the host when called on an accelerator's batch.
+  entries, naming ``x0`` or ``x1`` when the NaN or Inf came from a batch. The validation reads
+  no tensor value, so a coupling that needs no solver (:class:`IndependentCoupling`,
+  :class:`DataDependentCoupling`) never synchronises with the host when called on an
+  accelerator's batch (except :class:`IndependentCoupling` in the checked mode,
+  ``INTERPOLANTS_TYPECHECK=1``, where it checks the batches' values).
 
 **Writing a coupling.** Subclass :class:`Coupling` and implement :meth:`~Coupling.pair`, which
 receives validated inputs and returns a :class:`PairIndices`; the call validates, calls
@@ -42,7 +44,8 @@ import torch
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
-from .._validation import check_floating
+from .. import _validation
+from .._validation import check_finite, check_floating
 from ._cost import Cost, cost_matrix
 from ._plans import balanced_draw, weights
 
@@ -263,9 +266,10 @@ class Coupling(abc.ABC):
 
     The validation at the call reads only metadata (types, dtypes, devices, shapes); values
     are checked where a coupling computes with them. A coupling that builds a cost matrix
-    raises :class:`ValueError` for NaN or Inf entries; :class:`IndependentCoupling` and
-    :class:`DataDependentCoupling` never read the values, so NaN
-    inputs pass through them, and they never synchronise with the host.
+    raises :class:`ValueError` for NaN or Inf entries (naming ``x0`` or ``x1`` when a batch
+    holds them); :class:`IndependentCoupling` (outside the checked mode) and
+    :class:`DataDependentCoupling` never read the values, so NaN inputs pass through them,
+    and they never synchronise with the host.
     """
 
     def __call__(
@@ -474,8 +478,10 @@ class IndependentCoupling(PermutationCoupling):
     For equal sizes ``index0`` is a uniformly random permutation (drawn with ``generator``), so
     the pairing is independent even if the batches arrive in a correlated order. For unequal
     sizes every x1 is used once and every x0 ⌊n1/n0⌋ or ⌈n1/n0⌉ times. Runs on the inputs'
-    device without reading their values: no host synchronisation, and NaN inputs pass
-    through.
+    device without reading their values, so it never synchronises with the host; only in the
+    checked mode (``INTERPOLANTS_TYPECHECK=1``) does it read them, to raise
+    :class:`ValueError` naming ``x0`` or ``x1`` when a batch holds NaN or Inf values
+    (otherwise they pass through).
 
     Example
     -------
@@ -497,6 +503,9 @@ class IndependentCoupling(PermutationCoupling):
         generator: torch.Generator | None,
         want_plan: bool,
     ) -> PairIndices:
+        if _validation.CHECK_VALUES:  # a host read: only in the checked mode
+            check_finite(x0, "x0")
+            check_finite(x1, "x1")
         n0, n1 = x0.shape[0], x1.shape[0]
         index0 = balanced_draw(n0, n1, x0.device, generator)
         plan = None

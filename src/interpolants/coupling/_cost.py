@@ -21,11 +21,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .._validation import check_floating
+
 __all__ = ["Cost", "CustomCost", "EuclideanCost", "SquaredEuclideanCost", "as_cost"]
 
 
 def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1)
+
+
+def _check_pair(x0: Tensor, x1: Tensor) -> None:
+    """The dtype check of the built-in costs (metadata only: no value is read)."""
+    check_floating(x0, "x0")
+    check_floating(x1, "x1")
 
 
 class Cost(abc.ABC):
@@ -90,7 +98,8 @@ class SquaredEuclideanCost(Cost):
     r"""c(x, y) = ‖x − y‖², the cost of OT-CFM, Multisample Flow Matching and SB-CFM.
 
     Computed as ``|x|² + |y|² − 2·x·yᵀ`` with one matrix product on the inputs' device,
-    clamped at zero against rounding. Its reduced form is ``−2·x·yᵀ``.
+    clamped at zero against rounding. Its reduced form is ``−2·x·yᵀ``. Both methods raise
+    :class:`TypeError` for batches without a floating dtype (as :class:`EuclideanCost` does).
 
     Example
     -------
@@ -101,6 +110,7 @@ class SquaredEuclideanCost(Cost):
     """
 
     def matrix(self, x0: Tensor, x1: Tensor) -> Tensor:
+        _check_pair(x0, x1)
         sq0 = (x0 * x0).sum(dim=1, keepdim=True)
         sq1 = (x1 * x1).sum(dim=1)
         return torch.addmm(sq0 + sq1, x0, x1.T, alpha=-2.0).clamp_min_(0.0)
@@ -108,6 +118,7 @@ class SquaredEuclideanCost(Cost):
     def reduced(self, x0: Tensor, x1: Tensor) -> Tensor:
         # the factor −2 is the GEMM's alpha: no extra pass over the n0×n1 result (and, being a
         # power of two, identical to scaling afterwards away from subnormals and overflow)
+        _check_pair(x0, x1)
         return torch.addmm(x0.new_zeros(()), x0, x1.T, beta=0.0, alpha=-2.0)
 
     def __repr__(self) -> str:
@@ -178,5 +189,22 @@ def cost_matrix(cost: Cost, x0: Tensor, x1: Tensor, *, reduced: bool) -> Tensor:
         m = cost.matrix(_flat(x0), _flat(x1))
     low, high = torch.aminmax(m)  # NaN and ±Inf propagate: one pass, no mask
     if not math.isfinite(float(low)) or not math.isfinite(float(high)):
-        raise ValueError(f"the cost matrix of {cost!r} contains NaN or Inf values")
+        raise nonfinite_cost(cost, x0, x1)
     return m
+
+
+def nonfinite_cost(cost: Cost, x0: Tensor, x1: Tensor) -> ValueError:
+    """The error for a cost matrix with NaN or Inf entries, naming the batch at fault.
+
+    Called only once the matrix is known not to be finite, so its reads of ``x0`` and ``x1``
+    (one min and max each) cost nothing on the path of valid input. A NaN or an infinity in
+    ``x0`` (else ``x1``) is reported as such; otherwise the cost itself produced it.
+    """
+    for x, name in ((x0, "x0"), (x1, "x1")):
+        if x.numel():
+            low, high = torch.aminmax(x.detach().reshape(-1))
+            if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+                return ValueError(
+                    f"{name} contains NaN or Inf values (so does the cost matrix of {cost!r})"
+                )
+    return ValueError(f"the cost matrix of {cost!r} contains NaN or Inf values")

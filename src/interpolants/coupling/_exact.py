@@ -31,6 +31,7 @@ from ._cost import (
     SquaredEuclideanCost,
     as_cost,
     cost_matrix,
+    nonfinite_cost,
 )
 from ._plans import sample_columns, weights
 
@@ -84,7 +85,7 @@ def _host_cost(
     if not (builtin and _bounded(f0, f1, m)) and not (
         math.isfinite(float(host.min())) and math.isfinite(float(host.max()))
     ):
-        raise ValueError(f"the cost matrix of {cost!r} contains NaN or Inf values")
+        raise nonfinite_cost(cost, x0, x1)
     return host, private
 
 

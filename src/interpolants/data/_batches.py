@@ -38,7 +38,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .._validation import check_finite, check_floating
+from ..analytic._exact import GaussianMixture
 from ..coupling._base import Coupling, IndependentCoupling
+from ._datasets import GaussianMixtureData, ToyDataset
 from ._seed import batch_generator, default_rank
 
 __all__ = [
@@ -67,10 +70,22 @@ class TensorData:
     """
 
     def __init__(self, data: Tensor, labels: Tensor | None = None) -> None:
-        if not isinstance(data, Tensor) or data.ndim < 1 or data.shape[0] == 0:
-            raise ValueError("data must be a non-empty tensor of shape (N, *dims)")
-        if labels is not None and labels.shape != (data.shape[0],):
-            raise ValueError(f"labels must have shape ({data.shape[0]},), got {labels.shape}")
+        if not isinstance(data, Tensor):
+            raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
+        if data.ndim < 1 or data.shape[0] == 0:
+            raise ValueError(
+                f"data must be a non-empty tensor of shape (N, *dims), got {tuple(data.shape)}"
+            )
+        check_floating(data, "data")
+        check_finite(data, "data")  # once, at construction
+        if labels is not None:
+            if not isinstance(labels, Tensor) or labels.is_floating_point():
+                got = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
+                raise TypeError(f"labels must be an integer or boolean tensor, got {got}")
+            if labels.shape != (data.shape[0],):
+                raise ValueError(
+                    f"labels must have shape ({data.shape[0]},), got {tuple(labels.shape)}"
+                )
         self.data, self.labels = data, labels
         self._classes: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
 
@@ -199,11 +214,17 @@ class PairedBatches:
         batch_size: int,
         coupling: Coupling | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         for name, src in (("base", base), ("target", target)):
             if not isinstance(src, Source):
                 raise TypeError(f"{name} must have a sample(n, generator) method")
+        shapes = (event_shape(base), event_shape(target))
+        if shapes[0] is not None and shapes[1] is not None and shapes[0] != shapes[1]:
+            raise ValueError(
+                f"base and target must have samples of one shape: base draws {shapes[0]} "
+                f"per sample, target {shapes[1]}"
+            )
         if coupling is not None and not isinstance(coupling, Coupling):
             raise TypeError(f"coupling must be a Coupling, got {type(coupling).__name__}")
         if _labelled(base) and _labelled(target):
@@ -244,6 +265,11 @@ class PairedBatches:
                 x0, y0 = base.data[idx0], base.labels[idx0]
         else:
             x0, y0 = base.sample(n, generator), y1
+        if x0.shape[1:] != x1.shape[1:] or x0.shape[0] != n or x1.shape[0] != n:  # metadata
+            raise ValueError(
+                f"base and target must each draw batch_size = {n} samples of one shape, got "
+                f"base {tuple(x0.shape)} and target {tuple(x1.shape)}"
+            )
         return x0.to(x1.dtype), x1, y0, y1
 
     def _pair(
@@ -266,6 +292,16 @@ class PairedBatches:
             f"PairedBatches({self.base!r}, {self.target!r}, batch_size={self.batch_size}, "
             f"coupling={self.coupling!r})"
         )
+
+
+def event_shape(source: object) -> tuple[int, ...] | None:
+    """The shape of one sample of a library source, known without drawing (``None`` for a
+    user's source, whose batches are checked when drawn)."""
+    if isinstance(source, TensorData):
+        return tuple(source.data.shape[1:])
+    if isinstance(source, (GaussianMixture, GaussianMixtureData, ToyDataset)):
+        return (source.dim,)
+    return None
 
 
 def _labelled(source: Source) -> bool:

@@ -77,6 +77,17 @@ class ConvertedField(abc.ABC):
         return f"{type(self).__name__}({self.interpolant!r})"
 
 
+def _output(value: object, x: Tensor, name: str) -> Tensor:
+    """``value``, the output of the wrapped field ``name`` at ``(t, x)``, checked to be a tensor
+    of ``x``'s shape (metadata only: no value is read, so no device synchronisation)."""
+    if not isinstance(value, Tensor) or value.shape != x.shape:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(
+            f"{name}(t, x) must return a tensor of x's shape {tuple(x.shape)}, got {got}"
+        )
+    return value
+
+
 @final
 class ScoreFromVelocity(ConvertedField):
     """s from the velocity b of a one-sided interpolant; singular at t = 1.
@@ -96,7 +107,9 @@ class ScoreFromVelocity(ConvertedField):
         self.velocity = velocity
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.score_from_velocity(t, x, self.velocity(t, x))
+        return self.interpolant.score_from_velocity(
+            t, x, _output(self.velocity(t, x), x, "velocity")
+        )
 
 
 @final
@@ -109,7 +122,7 @@ class VelocityFromScore(ConvertedField):
         self.score = score
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.velocity_from_score(t, x, self.score(t, x))
+        return self.interpolant.velocity_from_score(t, x, _output(self.score(t, x), x, "score"))
 
 
 @final
@@ -122,7 +135,9 @@ class DenoiserFromVelocity(ConvertedField):
         self.velocity = velocity
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.denoiser_from_velocity(t, x, self.velocity(t, x))
+        return self.interpolant.denoiser_from_velocity(
+            t, x, _output(self.velocity(t, x), x, "velocity")
+        )
 
 
 @final
@@ -135,7 +150,9 @@ class VelocityFromDenoiser(ConvertedField):
         self.denoiser = denoiser
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.velocity_from_denoiser(t, x, self.denoiser(t, x))
+        return self.interpolant.velocity_from_denoiser(
+            t, x, _output(self.denoiser(t, x), x, "denoiser")
+        )
 
 
 def _require_noise(interpolant: Interpolant, what: str) -> None:
@@ -156,7 +173,7 @@ class ScoreFromDenoiser(ConvertedField):
         self.denoiser = denoiser
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.score_from_denoiser(t, self.denoiser(t, x))
+        return self.interpolant.score_from_denoiser(t, _output(self.denoiser(t, x), x, "denoiser"))
 
 
 @final
@@ -168,7 +185,7 @@ class DenoiserFromScore(ConvertedField):
         self.score = score
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.denoiser_from_score(t, self.score(t, x))
+        return self.interpolant.denoiser_from_score(t, _output(self.score(t, x), x, "score"))
 
 
 @final
@@ -182,7 +199,9 @@ class VelocityFromMeanAndScore(ConvertedField):
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         return self.interpolant.velocity_from_mean_and_score(
-            t, self.mean_velocity(t, x), self.score(t, x)
+            t,
+            _output(self.mean_velocity(t, x), x, "mean_velocity"),
+            _output(self.score(t, x), x, "score"),
         )
 
 
@@ -197,7 +216,9 @@ class VelocityFromMeanAndDenoiser(ConvertedField):
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         return self.interpolant.velocity_from_mean_and_denoiser(
-            t, self.mean_velocity(t, x), self.denoiser(t, x)
+            t,
+            _output(self.mean_velocity(t, x), x, "mean_velocity"),
+            _output(self.denoiser(t, x), x, "denoiser"),
         )
 
 
@@ -214,8 +235,22 @@ class VelocityFromSplit(ConvertedField):
         self.model = model
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        v, eta = self.model(t, x)
-        return self.interpolant.velocity_from_mean_and_denoiser(t, v, eta)
+        out = self.model(t, x)
+        if not (
+            isinstance(out, tuple)
+            and len(out) == 2
+            and all(isinstance(v, Tensor) and v.shape == x.shape for v in out)
+        ):
+            got = (
+                tuple(tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in out)
+                if isinstance(out, tuple)
+                else type(out).__name__
+            )
+            raise ValueError(
+                f"model(t, x) must return a pair (v, η_z) of tensors of x's shape "
+                f"{tuple(x.shape)}, got {got}"
+            )
+        return self.interpolant.velocity_from_mean_and_denoiser(t, out[0], out[1])
 
 
 @final
@@ -228,7 +263,9 @@ class TargetFromVelocity(ConvertedField):
         self.velocity = velocity
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.target_from_velocity(t, x, self.velocity(t, x))
+        return self.interpolant.target_from_velocity(
+            t, x, _output(self.velocity(t, x), x, "velocity")
+        )
 
 
 @final
@@ -245,4 +282,4 @@ class VelocityFromTarget(ConvertedField):
         self.target = target
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.interpolant.velocity_from_target(t, x, self.target(t, x))
+        return self.interpolant.velocity_from_target(t, x, _output(self.target(t, x), x, "target"))

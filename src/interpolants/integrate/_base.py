@@ -125,11 +125,11 @@ class CountedField:
         """Evaluate at ``t`` (``()`` or ``(B,)``) and ``x`` ``(B, *dims)``; counts one."""
         return self.record(self.field(t.expand(x.shape[0]) if t.ndim == 0 else t, x), x, t)
 
-    def record(self, out: Tensor, x: Tensor, t: Tensor | None = None) -> Tensor:
+    def record(self, out: object, x: Tensor, t: Tensor | None = None) -> Tensor:
         """Count one evaluation ``out`` of the field at ``(t, x)`` made elsewhere (e.g.
         together with its divergence); its shape is checked on the first. ``t`` (``()`` or
         ``(B,)``, optional) names the time in a non-finite report."""
-        if self.count == 0 and (not isinstance(out, Tensor) or out.shape != x.shape):
+        if not isinstance(out, Tensor) or (self.count == 0 and out.shape != x.shape):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(
                 f"{self.name}(t, x) must return a tensor of the state's shape "

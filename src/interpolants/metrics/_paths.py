@@ -12,7 +12,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..fields import Field
-from ..integrate._base import Integrator, time_grid
+from ..integrate._base import Integrator, check_state, time_grid
 from ..integrate._dynamics import ODE
 from ..integrate._fixed import Euler, FixedStepIntegrator
 from ._distances import wasserstein2
@@ -96,8 +96,9 @@ def path_statistics(
     >>> round(float(stats.straightness), 6), round(float(stats.kinetic_energy), 6)
     (0.0, 5.0)
     """
-    if not isinstance(steps, int) or steps < 1:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_state(x0, "x0")
     integrator = Euler() if integrator is None else integrator
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
     sol = integrator.integrate(ODE(velocity), x0, grid, save_at=grid)
@@ -160,6 +161,7 @@ def w2_per_nfe(
     >>> [round(w, 2) for w in curve.values()]  # a constant field is exact at any NFE
     [0.0, 0.0]
     """
+    check_state(x0, "x0")
     integrator = Euler() if integrator is None else integrator
     out: dict[int, float] = {}
     for nfe in nfes:

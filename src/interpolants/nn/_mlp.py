@@ -7,6 +7,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from .._validation import check_floating
+
 __all__ = ["SinusoidalTimeEmbedding", "TwoHeadMLP", "drop_labels"]
 
 Condition = Union[
@@ -228,6 +230,7 @@ class MLP(nn.Module):
         """e = time_proj(embed(t)) (+ embed(y)) (+ context_proj(ξ)) in x's dtype: one row for a
         shared ``t`` (0-d, or expanded with stride 0 as the integrators pass it) without labels
         or context, else one per sample."""
+        _check_inputs(t, x, self.dim)
         labels, context = self._split(condition)
         if t.ndim == 0:
             t = t.reshape(1)
@@ -311,6 +314,17 @@ def _tangent_divergence(
             tangent = tangent.mul_(slopes[-2][rows, None, :]).flatten(1)
             div[rows] += torch.linalg.vecdot(nn.functional.linear(tangent, n_t), slopes[-1][rows])
     return div
+
+
+def _check_inputs(t: Tensor, x: Tensor, dim: int) -> None:
+    """Raise unless ``x`` is ``(batch, dim)`` and ``t`` is ``()`` or ``(batch,)``, both floating
+    (metadata only: no value is read)."""
+    check_floating(x, "x")
+    check_floating(t, "t")
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"x must have shape (batch, {dim}), got {tuple(x.shape)}")
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != x.shape[0]):
+        raise ValueError(f"t must have shape () or ({x.shape[0]},), got {tuple(t.shape)}")
 
 
 def _joined(x: Tensor, e: Tensor) -> Tensor:

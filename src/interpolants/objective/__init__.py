@@ -25,10 +25,15 @@ torchebm report (:class:`Objective` gives the gradient factor and the variance n
 * :class:`ScoreObjective` learns s = −η_z/σ with the weight σ² (σŝ regressed on −z, with
   the noise scale σ = γ, or α if one-sided);
 * :class:`SplitObjective` learns (v, η_z) with a two-headed model, from (α̇x0 + β̇x1, z);
-* :class:`TargetObjective` learns η1 = E[x1 | x_t] from x1.
+* :class:`TargetObjective` learns η1 = E[x1 | x_t] from x1;
+* :class:`MeanFlowObjective` learns the average velocity u(t, r, x) over [t, r] of the flow
+  of b (a model ``model(t, r, x)``) for one- and few-step sampling, from the MeanFlow target
+  (:func:`mean_flow_target`).
 
-Times are drawn from a :class:`TimeSampler` (uniform by default), optionally importance
-weighted; antithetic noise pairs are an option of every objective. Use
+Times are drawn from a :class:`TimeSampler` (uniform by default; also Beta, logit-normal, any
+inverse CDF or any density), optionally importance weighted, and every objective takes an
+optional per-time ``loss_weight`` λ(t); antithetic noise pairs are an option of every
+objective. Use
 :mod:`interpolants.fields` to turn the learned fields into a velocity or a score, and
 :class:`~interpolants.ODE` or :class:`~interpolants.SDE` to sample with them.
 
@@ -38,6 +43,7 @@ M. S. Albergo, N. M. Boffi, E. Vanden-Eijnden, *Stochastic Interpolants: A Unify
 for Flows and Diffusions*, arXiv:2303.08797.
 """
 
+from ._base import LossWeight as LossWeight
 from ._base import Model as Model
 from ._base import Predict as Predict
 from ._base import check_prediction as check_prediction
@@ -45,17 +51,25 @@ from ._base import regression_loss as regression_loss
 from ._losses import DenoiserObjective as DenoiserObjective
 from ._losses import ScoreObjective as ScoreObjective
 from ._losses import TargetObjective as TargetObjective
+from ._mean_flow import MeanFlowObjective as MeanFlowObjective
+from ._mean_flow import mean_flow_target as mean_flow_target
 from ._time import BetaTime as BetaTime
+from ._time import DensityTime as DensityTime
 from ._time import ImportanceWeighted as ImportanceWeighted
 from ._time import InverseCDFTime as InverseCDFTime
+from ._time import LogitNormalTime as LogitNormalTime
 from ._time import TimeSampler as TimeSampler
 from ._time import UniformTime as UniformTime
 
 __all__ = [
     "BetaTime",
     "DenoiserObjective",
+    "DensityTime",
     "ImportanceWeighted",
     "InverseCDFTime",
+    "LogitNormalTime",
+    "LossWeight",
+    "MeanFlowObjective",
     "Model",
     "Predict",
     "ScoreObjective",
@@ -63,5 +77,6 @@ __all__ = [
     "TimeSampler",
     "UniformTime",
     "check_prediction",
+    "mean_flow_target",
     "regression_loss",
 ]

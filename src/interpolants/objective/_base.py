@@ -17,7 +17,14 @@ from ..interpolant._base import Interpolant
 from ..interpolant._values import InterpolantSample
 from ._time import TimeSampler, UniformTime
 
-__all__ = ["Model", "Objective", "Predict", "check_prediction", "regression_loss"]
+__all__ = [
+    "LossWeight",
+    "Model",
+    "Objective",
+    "Predict",
+    "check_prediction",
+    "regression_loss",
+]
 
 Model = Callable[..., Any]
 """Any callable ``model(t, x)`` or ``model(t, x, condition=c)`` (see the package docs)."""
@@ -61,14 +68,20 @@ def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
 
 def bind_condition(model: Model, condition: Any) -> Predict:
     """``model`` with its condition bound: ``model(t, x)`` if ``condition`` is ``None``, else
-    ``model(t, x, condition=condition)``."""
+    ``model(t, x, condition=condition)`` (any positional arguments, so an average velocity
+    ``model(t, r, x)`` is bound alike)."""
     if condition is None:
         return model
 
-    def predict(t: Tensor, x: Tensor) -> Any:
-        return model(t, x, condition=condition)
+    def predict(*args: Tensor) -> Any:
+        return model(*args, condition=condition)
 
     return predict
+
+
+LossWeight = Callable[[Tensor], Tensor]
+"""A per-time loss weight ``weight(t)``: ``t`` of shape ``(B,)`` to positive weights of that
+shape, multiplying the per-sample losses (the ``loss_weight`` of an :class:`Objective`)."""
 
 
 class Objective(abc.ABC):
@@ -94,6 +107,12 @@ class Objective(abc.ABC):
         the same law) and a much lower variance near the ends, where the O(γ̇) and O(γ⁻¹)
         noise terms cancel within the pair (:doc:`/mathematics`). Needs a noise to flip: a
         stochastic or a one-sided interpolant.
+    loss_weight:
+        An optional per-time weight λ(t) (:data:`LossWeight`, e.g. a module-level function, so
+        that the objective pickles) multiplying each per-sample loss, after the time
+        sampler's :meth:`~TimeSampler.weight`: the loss becomes E[w(t)λ(t)ℓ(t)]. It changes
+        the emphasis of the times (and, for a model that cannot fit every t, the fit), not
+        the minimiser of an exact model wherever λ > 0. Default: none (λ ≡ 1).
 
     Notes
     -----
@@ -147,6 +166,7 @@ class Objective(abc.ABC):
         *,
         time_sampler: TimeSampler | None = None,
         antithetic: bool = False,
+        loss_weight: LossWeight | None = None,
     ) -> None:
         if not isinstance(interpolant, Interpolant):
             raise TypeError(f"interpolant must be an Interpolant, got {type(interpolant).__name__}")
@@ -164,9 +184,14 @@ class Objective(abc.ABC):
                 f"antithetic=True needs a noise to flip (a stochastic or one-sided "
                 f"interpolant), got {interpolant!r}"
             )
+        if loss_weight is not None and not callable(loss_weight):
+            raise TypeError(
+                f"loss_weight must be callable as loss_weight(t), got {type(loss_weight).__name__}"
+            )
         self.interpolant = interpolant
         self.time_sampler = UniformTime() if time_sampler is None else time_sampler
         self.antithetic = bool(antithetic)
+        self.loss_weight = loss_weight
 
     @abc.abstractmethod
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Float[Tensor, " batch"]:
@@ -268,9 +293,23 @@ class Objective(abc.ABC):
             flip = interpolant.antithetic(x0, x1, z)
             flipped = interpolant.sample(t, *flip, coefficients=sample.coefficients)
             losses = 0.5 * (losses + self.sample_losses(predict, flipped))
-        if type(self.time_sampler).weight is TimeSampler.weight:
-            return losses  # unit weights: no multiply (and no node in the backward pass)
-        return self.time_sampler.weight(t) * losses
+        if type(self.time_sampler).weight is not TimeSampler.weight:  # else unit weights
+            losses = self.time_sampler.weight(t) * losses
+        return self._apply_loss_weight(losses, t)
+
+    def _apply_loss_weight(
+        self, losses: Float[Tensor, " batch"], t: Float[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        """``losses`` times ``loss_weight(t)`` (checked for its shape only), if one is set."""
+        if self.loss_weight is None:
+            return losses  # no multiply (and no node in the backward pass)
+        weight = self.loss_weight(t)
+        if not isinstance(weight, Tensor) or weight.shape != t.shape:
+            raise ValueError(
+                f"loss_weight must return a tensor of the shape of t, {tuple(t.shape)}, got "
+                f"{tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}"
+            )
+        return weight * losses
 
     def loss(
         self,
@@ -289,10 +328,27 @@ class Objective(abc.ABC):
         ).mean()
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.interpolant!r}, time_sampler={self.time_sampler!r}, "
-            f"antithetic={self.antithetic})"
+        return f"{type(self).__name__}({self._repr_arguments()})"
+
+    def _repr_arguments(self) -> str:
+        """The constructor's arguments as written in the ``repr`` (the loss weight only if
+        set, by its qualified name)."""
+        out = (
+            f"{self.interpolant!r}, time_sampler={self.time_sampler!r}, "
+            f"antithetic={self.antithetic}"
         )
+        if self.loss_weight is not None:
+            out += f", loss_weight={callable_name(self.loss_weight)}"
+        return out
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    """A function's ``module.qualname`` (stable across pickling), else its ``repr``."""
+    qualname = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    if isinstance(qualname, str) and isinstance(module, str):
+        return f"{module}.{qualname}"
+    return repr(fn)
 
 
 def check_pair(x0: Tensor, x1: Tensor) -> None:
@@ -310,17 +366,18 @@ def check_pair(x0: Tensor, x1: Tensor) -> None:
         )
 
 
-def check_given_time(t: TimeLike, x0: Tensor) -> Tensor:
-    """A caller's time as shape ``(B,)`` on x0's dtype and device, its range checked once."""
+def check_given_time(t: TimeLike, x0: Tensor, name: str = "t") -> Tensor:
+    """A caller's time as shape ``(B,)`` on x0's dtype and device, its range checked once
+    (errors name the argument ``name``)."""
     n = x0.shape[0]
     if isinstance(t, (int, float)) and not isinstance(t, bool):
         if not 0.0 <= t <= 1.0:
-            raise ValueError(f"t must lie in [0, 1], got {t}")
+            raise ValueError(f"{name} must lie in [0, 1], got {t}")
         return torch.full((n,), float(t), dtype=x0.dtype, device=x0.device)
     if not isinstance(t, Tensor):
-        raise TypeError(f"t must be a number or a torch.Tensor, got {type(t).__name__}")
-    check_floating(t, "t")
+        raise TypeError(f"{name} must be a number or a torch.Tensor, got {type(t).__name__}")
+    check_floating(t, name)
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
-        raise ValueError(f"t must have shape () or ({n},), got {tuple(t.shape)}")
-    check_time_range(t, "t")
+        raise ValueError(f"{name} must have shape () or ({n},), got {tuple(t.shape)}")
+    check_time_range(t, name)
     return t.to(dtype=x0.dtype, device=x0.device).expand(n)

@@ -212,8 +212,16 @@ class Trainer:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip}")
         if not 0 <= label_dropout <= 1:
             raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}")
-        if accumulate < 1:
-            raise ValueError(f"accumulate must be a positive integer, got {accumulate}")
+        if not isinstance(accumulate, int) or isinstance(accumulate, bool) or accumulate < 1:
+            raise ValueError(f"accumulate must be a positive integer, got {accumulate!r}")
+        if optimizer is None and not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        if ema_decay is not None and not (
+            isinstance(ema_decay, (int, float)) and 0 <= ema_decay < 1
+        ):
+            raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {ema_decay!r}")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.device = torch.device(device)
         self.autocast = _check_autocast(autocast, self.device)
         self.null_label: int | None = None
