@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from interpolants.cli import Run, RunConfig, load_run, main
+from interpolants.data import TensorData
 from interpolants.train import load_checkpoint, save_checkpoint
 
 TINY = ["--steps", "30", "--batch", "64", "--hidden", "32", "--depth", "2", "--quiet"]
@@ -31,7 +32,7 @@ def test_bad_arguments_give_one_line(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert "invalid choice: 'magic'" in err and "Traceback" not in err
     assert main(["train", "--lr", "-1", "--out", "/tmp/never"]) == 2
-    assert capsys.readouterr().err.strip() == "interpolants: error: lr must be positive, got -1.0"
+    assert capsys.readouterr().err.strip() == "interpolants: error: --lr must be positive, got -1.0"
     assert main(["sample", "--run", "/nonexistent/run"]) == 2
     assert capsys.readouterr().err.startswith("interpolants: error:")
 
@@ -293,3 +294,211 @@ def test_checkpoint_and_result_errors_are_one_line(
     assert main(["nll", "--run", str(run), "--n", "10", "--steps", "2"]) == 2
     assert "not finite" in capsys.readouterr().err
     shutil.rmtree(run)
+
+
+def test_validation_split_early_stopping_and_nll_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    flags = ["--validation", "200", "--patience", "2", "--val-every", "5", "--base", "gaussian"]
+    flags += ["--objective", "velocity", "--gamma", "none", "--coupling", "independent"]
+    assert main(["train", "--out", str(run), *flags, *TINY]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    val = metrics["validation"]
+    steps = [s for s, _ in val["history"]]
+    assert val["points"] == 200 and steps == list(range(5, metrics["steps"] + 1, 5))
+    assert val["best_nll_nats"] == min(v for _, v in val["history"])
+    assert val["best_step"] in steps and isinstance(val["stopped_early"], bool)
+    if val["stopped_early"]:  # two evaluations in a row without improvement
+        assert metrics["steps"] < 30 and steps[-3] == val["best_step"]
+    best = load_checkpoint(run / "best.pt")
+    assert best["step"] == val["best_step"]
+    capsys.readouterr()
+    # nll reports the split and the weights it used: the best validation checkpoint
+    assert (
+        main(["nll", "--run", str(run), "--split", "validation", "--n", "200", "--steps", "4"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "validation" and out["points"] == 200
+    assert out["weights"] == f"best.pt (step {val['best_step']})"
+    # the RK4-16 validation NLL of training and the RK4-4 evaluation here agree roughly
+    assert abs(out["nll_nats"] - val["best_nll_nats"]) < 0.5
+    for split in ("test", "train"):
+        assert main(["nll", "--run", str(run), "--split", split, "--n", "50", "--steps", "2"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["split"] == split and out["points"] == 50
+    run_loaded, _ = load_run(run)
+    validation, test = run_loaded.split("validation"), run_loaded.split("test")
+    assert validation.shape == (200, 2) and test.shape == (2000, 2)
+    assert torch.cdist(validation, test).min() > 0  # independent draws: no point shared
+    # --patience needs a validation set; a run without one has none to evaluate on digits
+    assert main(["train", "--out", str(tmp_path / "x"), "--patience", "3", *TINY]) == 2
+    assert "--validation" in capsys.readouterr().err
+    digits = tmp_path / "digits"
+    dflags = ["--data", "digits", "--base", "gaussian", "--steps", "2"]
+    assert main(["train", "--out", str(digits), *dflags, *TINY[2:]]) == 0
+    capsys.readouterr()
+    assert main(["nll", "--run", str(digits), "--split", "validation", "--n", "5"]) == 2
+    assert "no validation images" in capsys.readouterr().err
+    digits_run = Run(RunConfig(data="digits", base="gaussian", validation=100))
+    assert digits_run.split("validation").shape == (100, 64)
+    assert digits_run.split("train").shape == (1397, 64)  # the validation images not trained on
+    assert isinstance(digits_run.target, TensorData)
+    assert torch.equal(digits_run.target.data, digits_run.split("train"))
+
+
+# --- reflow (k-rectified flow) and one-step distillation --------------------------------------
+
+STRAIGHT = ["--interpolant", "linear", "--gamma", "none", "--objective", "velocity"]
+
+
+def test_reflow_rounds_and_distillation_through_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from interpolants.cli._recipes import TeacherVelocity
+    from interpolants.coupling import ReflowCoupling
+
+    teacher = tmp_path / "teacher"
+    assert (
+        main(["train", "--out", str(teacher), "--coupling", "independent", *STRAIGHT, *TINY]) == 0
+    )
+    out = tmp_path / "reflow"
+    flags = ["--coupling", "reflow", "--reflow-from", str(teacher), "--reflow-steps", "4"]
+    rounds = ["--reflow-rounds", "2", "--distill"]
+    assert main(["train", "--out", str(out), *flags, *STRAIGHT, *rounds, *TINY]) == 0
+    first = json.loads((out / "round-1" / "config.json").read_text())
+    last = json.loads((out / "config.json").read_text())
+    assert first["reflow_from"] == str(teacher) and not first["distill"]
+    assert last["reflow_from"] == str(out / "round-1") and last["distill"]
+    # the last round learned b at t = 0 only: one Euler step is its sampler
+    assert (
+        main(["sample", "--run", str(out), "--method", "euler", "--steps", "1", "--n", "50"]) == 0
+    )
+    # a reflow run's batches are (x0, X_1(x0)) of its teacher's velocity
+    run, _ = load_run(out / "round-1")
+    assert isinstance(run.coupling, ReflowCoupling)
+    assert isinstance(run.coupling.velocity, TeacherVelocity)
+    batch = run.batches()(torch.Generator().manual_seed(0))
+    assert torch.equal(batch.x1, run.coupling.generate(batch.x0))
+    t_run, t_model = load_run(teacher)
+    expected = ReflowCoupling(t_run.velocity(t_model), run.coupling.integrator, steps=4)
+    torch.testing.assert_close(batch.x1, expected.generate(batch.x0))
+    distilled, _ = load_run(out)
+    assert distilled.objective.time_sampler.sample(3).tolist() == [0.0, 0.0, 0.0]
+    assert run.objective.time_sampler.sample(1000).std() > 0.2  # round 1: uniform times
+    assert distilled.score(distilled.model) is None  # no score from dependent pairs
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"),
+    [
+        (["--reflow-from", "somewhere"], "pass --coupling reflow"),
+        (["--coupling", "reflow"], "needs --reflow-from"),
+        (["--reflow-steps", "3"], "need --coupling reflow"),
+        (["--coupling", "reflow", "--reflow-from", "x", "--distill"], "--objective velocity"),
+        (["--distill"], "--coupling reflow"),
+        (["--reflow-rounds", "2"], "--reflow-rounds repeats --coupling reflow"),
+        (["--coupling", "reflow", "--reflow-from", "x", "--reflow-rounds", "0"], "positive"),
+    ],
+)
+def test_reflow_flags_are_checked_up_front(
+    flags: list[str], hint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *flags, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interpolants: error:") and err.count("\n") == 1, err
+    assert hint in err, err
+    assert not out.exists()
+
+
+def test_a_teacher_of_other_data_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--out", str(teacher), "--data", "circles", *TINY]) == 0
+    out = tmp_path / "student"
+    flags = ["--coupling", "reflow", "--reflow-from", str(teacher)]
+    assert main(["train", "--out", str(out), *flags, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "--data circles" in err and err.count("\n") == 1, err
+    assert not (out / "checkpoint.pt").exists()
+
+
+MEAN_FLOW = ["--objective", "mean-flow", "--gamma", "none"]
+
+
+def test_a_mean_flow_run_samples_in_one_or_two_jumps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from interpolants.nn import AverageVelocityMLP
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), *MEAN_FLOW, "--coupling", "ot", *TINY]) == 0
+    assert math.isfinite(json.loads((run / "metrics.json").read_text())["final_loss"])
+    loaded, model = load_run(run)
+    assert isinstance(model, AverageVelocityMLP)
+    assert loaded.score(model) is None and loaded.flow_map(model) is not None
+    capsys.readouterr()
+    for steps in (1, 2):  # the default sampler of a mean-flow run: one jump per step
+        out = tmp_path / f"jumps-{steps}"
+        args = ["--run", str(run), "--out", str(out), "--n", "100", "--steps", str(steps)]
+        assert main(["sample", *args]) == 0
+        assert f"(NFE {steps})" in capsys.readouterr().out
+        samples = torch.load(out / "samples.pt", weights_only=True)
+        assert samples.shape == (100, 2) and torch.isfinite(samples).all()
+    # its instantaneous velocity u(t, t, x) is an ordinary field: the ODE and the likelihood
+    ode = ["--out", str(tmp_path / "ode"), "--method", "heun", "--n", "50", "--steps", "4"]
+    assert main(["sample", "--run", str(run), *ode]) == 0
+    assert "(NFE 8)" in capsys.readouterr().out
+    assert main(["nll", "--run", str(run), "--n", "20", "--steps", "4"]) == 0
+    assert math.isfinite(json.loads(capsys.readouterr().out)["nll_nats"])
+    # ... but it learned no score: no SDE
+    assert main(["sample", "--run", str(run), "--eps", "0.5", "--n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "--eps must be 0" in err and err.count("\n") == 1, err
+
+
+def test_flow_map_sampling_needs_a_mean_flow_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    flags = ["--objective", "velocity", "--gamma", "none", "--steps", "2"]
+    assert main(["train", "--out", str(run), *flags, *TINY[2:]]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--run", str(run), "--method", "flow-map", "--n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "--method flow-map" in err and "--objective mean-flow" in err, err
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"),
+    [
+        (["--objective", "mean-flow"], "--gamma none"),  # the default γ is quadratic
+        (["--objective", "mean-flow", "--gamma", "brownian"], "--gamma none"),
+        (["--objective", "mean-flow", "--interpolant", "mirror"], "--interpolant linear or trig"),
+        ([*MEAN_FLOW, "--interpolant", "encdec"], "--interpolant linear or trig"),
+        ([*MEAN_FLOW, "--coupling", "sb"], "--coupling ot"),
+        ([*MEAN_FLOW, "--coupling", "inpaint", "--base", "gaussian"], "another --coupling"),
+        (["--objective", "mean-flow", "--interpolant", "vp"], "--gamma none"),
+    ],
+)
+def test_unusable_mean_flow_runs_are_refused_up_front(
+    flags: list[str], hint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *flags, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("interpolants: error:") and err.count("\n") == 1, err
+    assert hint in err, err
+    assert not out.exists()
+
+
+def test_a_one_sided_mean_flow_recipe_gives_a_velocity_and_no_score() -> None:
+    config = RunConfig(
+        objective="mean-flow", interpolant="vp", gamma="none", base="gaussian", hidden=8
+    )
+    run = Run(config)
+    t, x = torch.full((4,), 0.5), torch.randn(4, 2)
+    assert run.velocity(run.model)(t, x).shape == (4, 2)
+    assert run.score(run.model) is None

@@ -18,11 +18,19 @@ from ..integrate import RK4, GammaProportionalDiffusion, Solution
 from ..integrate._base import Integrator, time_grid
 from ..integrate._dynamics import ODE, SDE
 from ..integrate._fixed import Euler
+from ..integrate._flow_map import FlowMap, FlowMapSteps
 from ..integrate._likelihood import log_likelihood
 from ..interpolant._base import Interpolant
 from ..metrics._distances import wasserstein2
 
-__all__ = ["heldout_nll", "ode_samples", "plot_run", "sde_samples", "w2_table"]
+__all__ = [
+    "flow_map_samples",
+    "heldout_nll",
+    "ode_samples",
+    "plot_run",
+    "sde_samples",
+    "w2_table",
+]
 
 
 @torch.no_grad()
@@ -40,6 +48,19 @@ def ode_samples(
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
     save_at = grid[:: max(1, steps // save)] if save else None
     return integrator.integrate(ODE(velocity), x0, grid, save_at=save_at)
+
+
+@torch.no_grad()
+def flow_map_samples(flow_map: FlowMap, x0: Tensor, steps: int, save: int = 0) -> Solution:
+    """Jump from ``x0`` at t = 0 to t = 1 with a mean flow's flow map, one evaluation of its
+    average velocity per interval of a uniform grid of ``steps`` intervals (``steps = 1``: one
+    jump, :class:`~interpolants.integrate.FlowMapSteps`).
+
+    ``save > 0`` records the state at up to ``save + 1`` evenly spaced grid times.
+    """
+    grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
+    save_at = grid[:: max(1, steps // save)] if save else None
+    return FlowMapSteps().integrate(flow_map, x0, grid, save_at=save_at)
 
 
 @torch.no_grad()

@@ -13,11 +13,21 @@ import torch
 
 from .._atomic import write_atomic, write_text_atomic
 from ..data import DigitsData, PrefetchedBatches
+from ..density import EarlyStopping
 from ..metrics._distances import wasserstein2
+from ..train._checkpoint import load_checkpoint, save_checkpoint
 from ..train._trainer import Trainer
-from ._evaluate import heldout_nll, ode_samples, plot_run, sde_samples, w2_table
+from ._evaluate import (
+    flow_map_samples,
+    heldout_nll,
+    ode_samples,
+    plot_run,
+    sde_samples,
+    w2_table,
+)
 from ._recipes import (
     BASES,
+    BEST,
     COUPLINGS,
     DATASETS,
     GAMMAS,
@@ -26,10 +36,13 @@ from ._recipes import (
     LR_SCHEDULES,
     OBJECTIVES,
     PREFETCH_BACKENDS,
+    REFLOW_METHODS,
+    SPLITS,
     Run,
     RunConfig,
     load_config,
     load_run,
+    reflow_rounds,
 )
 
 __all__ = ["main"]
@@ -48,17 +61,31 @@ def _add_run_options(p: argparse.ArgumentParser, defaults: RunConfig) -> None:
         "objective": tuple(OBJECTIVES),
         "lr_schedule": LR_SCHEDULES,
         "prefetch_backend": PREFETCH_BACKENDS,
+        "reflow_method": REFLOW_METHODS,
     }
     for f in fields(RunConfig):
         default = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         kind = type(default)
-        if f.name in choices:
+        if kind is bool:  # a switch (argparse's type=bool would read "False" as true)
+            p.add_argument(flag, action="store_true", help=f"(default {default})")
+        elif f.name in choices:
             p.add_argument(
                 flag, default=default, choices=choices[f.name], help=f"(default {default})"
             )
         else:
-            p.add_argument(flag, type=kind, default=default, help=f"(default {default})")
+            text = f"{HELP[f.name]} " if f.name in HELP else ""
+            p.add_argument(flag, type=kind, default=default, help=f"{text}(default {default})")
+
+
+HELP = {
+    "validation": "hold out this many points for the validation NLL (the last training images "
+    "of the digits, not trained on; fresh draws of a toy), evaluated every --val-every steps; "
+    "the weights of lowest validation NLL go to best.pt, which sample and nll then use",
+    "patience": "early stopping: stop after this many validation evaluations without "
+    "improvement (0: train all --steps; needs --validation)",
+    "val_every": "steps between validation evaluations",
+}
 
 
 # options that choose how a run is executed, not what it computes: a resumed run may change them
@@ -113,9 +140,12 @@ def _train(
         if resume:
             trainer.load(checkpoint)
         run.save_config(out)  # a resumed run records its execution options
+        stopper = _early_stopping(run, trainer, out, resume)
         start = time.perf_counter()
-        trainer.fit(
+        state = trainer.fit(
             config.steps - trainer.step_count,
+            callback=stopper,
+            eval_every=config.val_every if stopper is not None else 0,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             progress=progress,
@@ -125,13 +155,62 @@ def _train(
             source.close()
     seconds = time.perf_counter() - start
     tail = list(trainer.recent_losses)
-    metrics = {
+    metrics: dict[str, object] = {
         "steps": trainer.step_count,
         "train_seconds": round(seconds, 2),
         "final_loss": sum(tail) / len(tail) if tail else math.nan,
     }
+    if stopper is not None:
+        record = stopper.stopper
+        metrics["validation"] = {
+            "points": config.validation,
+            "best_nll_nats": record.best,
+            "best_step": record.best_step,
+            "stopped_early": state.stopped or record.stopped,
+            "history": record.history,
+        }
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     return run, trainer, seconds
+
+
+class _SaveBest:
+    """The early-stopping callback of a run: evaluate, write ``best.pt`` when improved."""
+
+    def __init__(self, stopper: EarlyStopping, path: Path) -> None:
+        self.stopper, self.path = stopper, path
+
+    def __call__(self, trainer: Trainer) -> bool:
+        before = self.stopper.best_step
+        stop = self.stopper(trainer)
+        if self.stopper.best_step != before and self.stopper.best_state is not None:
+            # the flow's velocity wraps the model as "model": the model's own weights
+            weights = {k.removeprefix("model."): v for k, v in self.stopper.best_state.items()}
+            save_checkpoint(
+                {
+                    "format": "interpolants-best/1",
+                    "ema": weights,
+                    "step": self.stopper.best_step,
+                    "early_stopping": self.stopper.state_dict(),
+                },
+                self.path,
+            )
+        return stop
+
+
+def _early_stopping(run: Run, trainer: Trainer, out: Path, resume: bool) -> _SaveBest | None:
+    """With ``--validation``: the callback keeping the weights of lowest validation NLL in
+    ``best.pt`` (and stopping after ``--patience`` evaluations without improvement)."""
+    config, best = run.config, out / BEST
+    if not resume and best.exists():
+        best.unlink()  # a stale record of another run
+    if config.validation == 0:
+        return None
+    flow = run.flow(trainer.sampling_model)
+    data = run.split("validation").to(trainer.device)
+    stopper = EarlyStopping(flow, data, patience=config.patience or None)
+    if resume and best.exists():
+        stopper.load_state_dict(load_checkpoint(best)["early_stopping"])
+    return _SaveBest(stopper, best)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -148,6 +227,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{out} already holds a run: continue it with --resume {out}, or pass another --out"
             )
     resume = args.resume is not None
+    if args.reflow_rounds != 1:  # k-rectified flow: the earlier rounds first, each a teacher
+        if resume:
+            raise ValueError("--resume continues one run: drop --reflow-rounds")
+        *earlier, (config, _) = reflow_rounds(config, out, args.reflow_rounds)
+        for r, (round_config, folder) in enumerate(earlier, 1):
+            if (folder / "checkpoint.pt").exists():
+                raise ValueError(f"{folder} already holds a run: pass another --out")
+            _, trainer, seconds = _train(
+                round_config, folder, not args.quiet, checkpoint_every=args.checkpoint_every
+            )
+            print(f"reflow round {r}: trained in {seconds:.1f} s; wrote {folder}")
     _, trainer, seconds = _train(
         config, out, not args.quiet, resume=resume, checkpoint_every=args.checkpoint_every
     )
@@ -156,6 +246,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{what} to step {trainer.step_count} in {seconds:.1f} s; wrote {out / 'checkpoint.pt'} "
         f"and {out / 'metrics.json'}"
     )
+    if (out / BEST).exists():
+        best = load_checkpoint(out / BEST)["early_stopping"]
+        print(
+            f"lowest validation NLL {best['best']:.4f} nats at step {best['best_step']}: "
+            f"{out / BEST} (used by sample and nll)"
+        )
     return 0
 
 
@@ -171,7 +267,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     x0 = x0.to(run.config.device)
     condition = None if condition is None else condition.to(run.config.device)
     velocity = run.velocity(model, condition)
-    integrator = INTEGRATORS[args.method]()
+    flow_map = run.flow_map(model)  # a mean-flow run's jumps: the default sampler
+    method = args.method or ("flow-map" if flow_map is not None else "heun")
+    if method == "flow-map" and flow_map is None:
+        raise ValueError(
+            "--method flow-map jumps with a learned average velocity u(t, r, x): it needs a run "
+            f"trained with --objective mean-flow, not {run.config.objective}"
+        )
+    integrator = INTEGRATORS[method]() if method != "flow-map" else None
     if args.eps > 0:
         score = run.score(model, condition)
         if score is None:
@@ -185,7 +288,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
         traj = None
     else:
-        sol = ode_samples(velocity, x0, integrator, args.steps, save=20)
+        if flow_map is not None and integrator is None:
+            sol = flow_map_samples(flow_map, x0, args.steps, save=20)
+        else:
+            assert integrator is not None
+            sol = ode_samples(velocity, x0, integrator, args.steps, save=20)
         traj = sol.trajectory
     _finite(sol.state, "samples")
     out = Path(args.out)
@@ -193,7 +300,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     write_atomic(out / "samples.pt", lambda fh: torch.save(samples, fh))
     if run.dim == 2:
         reference = run.test_target
-        plot_run(out / "samples.png", reference, {f"{args.method} samples": sol.state}, traj)
+        plot_run(out / "samples.png", reference, {f"{method} samples": sol.state}, traj)
         print(f"W2 to held-out target: {wasserstein2(sol.state, reference):.4f} (NFE {sol.nfe})")
     print(f"wrote {out / 'samples.pt'}" + (f" and {out / 'samples.png'}" if run.dim == 2 else ""))
     return 0
@@ -205,7 +312,7 @@ def cmd_nll(args: argparse.Namespace) -> int:
     if base_log_prob is None:
         why = "x0 is built from x1" if run.config.coupling == "inpaint" else "no closed form"
         raise ValueError(f"the base of this run has no log-density ({why}): no likelihood")
-    data = run.test_target[: args.n].to(run.config.device)
+    data = run.split(args.split, args.n).to(run.config.device)
     levels = DigitsData.levels if run.config.data == "digits" else None
     result = heldout_nll(
         run.velocity(model),
@@ -218,10 +325,12 @@ def cmd_nll(args: argparse.Namespace) -> int:
     bad = {k: v for k, v in result.items() if not math.isfinite(v)}
     if bad:
         raise ValueError(
-            f"the test likelihood is not finite ({', '.join(f'{k} = {v}' for k, v in bad.items())})"
+            f"the {args.split} likelihood is not finite "
+            f"({', '.join(f'{k} = {v}' for k, v in bad.items())})"
             ": the model diverged or the run is corrupt"
         )
-    print(json.dumps(result, indent=2))
+    report = {"split": args.split, "points": int(data.shape[0]), "weights": run.weights}
+    print(json.dumps({**report, **result}, indent=2))
     return 0
 
 
@@ -319,13 +428,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=500,
         help="write the checkpoint every this many steps, and at the end (default 500)",
     )
+    p.add_argument(
+        "--reflow-rounds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="k-rectified flow with --coupling reflow: K rounds, each round's model the next "
+        "one's teacher (rounds 1..K-1 in OUT/round-r, the last in OUT; default 1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_threads(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="sample a trained run by ODE or SDE")
     p.add_argument("--run", required=True, help="run folder written by `train`")
-    p.add_argument("--method", default="heun", choices=tuple(INTEGRATORS), help="integrator")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=(*INTEGRATORS, "flow-map"),
+        help="integrator (default heun; flow-map for a --objective mean-flow run: one "
+        "evaluation of its average velocity per step, --steps 1 for one-step samples)",
+    )
     p.add_argument("--steps", type=int, default=32, help="time steps (default 32)")
     p.add_argument(
         "--eps",
@@ -338,9 +461,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("nll", help="test negative log-likelihood (and bits/dim for digits)")
+    p = sub.add_parser(
+        "nll", help="held-out negative log-likelihood (and bits/dim for digits), as JSON"
+    )
     p.add_argument("--run", required=True, help="run folder written by `train`")
-    p.add_argument("--n", type=int, default=500, help="test points (default 500)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=SPLITS,
+        help="the data evaluated (default test; validation: the --validation points held out "
+        "in training; the JSON output names it)",
+    )
+    p.add_argument(
+        "--n", type=int, default=500, help="points, the first of the split (default 500)"
+    )
     p.add_argument("--steps", type=int, default=64, help="integrator steps (default 64)")
     p.add_argument("--method", default="rk4", choices=tuple(INTEGRATORS), help="ODE integrator")
     p.set_defaults(func=cmd_nll)

@@ -15,6 +15,7 @@ objective       velocity b                                   score s (for SDEs)
 ``denoiser``    one-sided only: b from η_z                   s = −η_z/α (one-sided) or −η_z/γ
 ``score``       one-sided only: b from s                     the model
 ``target``      γ ≡ 0 only: b from η1                        —
+``mean-flow``   γ ≡ 0 only: b = u(t, t, ·) of the model u     —
 ==============  ===========================================  =======================================
 
 The one-sided score relations (s = −η_z/α, and s from b) hold only when x0 ~ N(0, I) is
@@ -31,17 +32,43 @@ mirror interpolant between two different distributions, ``--coupling sb`` on a p
 the bridge's, a label-conditional coupling on unlabelled data, and the in-painting coupling with
 a one-sided path or a non-Gaussian base.
 
+**Mean flows.** ``--objective mean-flow`` trains an
+:class:`~interpolants.nn.AverageVelocityMLP` u(t, r, x) with
+:class:`~interpolants.objective.MeanFlowObjective`; ``interpolants sample`` then jumps
+x ↦ x + (r − t)·u(t, r, x) over ``--steps`` intervals
+(:class:`~interpolants.integrate.FlowMapSteps`; ``--steps 1``: one evaluation), while the
+likelihood and an explicit ``--method`` integrate the ODE of its instantaneous velocity
+u(t, t, x). It needs a path without noise (γ ≡ 0: ``--gamma none``, or a one-sided
+interpolant). It learns the flow map of a probability-flow ODE and no score, so a noise γz would
+buy no SDE sampler; it would only add γ̇z to the regression target, unbounded at t = 0 for
+``--gamma brownian``, where the one-step sampler starts. So ``--interpolant mirror`` and
+``encdec`` (which need a noise) and ``--coupling sb`` (whose path is Brownian) are refused; so
+is ``--coupling inpaint``, whose mask the average-velocity network does not take as a condition.
+
 **Coupling regularisation.** ``--coupling-reg`` is Sinkhorn's *relative* regularisation
 ε = reg × mean(C). The Schrödinger bridge has no free regularisation: its static coupling is
 the entropic plan with the *absolute* ε = 2σ² of the reference σW, and the bridge's path is
 ``--interpolant linear --gamma brownian`` with a = σ², so ``--coupling sb`` takes
 σ = √(``--gamma-scale``) and refuses a ``--coupling-reg``.
+
+**Reflow (k-rectified flow).** ``--coupling reflow --reflow-from RUN`` trains on the pairs
+(x0, X_1(x0)) of the trained run in folder RUN (its sampling velocity, integrated by
+``--reflow-method`` in ``--reflow-steps`` steps for every batch:
+:class:`~interpolants.coupling.ReflowCoupling`), with any objective; the teacher must share the
+run's ``--base`` and ``--data``. ``interpolants train --reflow-rounds k`` repeats it k times,
+each round's model the next one's teacher (:func:`reflow_rounds`: rounds 1 … k − 1 go to
+``OUT/round-r``, the last to ``OUT``). ``--distill`` makes the (last) round a one-step
+distillation: it trains the velocity at t = 0 only, so that one Euler step x0 + b(0, x0)
+regresses onto X_1(x0); it needs the straight path whose one Euler step is the
+pair's end point (``--interpolant linear --gamma none --objective velocity``). A reflow run's
+samples target the teacher's distribution, not the data's (see the coupling's notes).
 """
 
 import json
 import math
+import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -53,6 +80,7 @@ from ..analytic._exact import GaussianMixture
 from ..coupling import (
     DataDependentCoupling,
     LabelConditionalCoupling,
+    ReflowCoupling,
     SchrodingerBridgeCoupling,
     SinkhornCoupling,
     StableMatchingCoupling,
@@ -69,6 +97,7 @@ from ..data import (
     load_digits,
 )
 from ..data._batches import PairedBatches
+from ..density import InterpolantFlow
 from ..fields import (
     Field,
     ScoreFromDenoiser,
@@ -82,6 +111,7 @@ from ..integrate import RK4, Bosh3, Heun, Midpoint, TorchSDEIntegrator
 from ..integrate._adaptive import Dopri5
 from ..integrate._base import Integrator
 from ..integrate._fixed import Euler
+from ..integrate._flow_map import AverageVelocity, FlowMap
 from ..interpolant import (
     EncoderDecoderInterpolant,
     GammaSchedule,
@@ -96,14 +126,17 @@ from ..interpolant import (
 from ..interpolant._base import Interpolant
 from ..interpolant._families import LinearInterpolant
 from ..interpolant._gamma import BrownianGamma
+from ..nn._average import AverageVelocityMLP
 from ..nn._mlp import MLP, TwoHeadMLP
-from ..objective import DenoiserObjective, ScoreObjective, TargetObjective
+from ..objective import DenoiserObjective, MeanFlowObjective, ScoreObjective, TargetObjective
 from ..objective._base import Objective, bind_condition
 from ..objective._losses import SplitObjective, VelocityObjective
+from ..objective._time import TimeSampler
 from ..train._checkpoint import CheckpointError, first_line, load_checkpoint
 
 __all__ = [
     "BASES",
+    "BEST",
     "COUPLINGS",
     "DATASETS",
     "GAMMAS",
@@ -111,11 +144,14 @@ __all__ = [
     "INTERPOLANTS",
     "LR_SCHEDULES",
     "OBJECTIVES",
+    "SPLITS",
     "Run",
     "RunConfig",
+    "TeacherVelocity",
     "inpaint_halves",
     "load_config",
     "load_run",
+    "reflow_rounds",
 ]
 
 INTERPOLANTS: dict[str, Callable[[GammaSchedule], Interpolant]] = {
@@ -160,20 +196,26 @@ COUPLINGS: dict[str, Callable[["RunConfig"], Coupling]] = {
     "stable": lambda c: StableMatchingCoupling(),
     "label-ot": lambda c: LabelConditionalCoupling(OTCoupling()),
     "inpaint": lambda c: DataDependentCoupling(inpaint_halves),
+    "reflow": lambda c: ReflowCoupling(
+        TeacherVelocity(c), INTEGRATORS[c.reflow_method](), steps=c.reflow_steps
+    ),
 }
 """Command-line names of the couplings, built from the run's configuration: ``sinkhorn``
 takes the relative ``coupling_reg``, ``sb`` the σ of its path (σ² = ``gamma_scale``),
 ``label-ot`` pairs by exact OT within the target's classes (labelled data: the base noise
 takes the target's labels), ``inpaint`` builds x0 from x1 (:func:`inpaint_halves`) and
-conditions the model on the mask."""
+conditions the model on the mask, ``reflow`` pairs x0 with the end point of the ODE of the run
+in ``reflow_from`` (:class:`TeacherVelocity`)."""
 OBJECTIVES: dict[str, type[Objective]] = {
     "velocity": VelocityObjective,
     "split": SplitObjective,
     "denoiser": DenoiserObjective,
     "score": ScoreObjective,
     "target": TargetObjective,
+    "mean-flow": MeanFlowObjective,
 }
-"""Command-line names of the objectives."""
+"""Command-line names of the objectives (``mean-flow`` learns an average velocity u(t, r, x):
+see the module notes)."""
 INTEGRATORS: dict[str, Callable[[], Integrator]] = {
     "euler": Euler,
     "heun": Heun,
@@ -188,6 +230,8 @@ INTEGRATORS: dict[str, Callable[[], Integrator]] = {
 (``--eps > 0``) if it :meth:`~interpolants.Integrator.supports` it: the fixed-step rules both
 (Euler on the SDE is Euler–Maruyama, Heun stochastic Heun), Dopri5 and Bosh3 the ODE, torchsde
 the SDE."""
+REFLOW_METHODS = tuple(k for k in INTEGRATORS if not k.startswith("torchsde"))
+"""The integrators ``--reflow-method`` may name (those of ODEs)."""
 LR_SCHEDULES = ("cosine", "constant")
 """Learning-rate schedules (cosine decay to zero over the run, or constant)."""
 DATASETS = (*TOY_DATASETS, "digits")
@@ -196,10 +240,109 @@ BASES = ("gaussian", "8gaussians", *[k for k in TOY_DATASETS if k != "8gaussians
 """Command-line names of the bases (N(0, I) or a 2-D toy)."""
 
 
+SPLITS = ("test", "validation", "train")
+"""The data splits ``interpolants nll --split`` evaluates (see :meth:`Run.split`)."""
+DIGITS_TRAIN = 1497
+"""Training images of :func:`~interpolants.data.load_digits` (before a validation set)."""
 ONE_SIDED = ("onesided-linear", "vp")
 """The one-sided interpolant families (base N(0, I), γ ≡ 0)."""
 PREFETCH_BACKENDS = ("thread", "process")
 """Command-line names of :class:`PrefetchedBatches`'s producer kinds."""
+
+
+class _StartTime(TimeSampler):
+    """t ≡ 0 (a point mass, not a density): the times of ``--distill``."""
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        return torch.zeros(n, dtype=dtype, device=device)
+
+    def density(self, t: Tensor) -> Tensor:
+        raise ValueError("t ≡ 0 has no density: it cannot be importance-weighted")
+
+    def __repr__(self) -> str:
+        return "_StartTime()"
+
+
+class TeacherVelocity:
+    """The sampling velocity of the trained run in ``config.reflow_from``, the teacher of
+    ``--coupling reflow``; loaded on its first call (so that rebuilding the student's run for
+    sampling never reads the teacher's folder), on the CPU, in eval mode.
+
+    Raises :class:`ValueError` when the teacher's base or data differ from the student's, or
+    when its velocity needs a condition (an in-painting run).
+    """
+
+    def __init__(self, config: "RunConfig") -> None:
+        self.folder = Path(config.reflow_from)
+        self.base, self.data = config.base, config.data
+        self._field: Field | None = None
+
+    def load(self) -> Field:
+        """The teacher's velocity field (loaded once)."""
+        if self._field is None:
+            teacher = load_config(self.folder)
+            if (teacher.base, teacher.data) != (self.base, self.data):
+                raise ValueError(
+                    f"--reflow-from {self.folder}: the teacher maps --base {teacher.base} to "
+                    f"--data {teacher.data}, the run --base {self.base} to --data {self.data}; "
+                    "reflow keeps both: pass the teacher's"
+                )
+            if teacher.coupling == "inpaint":
+                raise ValueError(
+                    f"--reflow-from {self.folder}: an in-painting run's velocity needs its "
+                    "mask, so it cannot be reflowed"
+                )
+            run, model = load_run(self.folder)
+            model.requires_grad_(False)
+            self._field = run.velocity(model)
+        return self._field
+
+    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+        out: Tensor = self.load()(t, x)
+        return out
+
+    def __repr__(self) -> str:
+        return f"TeacherVelocity({os.fspath(self.folder)!r})"
+
+
+def reflow_rounds(config: "RunConfig", out: Path, rounds: int) -> list[tuple["RunConfig", Path]]:
+    """The runs of k-rectified flow: ``rounds`` reflow runs, each the next one's teacher.
+
+    Round r trains with ``--coupling reflow`` from the previous round's folder (round 1 from
+    ``config.reflow_from``) and is written to ``out/round-r``, except the last, written to
+    ``out``; ``config.distill`` applies to the last round only (so ``rounds = 2`` with
+    ``distill`` is one reflow then its one-step distillation).
+
+    Returns
+    -------
+    list of (RunConfig, Path)
+        Each round's validated configuration and folder, in training order.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"--reflow-rounds must be a positive integer, got {rounds!r}")
+    if config.coupling != "reflow":
+        raise ValueError("--reflow-rounds repeats --coupling reflow: pass it and --reflow-from")
+    plan: list[tuple[RunConfig, Path]] = []
+    teacher = config.reflow_from
+    for r in range(1, rounds + 1):
+        last = r == rounds
+        folder = out if last else out / f"round-{r}"
+        step = replace(config, reflow_from=teacher, distill=config.distill and last)
+        plan.append((step.validate(), folder))
+        teacher = os.fspath(folder)
+    return plan
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of a :class:`RunConfig` field (``gamma_scale`` → ``--gamma-scale``)."""
+    return "--" + name.replace("_", "-")
 
 
 def _choice(name: str, value: str, options: Any) -> None:
@@ -230,6 +373,13 @@ class RunConfig:
     device: str = "cpu"
     prefetch: int = 0  # producers computing coupled batches ahead (0: inline)
     prefetch_backend: str = "thread"  # the producers: "thread" or "process"
+    reflow_from: str = ""  # --coupling reflow: the folder of the teacher run
+    reflow_method: str = "rk4"  # the ODE integrator of the teacher's pairs
+    reflow_steps: int = 16  # its steps
+    distill: bool = False  # train at t = 0 only: one-step distillation of the teacher
+    validation: int = 0  # held-out validation points (0: none; see Run.split)
+    patience: int = 0  # validation evaluations without improvement before stopping (0: never)
+    val_every: int = 200  # steps between validation evaluations
 
     def validate(self) -> "RunConfig":
         """Raise :class:`ValueError` naming the first bad field, or the flag to change for a
@@ -242,16 +392,33 @@ class RunConfig:
         _choice("objective", self.objective, OBJECTIVES)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("prefetch_backend", self.prefetch_backend, PREFETCH_BACKENDS)
-        for name in ("steps", "batch", "hidden", "depth"):
+        _choice("reflow_method", self.reflow_method, REFLOW_METHODS)
+        # the messages name the flag (--gamma-scale), what a user of the command changes
+        for name in ("steps", "batch", "hidden", "depth", "reflow_steps"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise ValueError(
+                    f"{_flag(name)} must be a positive integer, got {getattr(self, name)}"
+                )
         for name in ("lr", "gamma_scale", "coupling_reg"):
             if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
         if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
+            raise ValueError(f"--ema must lie in [0, 1), got {self.ema}")
         if int(self.prefetch) < 0:
-            raise ValueError(f"prefetch must be a non-negative integer, got {self.prefetch}")
+            raise ValueError(f"--prefetch must be a non-negative integer, got {self.prefetch}")
+        for name in ("validation", "patience"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(
+                    f"{name} must be a non-negative integer, got {getattr(self, name)}"
+                )
+        if int(self.val_every) < 1:
+            raise ValueError(f"val_every must be a positive integer, got {self.val_every}")
+        if self.patience > 0 and self.validation == 0:
+            raise ValueError("--patience stops on the validation NLL: pass --validation N too")
+        if self.data == "digits" and self.validation >= DIGITS_TRAIN:
+            raise ValueError(
+                f"--validation {self.validation} leaves no training images of {DIGITS_TRAIN}"
+            )
         self._check_usable()
         return self
 
@@ -260,6 +427,8 @@ class RunConfig:
         interp, gamma, obj, coupling = self.interpolant, self.gamma, self.objective, self.coupling
         one_sided = interp in ONE_SIDED
         noises = "--gamma brownian, quadratic or sinesq"
+        if obj == "mean-flow":
+            self._check_mean_flow()
         if one_sided:
             if gamma != "none":
                 raise ValueError(
@@ -319,6 +488,25 @@ class RunConfig:
                 f"--coupling label-ot pairs within classes but --data {self.data} has no "
                 "labels: pass --data digits"
             )
+        if (coupling == "reflow") != (self.reflow_from != ""):
+            raise ValueError(
+                "--coupling reflow needs --reflow-from RUN (the teacher run's folder)"
+                if coupling == "reflow"
+                else f"--reflow-from names the teacher of --coupling reflow, not of --coupling "
+                f"{coupling}: pass --coupling reflow"
+            )
+        default = RunConfig()
+        if coupling != "reflow" and (
+            self.reflow_method != default.reflow_method or self.reflow_steps != default.reflow_steps
+        ):
+            raise ValueError("--reflow-method and --reflow-steps need --coupling reflow")
+        if self.distill and (
+            coupling != "reflow" or (interp, gamma, obj) != ("linear", "none", "velocity")
+        ):
+            raise ValueError(
+                "--distill trains one Euler step x0 + b(0, x0) onto the teacher's X_1(x0): it "
+                "needs --coupling reflow --interpolant linear --gamma none --objective velocity"
+            )
         if coupling == "inpaint":
             if one_sided or interp == "mirror":
                 raise ValueError(
@@ -335,6 +523,33 @@ class RunConfig:
             raise ValueError(
                 f"--interpolant {interp} --gamma {gamma} --gamma-scale {self.gamma_scale}: {err}"
             ) from err
+
+    def _check_mean_flow(self) -> None:
+        """The combinations ``--objective mean-flow`` refuses (module notes), checked before
+        the general rules so that the message says what to change for a mean flow."""
+        interp, coupling = self.interpolant, self.coupling
+        why = "--objective mean-flow learns the flow map of a path without noise (γ ≡ 0)"
+        if interp in ("mirror", "encdec"):
+            raise ValueError(
+                f"{why}, and --interpolant {interp} needs one: pass --interpolant linear or trig "
+                "with --gamma none, or onesided-linear or vp"
+            )
+        if coupling == "sb":
+            raise ValueError(
+                f"{why}, and --coupling sb pairs for the Brownian bridge's path: pass --coupling "
+                "ot (the σ → 0 limit of its plan) or sinkhorn"
+            )
+        if coupling == "inpaint":
+            raise ValueError(
+                "--objective mean-flow trains an average-velocity network that takes no "
+                "condition, and --coupling inpaint conditions on its mask: pass another "
+                "--coupling, or --objective velocity or split"
+            )
+        if interp not in ONE_SIDED and self.gamma != "none":
+            raise ValueError(
+                f"{why}: pass --gamma none (a noise γz would only add γ̇z to its target, "
+                "unbounded at t = 0 for --gamma brownian; it learns no score for an SDE)"
+            )
 
     @property
     def dim(self) -> int:
@@ -357,27 +572,78 @@ class Run:
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config.validate()
+        #: Which weights :func:`load_run` loaded (file and step); empty for a fresh run.
+        self.weights = ""
         self.target, self.test_target, self.dim = self._target()
         gamma = GAMMAS[config.gamma](config.gamma_scale)
         self.interpolant = INTERPOLANTS[config.interpolant](gamma)
         self.base = self._base()
         self.coupling = COUPLINGS[config.coupling](config)
-        self.objective = OBJECTIVES[config.objective](self.interpolant)
+        times = _StartTime() if config.distill else None  # validated: a velocity objective
+        self.objective = OBJECTIVES[config.objective](self.interpolant, time_sampler=times)
         torch.manual_seed(config.seed)
         two_heads = config.objective == "split"
         net = TwoHeadMLP if two_heads else MLP
         context = self.dim if config.coupling == "inpaint" else None
-        self.model: nn.Module = net(
-            self.dim, hidden=config.hidden, depth=config.depth, context_dim=context
-        )
+        self.model: nn.Module
+        if config.objective == "mean-flow":  # validated: no condition (not inpaint)
+            self.model = AverageVelocityMLP(self.dim, hidden=config.hidden, depth=config.depth)
+        else:
+            self.model = net(
+                self.dim, hidden=config.hidden, depth=config.depth, context_dim=context
+            )
 
     def _target(self) -> tuple[Source, Tensor, int]:
         gen = torch.Generator().manual_seed(10_000 + self.config.seed)
+        n_val = self.config.validation
         if self.config.data == "digits":
             digits = load_digits(gen)
-            return TensorData(digits.train, digits.train_labels), digits.test, 64
+            keep = digits.train.shape[0] - n_val
+            self.validation_target = digits.train[keep:]
+            self.train_target = digits.train[:keep]
+            return TensorData(self.train_target, digits.train_labels[:keep]), digits.test, 64
         toy = TOY_DATASETS[self.config.data]()
-        return toy, toy.sample(2000, gen), 2
+        test = toy.sample(2000, gen)
+        val_gen = torch.Generator().manual_seed(20_000 + self.config.seed)
+        self.validation_target = toy.sample(n_val or 2000, val_gen)
+        self.train_target = toy.sample(
+            2000, torch.Generator().manual_seed(30_000 + self.config.seed)
+        )
+        return toy, test, 2
+
+    def split(self, name: str, n: int | None = None) -> Tensor:
+        """The first ``n`` points (all if ``None``) of a data split.
+
+        ``test``: the held-out test set (2000 points of a toy drawn with seed 10000 + seed;
+        the 300 test images of :func:`~interpolants.data.load_digits`). ``validation``: the
+        ``--validation`` points held out for early stopping (the last images of the training
+        split, which are then not trained on; for a toy, fresh draws with seed 20000 + seed,
+        2000 of them when the run held none out). ``train``: the training images, or for a
+        toy (trained on fresh samples every step) 2000 draws with seed 30000 + seed.
+        """
+        _choice("split", name, SPLITS)
+        data = {
+            "test": self.test_target,
+            "validation": self.validation_target,
+            "train": self.train_target,
+        }[name]
+        if data.shape[0] == 0:
+            raise ValueError(
+                f"this run held out no {name} images: train it with --validation N to have one"
+            )
+        return data if n is None else data[:n]
+
+    def flow(self, model: nn.Module) -> InterpolantFlow:
+        """The trained ``model`` as an :class:`~interpolants.density.InterpolantFlow` (RK4 on
+        16 steps for ``log_prob``); raises when the base has no closed-form density."""
+        mixture = self._base_mixture()
+        if mixture is None:
+            why = "x0 is built from x1" if self.config.coupling == "inpaint" else "no closed form"
+            raise ValueError(f"the base of this run has no log-density ({why}): no likelihood")
+        velocity = _VelocityModule(model, self.velocity(model))
+        return InterpolantFlow(
+            velocity, mixture.to(dtype=torch.float32), likelihood=RK4(), steps=16
+        )
 
     def _base(self) -> Source:
         if self.config.base == "gaussian":
@@ -394,7 +660,12 @@ class Run:
         return opt, None
 
     def batches(self) -> PairedBatches:
-        """The inline coupled-batch pipeline."""
+        """The inline coupled-batch pipeline (a reflow run loads and checks its teacher here,
+        before training starts)."""
+        if isinstance(self.coupling, ReflowCoupling) and isinstance(
+            self.coupling.velocity, TeacherVelocity
+        ):
+            self.coupling.velocity.load()
         return PairedBatches(self.base, self.target, self.config.batch, self.coupling)
 
     def batch_source(self) -> PairedBatches | PrefetchedBatches:
@@ -427,15 +698,19 @@ class Run:
     def base_log_prob(self) -> Callable[[Tensor], Tensor] | None:
         """log ρ0 when known in closed form (Gaussian and 8-Gaussians bases, independent of
         the data), else ``None``."""
+        mixture = self._base_mixture()
+        if mixture is None:
+            return None
+        return lambda x: mixture.to(dtype=x.dtype, device=x.device).log_prob(x)
+
+    def _base_mixture(self) -> GaussianMixture | None:
         if self.config.coupling == "inpaint":
             return None  # x0 is built from x1
         if isinstance(self.base, GaussianMixtureData):
-            mixture = self.base.mixture
-        elif isinstance(self.base, EightGaussians):
-            mixture = self.base.as_mixture(torch.float32)
-        else:
-            return None
-        return lambda x: mixture.to(dtype=x.dtype, device=x.device).log_prob(x)
+            return self.base.mixture
+        if isinstance(self.base, EightGaussians):
+            return self.base.as_mixture(torch.float32)
+        return None
 
     def velocity(self, model: nn.Module, condition: Tensor | None = None) -> Field:
         """The velocity field b of a trained ``model`` (see the module table), conditioned on
@@ -444,6 +719,8 @@ class Run:
         net = bind_condition(model, condition)
         if obj == "velocity":
             return net
+        if obj == "mean-flow":
+            return FlowMap(cast(AverageVelocity, net)).velocity  # u(t, t, x)
         if obj == "split":
             return VelocityFromSplit(interp, net)
         if obj in ("denoiser", "score") and interp.one_sided:
@@ -452,13 +729,19 @@ class Run:
             return VelocityFromTarget(interp, net)
         raise ValueError(f"a {obj} objective with {interp!r} does not determine the velocity")
 
+    def flow_map(self, model: nn.Module) -> FlowMap | None:
+        """The flow map x ↦ x + (r − t)·u(t, r, x) of a ``mean-flow`` run's ``model`` (for
+        :class:`~interpolants.integrate.FlowMapSteps`), or ``None`` for a run that learned no
+        average velocity."""
+        return FlowMap(model) if self.config.objective == "mean-flow" else None
+
     def score(self, model: nn.Module, condition: Tensor | None = None) -> Field | None:
         """The score field s of a trained ``model``, or ``None`` if the run did not learn it
         (a one-sided run with a coupling other than the independent one has none)."""
         obj, interp = self.config.objective, self.interpolant
         net = bind_condition(model, condition)
         if interp.one_sided and self.config.coupling != "independent":
-            return None  # s = −η_z/α needs x0 ~ N(0, I) independent of x1
+            return None  # s = −η_z/α needs x0 ~ N(0, I) independent of x1 (not reflow's)
         if obj == "split":
             return ScoreFromDenoiser(interp, lambda t, x: net(t, x)[1])
         if obj == "denoiser":
@@ -474,6 +757,21 @@ class Run:
         write_text_atomic(folder / "config.json", self.config.to_json())
 
 
+class _VelocityModule(nn.Module):
+    """A run's velocity field as a module holding the trained model (for InterpolantFlow)."""
+
+    field: Field
+
+    def __init__(self, model: nn.Module, field: Field) -> None:
+        super().__init__()
+        self.model = model
+        self.__dict__["field"] = field  # not a submodule: its weights are the model's
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        out: Tensor = self.field(t, x)
+        return out
+
+
 def load_config(folder: Path) -> RunConfig:
     """The :class:`RunConfig` of a run folder (``config.json``), validated."""
     path = folder / "config.json"
@@ -486,17 +784,26 @@ def load_config(folder: Path) -> RunConfig:
     return RunConfig.from_dict(values)
 
 
+BEST = "best.pt"
+"""The file of a run folder holding the weights of lowest validation NLL (``--validation``)."""
+
+
 def load_run(folder: Path) -> tuple[Run, nn.Module]:
-    """Rebuild a run from its folder and load its EMA weights (the sampling model).
+    """Rebuild a run from its folder and load its sampling weights: those of lowest validation
+    NLL (``best.pt``) when the run was trained with ``--validation``, else the checkpoint's
+    EMA weights. ``run.weights`` says which (file and step).
 
     Raises :class:`~interpolants.train.CheckpointError` for a checkpoint that cannot be
     read, does not fit the run's model or holds non-finite weights.
     """
     config = load_config(folder)
     run = Run(config)
-    path = folder / "checkpoint.pt"
+    path = folder / BEST
+    if not path.exists():
+        path = folder / "checkpoint.pt"
     state = load_checkpoint(path)
     weights = state.get("ema") if state.get("ema") is not None else state.get("model")
+    run.weights = f"{path.name} (step {state.get('step')})"
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path} holds no model weights")
     try:

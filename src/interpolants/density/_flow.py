@@ -100,7 +100,10 @@ class InterpolantFlow(nn.Module):
     likelihood:
         The integrator for ``log_prob`` (default Dopri5, rtol = atol = 1e-5).
     steps:
-        Uniform grid steps for fixed-step integrators (the adaptive ones use only the ends).
+        Uniform grid steps of ``log_prob`` for a fixed-step integrator (the adaptive ones use
+        only the ends).
+    sample_steps:
+        The same for ``sample``/``rsample`` (default: ``steps``).
     divergence:
         The divergence estimator of ``log_prob`` (default exact).
     chunk:
@@ -135,12 +138,14 @@ class InterpolantFlow(nn.Module):
         steps: int = 64,
         divergence: DivergenceEstimator | None = None,
         chunk: int = 4096,
+        sample_steps: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(velocity, nn.Module):
             raise TypeError(f"velocity must be an nn.Module, got {type(velocity).__name__}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        for name, n in (("steps", steps), ("sample_steps", sample_steps)):
+            if n is not None and (not isinstance(n, int) or n < 1):
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
         for name, value in (("sampler", sampler), ("likelihood", likelihood)):
@@ -151,6 +156,7 @@ class InterpolantFlow(nn.Module):
         self.sampler = Dopri5() if sampler is None else sampler
         self.likelihood = Dopri5() if likelihood is None else likelihood
         self.steps = steps
+        self.sample_steps = steps if sample_steps is None else sample_steps
         self.divergence = divergence
         self.chunk = chunk
 
@@ -200,7 +206,9 @@ class InterpolantDistribution(Distribution):
         return support
 
     def _grid(self, integrator: Integrator, forwards: bool, like: Tensor) -> Tensor:
-        steps = 1 if isinstance(integrator, AdaptiveIntegrator) else self.flow.steps
+        steps = self.flow.sample_steps if forwards else self.flow.steps
+        if isinstance(integrator, AdaptiveIntegrator):
+            steps = 1
         start, end = (0.0, 1.0) if forwards else (1.0, 0.0)
         return time_grid(steps, start, end, dtype=like.dtype, device=like.device)
 
@@ -224,6 +232,9 @@ class InterpolantDistribution(Distribution):
         Computed in chunks of ``flow.chunk`` points; without a graph unless
         ``differentiable`` (then gradients reach the velocity's parameters).
         """
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            kind = value.dtype if isinstance(value, Tensor) else type(value).__name__
+            raise TypeError(f"value must be a floating-point tensor, got {kind}")
         event = len(self.event_shape)
         if tuple(value.shape[value.ndim - event :]) != tuple(self.event_shape):
             raise ValueError(

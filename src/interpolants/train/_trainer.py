@@ -67,6 +67,8 @@ class TrainState:
 
     step: int = 0
     losses: list[float] = field(default_factory=list)
+    #: Whether the callback stopped the run before its last step (early stopping).
+    stopped: bool = False
 
 
 def _rank_world() -> tuple[int, int]:
@@ -403,7 +405,7 @@ class Trainer:
         self,
         steps: int,
         *,
-        callback: Callable[["Trainer"], None] | None = None,
+        callback: Callable[["Trainer"], bool | None] | None = None,
         eval_every: int = 0,
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 0,
@@ -411,7 +413,10 @@ class Trainer:
     ) -> TrainState:
         """Train for ``steps`` more steps.
 
-        ``callback(trainer)`` runs every ``eval_every`` steps (and after the last one);
+        ``callback(trainer)`` runs every ``eval_every`` steps (and after the last one); when
+        it returns ``True`` the run stops there (after writing the checkpoint, if any) and the
+        state says ``stopped`` (early stopping: :class:`~interpolants.density.EarlyStopping`;
+        under DDP every rank must return the same);
         with ``checkpoint`` a path, a checkpoint is written when the step count is a multiple
         of ``checkpoint_every`` (counted from the start of the run, so a resumed run writes at
         the same steps) and after the last step (every rank calls :meth:`save`, rank 0
@@ -437,11 +442,14 @@ class Trainer:
                 bar.set_postfix(loss=f"{running:.4f}", steps_per_s=f"{rate:.1f}", refresh=False)
             last = i == steps - 1
             if callback is not None and eval_every > 0 and ((i + 1) % eval_every == 0 or last):
-                callback(self)
+                if callback(self) is True and not last:
+                    state.stopped = last = True
             if checkpoint is not None:
                 due = checkpoint_every > 0 and self.step_count % checkpoint_every == 0
                 if due or last:
                     self.save(checkpoint)
+            if state.stopped:
+                break
         if bar is not None:
             bar.close()
         return state
