@@ -555,6 +555,46 @@ def test_auction_is_certified_and_equals_pot_emd2(kind, n, monkeypatch):
 
 
 @needs_numba
+@pytest.mark.parametrize("kind", ["gauss", "clustered", "duplicates", "grid", "scale1e3"])
+@pytest.mark.parametrize("n", [300, 700])
+def test_auction_on_float32_costs_bids_inside_the_matrix_and_stays_exact(kind, n, monkeypatch):
+    # a private matrix of float32 values: the auction's float32 copy shares the matrix's own
+    # buffer and the float64 matrix is restored exactly; the certificate is checked on a copy
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    x0, x1 = (t.float() for t in _problem(kind, n))
+    cost = SquaredEuclideanCost()(x0, x1).double().numpy()
+    work = cost.copy()
+    squeezed = []
+    real = auction_module._compiled
+
+    def spy(name: str):  # records that the in-buffer float32 copy was taken
+        squeezed.append(name)
+        return real(name)
+
+    monkeypatch.setattr(auction_module, "_compiled", spy)
+    out = AuctionSolver().certified(work, overwrite=True)
+    assert "squeeze" in squeezed and "unsqueeze_reduce" in squeezed
+    assert out.gap <= 2 * n * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * n * out.tol
+    total = float(cost[np.arange(n), out.perm].sum()) / n
+    assert total == pytest.approx(_emd2(torch.from_numpy(cost)), rel=1e-9, abs=1e-12)
+    # without overwrite the caller's matrix is left as it was
+    kept = cost.copy()
+    again = AuctionSolver().certified(kept)
+    assert np.array_equal(kept, cost)
+    assert float(cost[np.arange(n), again.perm].sum()) / n == pytest.approx(total, rel=1e-9)
+
+
+@needs_numba
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_auction_rejects_non_finite_costs(bad):
+    m = np.random.default_rng(0).random((64, 64))
+    m[5, 7] = bad
+    with pytest.raises(ValueError, match="finite"):
+        AuctionSolver().certified(m)
+
+
+@needs_numba
 @pytest.mark.parametrize("d", [16, 64])
 def test_auction_in_higher_dimension(d):
     x0, x1 = _problem("clustered", 200, d=d)

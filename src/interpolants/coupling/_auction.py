@@ -6,7 +6,7 @@ r"""The certified ε-scaling auction: near-optimal prices, an exact completion, 
 """
 
 import math
-from typing import final
+from typing import Any, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,9 +60,13 @@ class AuctionSolver(AssignmentSolver):
        cannot be completed raises :class:`RuntimeError`, it never returns an uncertified
        permutation.
 
-    Memory: with ``overwrite`` R replaces the cost in place (no second n×n array), otherwise
-    one n×n float64 copy. Needs numba (for n ≥ 32) and lapx (else ``lap``, else scipy, for
-    step 2); batches below 32 skip the auction.
+    Memory: with ``overwrite`` R replaces the cost in place, otherwise one n×n float64 copy.
+    The bids read a float32 copy of the matrix when float32 resolves its spread; when every
+    entry is a float32 value (a cost computed in float32) and the matrix may be overwritten,
+    that copy is the first half of the matrix's own buffer and the float64 matrix is restored
+    from it exactly (no second n×n array), else it is a separate n×n float32 array. Needs
+    numba (for n ≥ 32) and lapx (else ``lap``, else scipy, for step 2); batches below 32 skip
+    the auction.
 
     Parameters
     ----------
@@ -143,11 +147,17 @@ class AuctionSolver(AssignmentSolver):
         c = np.ascontiguousarray(cost, dtype=np.float64)
         overwrite = overwrite or not np.may_share_memory(c, cost)
         n = c.shape[0]
-        lo, hi = float(c.min()), float(c.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        span_kernel = _compiled("span")
+        if span_kernel is not None:
+            lo, hi, finite, exact32 = span_kernel(c)
+        else:
+            lo, hi, exact32 = float(c.min()), float(c.max()), False
+            finite = math.isfinite(lo) and math.isfinite(hi)
+        if not finite:
             raise ValueError("cost must be finite")
         span = hi - lo
         scale = max(abs(lo), abs(hi))
+        squeezed = False
         if n < self.SMALL or span == 0.0 or not math.isfinite(16.0 * scale):
             prices = np.zeros(n)
             rows = np.repeat(np.arange(n, dtype=np.int64), n)
@@ -173,7 +183,19 @@ class AuctionSolver(AssignmentSolver):
             # the bids read a float32 copy (half the bytes per entry) when float32 holds the
             # costs and resolves their spread: the prices only need to be near-optimal, the
             # exact steps below use the float64 matrix
-            bids = c.astype(np.float32) if 1e-4 * scale <= span and scale <= 1e30 else c
+            # when float32 holds every entry exactly (a cost computed in float32) and ``c`` is
+            # ours, the copy is the first half of c's own buffer (no second allocation), and
+            # the float64 matrix is restored exactly, reduced, by one pass after the auction
+            squeezed = overwrite and exact32 and 1e-4 * scale <= span and scale <= 1e30
+            bids: NDArray[np.floating[Any]]
+            if squeezed:
+                half = c.reshape(-1).view(np.float32)
+                _compiled("squeeze")(c, half, np.empty(n, np.float32))  # type: ignore[misc]
+                bids = half[: n * n].reshape(n, n)
+            elif 1e-4 * scale <= span and scale <= 1e30:
+                bids = c.astype(np.float32)
+            else:
+                bids = c
             cand = auction(
                 bids,
                 prices,
@@ -186,7 +208,12 @@ class AuctionSolver(AssignmentSolver):
             rows = np.repeat(np.arange(n, dtype=np.int64), k)
             cols = np.asarray(cand, dtype=np.int64).reshape(-1)
         tol = _CERT_TOL * (scale + float(np.abs(prices).max()))
-        reduced, u = _reduce_by_prices(c, prices, overwrite)
+        if squeezed:
+            u = np.empty(n)
+            _compiled("unsqueeze_reduce")(half, c, prices, u, np.empty(n))  # type: ignore[misc]
+            reduced = c
+        else:
+            reduced, u = _reduce_by_prices(c, prices, overwrite)
         perm = _exact_lap(reduced)
         found = _certify_reduced(reduced, perm, rows, cols, tol)
         if found is None:

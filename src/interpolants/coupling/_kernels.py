@@ -26,20 +26,24 @@ def _auction_kernel(
     divided by ``theta`` down to ``eps_final``; prices only increase. For ε ≤ ``list_eps`` a
     person bids from a list of its k cheapest objects, rebuilt by a full scan only when the
     list's second best exceeds the (k+1)-th value at the last scan (prices only rise, so no
-    object outside the list can be better: the bids are the same as with full scans).
+    object outside the list can be better: the bids are the same as with full scans). The
+    list's costs are kept contiguously beside it (one cache line per list bid rather than k),
+    and a phase's opening check reads the list when its minimum is at most that threshold (the
+    row's minimum is then the list's), scanning the row only otherwise.
 
     ``prices`` (float64, ``(n,)``) are the starting prices, updated in place. Returns the
     candidate lists ``(n, k)``.
     Plain Python here; :func:`_compiled` compiles it (the source is numba's subset).
     """
     n = cost.shape[0]
+    m = k + 1
     owner = np.full(n, -1, np.int64)
     queue = np.empty(n, np.int64)
     cand = np.zeros((n, k), np.int64)
+    near = np.zeros((n, k), cost.dtype)  # near[i, t] = cost[i, cand[i, t]], read contiguously
     thr = np.full(n, -np.inf)
-    vals = np.empty(k + 1)
-    idx = np.empty(k + 1, np.int64)
-    buf = np.empty(n)
+    hv = np.empty(m)  # the m = k + 1 smallest values of a row during a rescan, sorted
+    hi = np.empty(m, np.int64)
     eps = eps0
     assigned = np.full(n, -1, np.int64)
     while True:
@@ -50,10 +54,16 @@ def _auction_kernel(
             if j >= 0:
                 row = cost[i]
                 best = np.inf
-                for t in range(n):
-                    val = row[t] + prices[t]
+                for t in range(k):  # the list's minimum is the row's when it is ≤ thr
+                    val = near[i, t] + prices[cand[i, t]]
                     if val < best:
                         best = val
+                if not best <= thr[i]:
+                    best = np.inf
+                    for t in range(n):
+                        val = row[t] + prices[t]
+                        if val < best:
+                            best = val
                 if row[j] + prices[j] <= best + eps:
                     continue
                 owner[j] = -1
@@ -89,37 +99,35 @@ def _auction_kernel(
                 thr[i] = -np.inf
             else:
                 for t in range(k):
-                    j = cand[i, t]
-                    val = row[j] + prices[j]
+                    val = near[i, t] + prices[cand[i, t]]
                     if val < b2:
                         if val < b1:
                             b2 = b1
                             b1 = val
-                            j1 = j
+                            j1 = cand[i, t]
                         else:
                             b2 = val
                 if not b2 <= thr[i]:  # an object outside the list may be better: rescan
-                    m = 0
-                    for j in range(n):
-                        buf[j] = row[j] + prices[j]
-                    for j in range(n):
-                        val = buf[j]
-                        if m < k + 1 or val < vals[k]:
-                            t = m if m < k + 1 else k
-                            if m < k + 1:
-                                m += 1
-                            while t > 0 and vals[t - 1] > val:
-                                vals[t] = vals[t - 1]
-                                idx[t] = idx[t - 1]
+                    cnt = 0
+                    for j in range(n):  # the m smallest values, by insertion
+                        val = row[j] + prices[j]
+                        if cnt < m or val < hv[k]:
+                            t = cnt if cnt < m else k
+                            if cnt < m:
+                                cnt += 1
+                            while t > 0 and hv[t - 1] > val:
+                                hv[t] = hv[t - 1]
+                                hi[t] = hi[t - 1]
                                 t -= 1
-                            vals[t] = val
-                            idx[t] = j
+                            hv[t] = val
+                            hi[t] = j
                     for t in range(k):
-                        cand[i, t] = idx[t]
-                    thr[i] = vals[k]
-                    b1 = vals[0]
-                    b2 = vals[1]
-                    j1 = idx[0]
+                        cand[i, t] = hi[t]
+                        near[i, t] = row[hi[t]]
+                    thr[i] = hv[k]
+                    b1 = hv[0]
+                    b2 = hv[1]
+                    j1 = hi[0]
             prices[j1] += b2 - b1 + eps
             prev = owner[j1]
             owner[j1] = i
@@ -179,6 +187,59 @@ def _rowmin_kernel(matrix: Any, shift: Any, out: Any) -> None:
         out[i] = low
 
 
+def _span_kernel(matrix: Any) -> Any:
+    """(min, max, all finite, all exact in float32) of a float64 matrix in one read.
+    Plain Python; compiled by numba (without fastmath: it tests for NaN and rounding)."""
+    lo = np.inf
+    hi = -np.inf
+    finite = True
+    exact = True
+    n0, n1 = matrix.shape
+    for i in range(n0):
+        for j in range(n1):
+            val = matrix[i, j]
+            if val < lo:
+                lo = val
+            if val > hi:
+                hi = val
+            if not val - val == 0.0:  # NaN or ±inf
+                finite = False
+            if exact and np.float64(np.float32(val)) != val:
+                exact = False
+    return lo, hi, finite, exact
+
+
+def _squeeze_kernel(matrix: Any, half: Any, row: Any) -> None:
+    """Rewrite the float64 ``matrix`` (n, n) as float32 into the first half of its own buffer
+    (``half``: its bytes as a flat float32 array), row by row through ``row`` (n,) float32:
+    row i lands on bytes of rows ≤ i, already read. Plain Python; compiled by numba."""
+    n0, n1 = matrix.shape
+    for i in range(n0):
+        for j in range(n1):
+            row[j] = matrix[i, j]
+        base = i * n1
+        for j in range(n1):
+            half[base + j] = row[j]
+
+
+def _unsqueeze_reduce_kernel(half: Any, matrix: Any, prices: Any, u: Any, row: Any) -> None:
+    """Undo :func:`_squeeze_kernel` and reduce by the prices in one pass, last row first (row i
+    of float64 lands on float32 rows 2i, 2i + 1 ≥ i, already read): matrix_ij = C_ij + p_j − u_i
+    with u_i = min_j (C_ij + p_j). ``row``: (n,) float64. Plain Python; compiled by numba."""
+    n0, n1 = matrix.shape
+    for i in range(n0 - 1, -1, -1):
+        base = i * n1
+        low = np.inf
+        for j in range(n1):
+            val = np.float64(half[base + j]) + prices[j]
+            row[j] = val
+            if val < low:
+                low = val
+        for j in range(n1):
+            matrix[i, j] = row[j] - low
+        u[i] = low
+
+
 _KERNELS: dict[str, Callable[..., Any]] = {}
 
 
@@ -191,9 +252,11 @@ def _compiled(name: str) -> Callable[..., Any] | None:
         import numba  # type: ignore[import-untyped,unused-ignore]
 
         source = inspect.unwrap(globals()[f"_{name}_kernel"])  # the plain function
-        # fastmath lets the min reductions vectorise: every value here is finite
+        # fastmath lets the min reductions vectorise where every value is finite; the span
+        # kernel is the one that tests for non-finite values and float32 rounding
+        fast = name != "span"
         try:
-            _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=True)(source)
+            _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=fast)(source)
         except RuntimeError:  # no writable cache location: compile in memory only
-            _KERNELS[name] = numba.njit(nogil=True, fastmath=True)(source)
+            _KERNELS[name] = numba.njit(nogil=True, fastmath=fast)(source)
     return _KERNELS[name]
