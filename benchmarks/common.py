@@ -21,7 +21,16 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SUITES = ("coupling", "training_step", "sampling_quality", "likelihood", "density", "overhead", "adaptive")
+SUITES = (
+    "coupling",
+    "training_step",
+    "sampling_quality",
+    "few_step",
+    "likelihood",
+    "density",
+    "overhead",
+    "adaptive",
+)
 
 
 def machine() -> dict[str, Any]:

@@ -465,7 +465,9 @@ def markdown(report: dict[str, Any]) -> str:
             w = [f"{m[n]['w2']:.3f}" if n in m else "" for n in NFES]
             sw = [f"{m[n]['sw2']:.3f}" if n in m else "" for n in (1, 2)]
             ratio = f"{m[1]['w2'] / m[100]['w2']:.2f}" if 100 in m else ""
-            body.append([label, row["stages"], f"{row['cpu_s']:.0f}", *w, *sw, ratio])
+            cpu = row["cpu_s"]
+            cpu_text = f"{cpu:.0f}" if math.isfinite(cpu) else "(in the next row)"
+            body.append([label, row["stages"], cpu_text, *w, *sw, ratio])
         lines += [table(headers, body), ""]
     lines += ["## Targets", "", *report["verdicts"], ""]
     return "\n".join(lines)
@@ -498,6 +500,12 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def render(suite: str) -> None:
+    """Rewrite ``results/<suite>.md`` (and RESULTS.md) from the saved JSON."""
+    report = json.loads((RESULTS / f"{suite}.json").read_text())
+    write_results(suite, report, markdown(report))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -508,7 +516,11 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--rows", nargs="*", default=ROWS, choices=ROWS)
     parser.add_argument("--merge", action="store_true", help="add the rows to the last results")
+    parser.add_argument("--render", action="store_true", help="only rewrite the markdown")
     args = parser.parse_args()
+    if args.render:
+        render("few_step_quick" if args.quick else "few_step")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = args.steps or (400 if args.quick else 2000)

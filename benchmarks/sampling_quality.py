@@ -72,9 +72,9 @@ from interpolants import (
     VelocityObjective,
     time_grid,
 )
+from interpolants.cli import sde_samples
 from interpolants.coupling import SchrodingerBridgeCoupling, SinkhornCoupling
 from interpolants.data import Checkerboard, PrefetchedBatches
-from interpolants.cli import sde_samples
 from interpolants.fields import ScoreFromDenoiser, VelocityFromSplit
 from interpolants.interpolant import QuadraticGamma
 from interpolants.metrics import wasserstein2
