@@ -158,15 +158,6 @@ def train_reflow(
     return _fit(model, PairPool(x0, x1, 256, seed), steps, seed, lr=1e-3)
 
 
-class _AtZero:
-    """The time sampler of one-step distillation: every t is 0."""
-
-    def __call__(
-        self, n: int, *, generator: Any = None, device: Any = None, dtype: Any = None
-    ) -> Tensor:
-        return torch.zeros(n, device=device, dtype=dtype)
-
-
 def distil(model: nn.Module, x0: Tensor, x1: Tensor, steps: int, seed: int) -> dict[str, Any]:
     """Fine-tune u(0, ·) to the one-step map x1 − x0 on the pool (MSE of the velocity at t=0)."""
     student = _model(seed)

@@ -486,8 +486,8 @@ def check_finite_result(state: Tensor, problem: Problem) -> None:
             raise FloatingPointError(
                 f"the integration over {span} produced NaN or Inf: the {counted.name} first "
                 f"returned non-finite values at {at} (evaluation {index + 1} of "
-                f"{counted.count}): NaN weights or inputs, a field that diverges faster than the "
-                "steps resolve, or a conversion at a singular time (a score where the noise "
+                f"{counted.count}): NaN weights or inputs, a field that blows up between two grid "
+                "points, or a conversion at a singular time (a score where the noise "
                 "scale vanishes)"
             )
     raise FloatingPointError(

@@ -170,10 +170,11 @@ class LogitNormalTime(TimeSampler):
 
     which puts more weight on the middle of the path (m = 0) or on one side of it (m ≠ 0), the
     time law of Esser et al. (rectified-flow training at scale, arXiv:2403.03206; m = 0, s = 1
-    there). The density vanishes faster than any power at both ends, so as the law of an
-    :class:`ImportanceWeighted` sampler its weights 1/p(t) make the weighted loss's variance
-    infinite (:doc:`/mathematics`): use it as the time law itself, with unit weights, or
-    importance-weight a law whose density is bounded below (:class:`DensityTime`).
+    there). The density decays like exp(−(log t)²/(2s²)) at both ends, below every power of
+    t, so as the law of an :class:`ImportanceWeighted` sampler its weights 1/p(t) make the
+    weighted loss's variance infinite (:doc:`/mathematics`): use it as the time law itself,
+    with unit weights, or importance-weight a law whose density is bounded below
+    (:class:`DensityTime`).
 
     Parameters
     ----------
