@@ -87,6 +87,16 @@ def test_train_with_prefetching_producers(tmp_path: Path, backend: str) -> None:
         RunConfig(prefetch_backend="fiber").validate()
 
 
+def test_every_coupling_name_builds_a_coupling() -> None:
+    """The names ``RunConfig.validate`` accepts are exactly those ``COUPLINGS`` can build."""
+    from interpolants.cli import COUPLINGS
+    from interpolants.cli._config import COUPLING_NAMES
+
+    assert tuple(COUPLINGS) == COUPLING_NAMES
+    with pytest.raises(ValueError, match="unknown coupling 'nope'"):
+        RunConfig(coupling="nope").validate()
+
+
 def test_recipes_cover_every_objective_and_interpolant() -> None:
     """Each learnable combination yields a velocity; a score where the objective learns one."""
     for objective, interpolant, gamma, base, coupling, has_score in [

@@ -18,6 +18,15 @@ maps to library objects (the tables below); the evaluation helpers (:func:`ode_s
 of a run and return numbers or tensors. Pictures need matplotlib (the ``plot`` extra).
 """
 
+from ._config import BASES as BASES
+from ._config import DATASETS as DATASETS
+from ._config import GAMMAS as GAMMAS
+from ._config import INTEGRATORS as INTEGRATORS
+from ._config import INTERPOLANTS as INTERPOLANTS
+from ._config import LR_SCHEDULES as LR_SCHEDULES
+from ._config import OBJECTIVES as OBJECTIVES
+from ._config import RunConfig as RunConfig
+from ._config import load_config as load_config
 from ._evaluate import heldout_nll as heldout_nll
 from ._evaluate import ode_samples as ode_samples
 from ._evaluate import plot_run as plot_run
@@ -25,18 +34,9 @@ from ._evaluate import sde_samples as sde_samples
 from ._evaluate import w2_table as w2_table
 from ._main import build_parser as build_parser
 from ._main import main as main
-from ._recipes import BASES as BASES
 from ._recipes import COUPLINGS as COUPLINGS
-from ._recipes import DATASETS as DATASETS
-from ._recipes import GAMMAS as GAMMAS
-from ._recipes import INTEGRATORS as INTEGRATORS
-from ._recipes import INTERPOLANTS as INTERPOLANTS
-from ._recipes import LR_SCHEDULES as LR_SCHEDULES
-from ._recipes import OBJECTIVES as OBJECTIVES
 from ._recipes import Run as Run
-from ._recipes import RunConfig as RunConfig
 from ._recipes import inpaint_halves as inpaint_halves
-from ._recipes import load_config as load_config
 from ._recipes import load_run as load_run
 
 __all__ = [

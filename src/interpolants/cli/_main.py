@@ -17,18 +17,8 @@ from ..density import EarlyStopping
 from ..metrics._distances import wasserstein2
 from ..train._checkpoint import load_checkpoint, save_checkpoint
 from ..train._trainer import Trainer
-from ._evaluate import (
-    flow_map_samples,
-    heldout_nll,
-    ode_samples,
-    plot_run,
-    sde_samples,
-    w2_table,
-)
-from ._recipes import (
+from ._config import (
     BASES,
-    BEST,
-    COUPLINGS,
     DATASETS,
     GAMMAS,
     INTEGRATORS,
@@ -38,12 +28,18 @@ from ._recipes import (
     PREFETCH_BACKENDS,
     REFLOW_METHODS,
     SPLITS,
-    Run,
     RunConfig,
     load_config,
-    load_run,
-    reflow_rounds,
 )
+from ._evaluate import (
+    flow_map_samples,
+    heldout_nll,
+    ode_samples,
+    plot_run,
+    sde_samples,
+    w2_table,
+)
+from ._recipes import BEST, COUPLINGS, Run, load_run, reflow_rounds
 
 __all__ = ["main"]
 
