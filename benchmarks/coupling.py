@@ -175,8 +175,14 @@ def bench_exact_large(
     return rows
 
 
-def bench_small_eps(n: int, regs: tuple[float, ...], tol: float) -> list[dict[str, Any]]:
-    """Our Sinkhorn at several relative ε on one N(0, I) batch (2-D), one run each."""
+def bench_small_eps(
+    n: int, regs: tuple[float, ...], tol: float, peers: bool = False
+) -> list[dict[str, Any]]:
+    """Our Sinkhorn at several relative ε on one N(0, I) batch (2-D), one run each, in wall
+    and CPU time (one torch thread). With ``peers``: also our dense iterations
+    (``truncate=False``, the path before the truncated kernels) and POT's
+    ``ot.sinkhorn_epsilon_scaling`` (float64, same ε and stopping threshold) at the smallest
+    reg."""
     gen = torch.Generator().manual_seed(7)
     x0, x1 = torch.randn(n, 2, generator=gen), torch.randn(n, 2, generator=gen)
     cost = SquaredEuclideanCost()(x0, x1)
@@ -185,7 +191,7 @@ def bench_small_eps(n: int, regs: tuple[float, ...], tol: float) -> list[dict[st
     rows = []
     for reg in regs:
         eps = reg * float(cost.mean())
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         res = sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000)
         row = {
             "n": n,
@@ -193,11 +199,26 @@ def bench_small_eps(n: int, regs: tuple[float, ...], tol: float) -> list[dict[st
             "eps": eps,
             "tol": tol,
             "ours_s": time.perf_counter() - start,
+            "ours_cpu_s": time.process_time() - cpu,
             "iterations": res.n_iter,
             "converged": res.converged,
             "error": res.error,
             "load_1min": os.getloadavg()[0],
         }
+        if peers and reg == min(regs):
+            cpu = time.process_time()
+            dense = sinkhorn(cost, a, a, eps, tol=tol, max_iter=100_000, truncate=False)
+            row["dense_cpu_s"] = time.process_time() - cpu
+            row["dense_iterations"] = dense.n_iter
+            a_np, cost_np = np.full(n, 1.0 / n), cost.double().numpy()
+            cpu = time.process_time()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                plan = ot.bregman.sinkhorn_epsilon_scaling(
+                    a_np, a_np, cost_np, eps, stopThr=tol, numItermax=100_000
+                )
+            row["pot_eps_scaling_cpu_s"] = time.process_time() - cpu
+            row["pot_eps_scaling_error"] = float(np.linalg.norm(plan.sum(1) - a_np))
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

@@ -13,6 +13,11 @@ non-finite it switches to the log-domain updates above, which are stable for any
 it returns log-domain potentials, so it is stable in float32 down to ε = 10⁻³ times the cost
 scale; below 10³ float32 roundings of max|C| it iterates in float64.
 
+**Small ε.** Below 0.02 times the cost's spread (mean − min) the solver anneals ε by halving
+from there, warm-starting each stage, and once the kernel is sparse it iterates on a truncated
+kernel (entries below e^−30 of their row's mass dropped, O(nnz) per iteration) and checks the
+result on the full kernel at the end (:mod:`._sparse_sinkhorn`, after Schmitzer).
+
 **Which marginal is exact.** Each iteration ends with the column update, so the columns of the
 returned plan sum to b; the rows sum to a up to the tolerance (the stopping criterion is
 ‖π1 − a‖₂ < tol, the criterion of POT's ``ot.sinkhorn``).
@@ -24,6 +29,9 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+from ._sinkhorn_loop import _Loop
+from ._sparse_sinkhorn import scaled_sinkhorn
 
 __all__ = ["SinkhornResult", "sinkhorn"]
 
@@ -71,6 +79,7 @@ def sinkhorn(
     check_every: int | None = None,
     overrelax: bool = True,
     init: tuple[Float[Tensor, " n0"], Float[Tensor, " n1"]] | None = None,
+    truncate: bool = True,
 ) -> SinkhornResult:
     r"""Log-stabilised Sinkhorn for min ⟨π, C⟩ + ε Σ π log π with marginals ``a``, ``b``.
 
@@ -117,6 +126,14 @@ def sinkhorn(
         ``None``: every iteration on CPU, every 10 on other devices.
     overrelax:
         Use the adaptive over-relaxation above (``False``: plain Sinkhorn updates).
+    truncate:
+        Below ε = 0.02 × (mean C − min C), run the ε-scaling stages on truncated sparse kernels
+        once the kernel is sparse (``False``: the dense iterations, with ε·4ᵏ stages of at
+        most 100 iterations). The entries dropped are below e^−θ (θ = max(30, log n + 10))
+        of their row's mass at the potentials of the stage; the returned ``error`` and
+        ``converged`` are those of the dense plan, from a final pass over the whole cost
+        (which rebuilds the support, or finishes with dense iterations, when the truncated
+        kernel did not reach ``tol`` on it). See :mod:`._sparse_sinkhorn`.
     init:
         Potentials (f, g) to start from instead of ε-scaling, e.g. the exact (ε = 0) duals of
         the same cost (:meth:`AuctionSolver.certified
@@ -131,7 +148,8 @@ def sinkhorn(
         are run, the ε-scaling stages included (a final column update is not counted). The
         potentials are in the dtype the iterations ran in: the cost's (at least float32), or
         float64 when ε is below 10³ × the float32 resolution of the cost
-        (ε < 10³ · 2⁻²³ · max|C|), where float32 potentials could not resolve the plan.
+        (ε < 10³ · 2⁻²³ · max|C|), where float32 potentials could not resolve the plan,
+        or once the iterations went sparse (``truncate``), which run in float64.
 
     Raises
     ------
@@ -144,7 +162,8 @@ def sinkhorn(
     References
     ----------
     M. Cuturi, *Sinkhorn Distances*, arXiv:1306.0895. B. Schmitzer, *Stabilized Sparse Scaling
-    Algorithms for Entropy Regularized Transport Problems*, arXiv:1610.06519. A. Thibault,
+    Algorithms for Entropy Regularized Transport Problems*, SIAM J. Sci. Comput. 41(3), 2019,
+    arXiv:1610.06519. A. Thibault,
     L. Chizat, C. Dossal, N. Papadakis, *Overrelaxed Sinkhorn–Knopp Algorithm for Regularized
     Optimal Transport*, arXiv:1711.01851. T. Lehmann, M.-K. von Renesse, A. Sambale,
     A. Uschmajew, *A note on overrelaxation in the Sinkhorn algorithm*, arXiv:2012.12562.
@@ -166,12 +185,17 @@ def sinkhorn(
         raise ValueError("cost must be finite (no NaN or Inf entries)")
     if eps < 1e3 * torch.finfo(dtype).eps * max(abs(lo), abs(hi)):
         dtype = torch.float64  # (f + g − C)/ε would not resolve the plan in float32
+    spread = (mean - lo) or 1.0
+    if truncate and init is None and eps < 0.02 * spread:
+        f, g, n_iter, error = scaled_sinkhorn(
+            cost, a, b, eps, tol, max_iter, check_every, overrelax, dtype, (lo, hi, mean)
+        )
+        return SinkhornResult(f, g, float(eps), n_iter, error, error < tol)
     c = cost.to(dtype)
     low = low.to(dtype)
     a, b = a.to(dtype), b.to(dtype)
     f, g = torch.zeros_like(a), torch.zeros_like(b)
     # ε-scaling: warm-start from coarser problems (ε·4^k down to ε) when ε is small
-    spread = (mean - lo) or 1.0
     stages = max(0, math.ceil(math.log(0.02 * spread / eps, 4))) if eps < 0.02 * spread else 0
     loop = _Loop(c, a, b, low, hi - lo, check_every, overrelax)
     n_iter, cold = 0, True  # cold: f = g = 0, no stage has run
@@ -199,195 +223,3 @@ def sinkhorn(
         error=error,
         converged=error < tol,
     )
-
-
-_TAU = 12.0  # scalings are absorbed into the potentials when |log u| or |log v| exceeds it
-
-
-class _Loop:
-    """The Sinkhorn iterations at one ε (see :func:`sinkhorn` for the scheme)."""
-
-    WARM = 10  # plain iterations before the rate is estimated
-    REMEASURE = 40  # relaxed iterations between two estimates of the rate
-    SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
-
-    def __init__(
-        self,
-        c: Tensor,
-        a: Tensor,
-        b: Tensor,
-        low: Tensor,
-        span: float,
-        check_every: int,
-        overrelax: bool,
-    ) -> None:
-        self.c, self.a, self.b = c, a, b
-        self.low, self.span = low, span  # min C (on the device) and max C − min C
-        self.log_a, self.log_b = torch.log(a), torch.log(b)
-        self.check_every, self.overrelax = check_every, overrelax
-        # Scalings stay in [e^-τ, e^τ] (else they are absorbed into the potentials) and kernel
-        # entries below e^τ × the smallest normal number are set to 0, so that no product
-        # K_ij·v_j is subnormal (subnormal arithmetic is slow on CPU; the zeroed entries move
-        # < n·e^(2τ)·e^τ·tiny ≈ 1e-21 of mass in float32, 1e-290 in float64).
-        self.tau = _TAU
-        self.floor = math.log(torch.finfo(c.dtype).tiny) + self.tau
-
-    def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-        """One exact log-domain Sinkhorn iteration (stable for any ε)."""
-        f = eps * (self.log_a - torch.logsumexp((g[None, :] - self.c) / eps, dim=1))
-        return f, eps * (self.log_b - torch.logsumexp((f[:, None] - self.c) / eps, dim=0))
-
-    def kernel(self, f: Tensor, g: Tensor, eps: float) -> Tensor:
-        """exp((f_i + g_j − C_ij)/ε), entries below e^(floor + 1) set to 0 (see ``__init__``).
-
-        The exponent is clamped first: exp of a very negative float takes the slow subnormal
-        path on CPU.
-        """
-        z = torch.sub(g[None, :], self.c).add_(f[:, None]).mul_(1.0 / eps)
-        return self._exp(z, clamp=True)
-
-    def plain_kernel(self, eps: float) -> Tensor:
-        """exp((min C − C_ij)/ε): the kernel of the cold start (f = 0, g = min C)."""
-        z = torch.add(self.low / eps, self.c, alpha=-1.0 / eps)
-        return self._exp(z, clamp=self._may_underflow(eps))
-
-    def _may_underflow(self, eps: float) -> bool:
-        """Whether some entry of the plain kernel falls below the floor."""
-        return -self.span / eps < self.floor + 1.0
-
-    def _rebuilt(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-        """The kernel of (f, g) and its row sums (K @ v for v = 1)."""
-        kernel = self.kernel(f, g, eps)
-        return kernel, kernel.sum(1)
-
-    def _exp(self, z: Tensor, clamp: bool) -> Tensor:
-        if not clamp:
-            return z.exp_()
-        z = z.clamp_(min=self.floor).exp_()
-        return torch.nn.functional.threshold(z, math.exp(self.floor + 1.0), 0.0, inplace=True)
-
-    def run(
-        self, f: Tensor, g: Tensor, eps: float, tol: float, max_iter: int, cold: bool
-    ) -> tuple[Tensor, Tensor, int, float]:
-        """Iterate from potentials (f, g), zero when ``cold``; returns (f, g, iterations, row
-        error)."""
-        a, b = self.a, self.b
-        if cold:  # try the plain kernel
-            g = g + self.low
-            kernel = self.plain_kernel(eps)
-            kv = kernel.sum(1)  # K @ v for v = 1
-            plain = False  # v = 1 is not b / (Kᵀu) for the plain kernel
-            if self._may_underflow(eps) and not bool(
-                (kernel.sum(0) > 0).all() & (kv > 0).all()
-            ):  # an empty row or column: start in the log domain instead
-                f, g = self.log_step(f, g, eps)
-                kernel, kv = self._rebuilt(f, g, eps)
-                plain = True  # a log-domain step ends with the exact column update
-        else:  # warm start (ε-scaling): re-balance at the new ε
-            f, g = self.log_step(f, g, eps)
-            kernel, kv = self._rebuilt(f, g, eps)
-            plain = True
-        u, v = torch.ones_like(a), torch.ones_like(b)
-        omega, n_iter, error = 1.0, 0, math.inf
-        self.ceiling = 2.0  # the smallest ω seen to make the error grow (2: none yet)
-        adapt = self.overrelax
-        history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
-        good = (u, v)  # scalings at the last check that passed
-        recheck = False  # check right after a final column update
-        while True:
-            if recheck or n_iter % self.check_every == 0 or n_iter >= max_iter:
-                recheck = False
-                row = u * kv
-                stats = torch.stack(
-                    [
-                        torch.linalg.vector_norm(row - a),
-                        torch.log(u).abs().max(),
-                        torch.log(v).abs().max(),
-                    ]
-                ).tolist()
-                if not all(math.isfinite(x) for x in stats):
-                    # a scaling under/overflowed: absorb the last good ones, then one block of
-                    # exact log-domain updates, and restart the scalings (without relaxation)
-                    f, g = f + eps * torch.log(good[0]), g + eps * torch.log(good[1])
-                    for _ in range(max(self.check_every, 10)):
-                        f, g = self.log_step(f, g, eps)
-                    n_iter += max(self.check_every, 10)
-                    if not bool(torch.isfinite(f).all() & torch.isfinite(g).all()):
-                        raise FloatingPointError(
-                            f"Sinkhorn potentials became non-finite at eps={eps:g} in "
-                            f"{self.c.dtype}: increase eps (reg) or use float64"
-                        )
-                    kernel, kv = self._rebuilt(f, g, eps)
-                    u, v = torch.ones_like(a), torch.ones_like(b)
-                    omega, adapt, plain = 1.0, False, True
-                    good = (u, v)
-                    if n_iter >= max_iter:  # out of budget: the row error of this plan
-                        error = float(torch.linalg.vector_norm(kv - a))
-                        break
-                    continue
-                error = stats[0]
-                good = (u, v)
-                if error < tol or n_iter >= max_iter:
-                    if plain:
-                        break
-                    v = b / (kernel.T @ u)  # finish with a plain column update, then re-check
-                    kv, plain, recheck = kernel @ v, True, True
-                    continue
-                if max(stats[1], stats[2]) > self.tau:  # absorb the scalings into f, g
-                    f, g = f + eps * torch.log(u), g + eps * torch.log(v)
-                    kernel, kv = self._rebuilt(f, g, eps)
-                    u, v = torch.ones_like(a), torch.ones_like(b)
-                    good = (u, v)
-                if adapt:
-                    omega = self._relaxation(omega, n_iter, error, history)
-                    if omega == 0.0:
-                        omega, adapt = 1.0, False
-            u_new = a / kv
-            u = u_new if omega == 1.0 else u_new.pow_(omega).mul_(u.pow(1.0 - omega))
-            v_new = b / (kernel.T @ u)
-            v = v_new if omega == 1.0 else v_new.pow_(omega).mul_(v.pow(1.0 - omega))
-            plain = omega == 1.0
-            kv = kernel @ v
-            n_iter += 1
-        return f + eps * torch.log(u), g + eps * torch.log(v), n_iter, error
-
-    def _relaxation(
-        self, omega: float, n_iter: int, error: float, history: list[tuple[int, float]]
-    ) -> float:
-        """The next ω from the checks' (iteration, error) history (see :func:`sinkhorn`).
-
-        Returns 0 to stop adapting (plain updates from then on).
-        """
-        lag = 3 if omega == 1.0 else 20
-        past = next(((k, e) for k, e in reversed(history) if k <= n_iter - lag), None)
-        history.append((n_iter, error))
-        if past is None:
-            return omega
-        k, before = past
-        if omega == 1.0:  # estimate the plain iterations' rate, then relax
-            if n_iter < self.WARM or not 0.0 < error < before:
-                return omega
-            rate = (error / before) ** (1.0 / (n_iter - k))
-            history.clear()  # the relaxed phase keeps its own history
-            history.append((n_iter, error))
-            return 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - rate)) - 1.0)
-        if error > before:  # the error grew over 20 iterations: damp ω towards 1
-            history.clear()
-            history.append((n_iter, error))
-            self.ceiling = omega  # never raise ω this far again in this run
-            omega = 1.0 + 0.5 * (omega - 1.0)
-            return omega if omega > 1.05 else 0.0
-        first, start = history[0]
-        if n_iter - first >= self.REMEASURE and 0.0 < error < start:
-            # the slow modes dominate once the fast ones have died out: re-estimate the rate
-            # ρ at this ω and infer the plain rate λ from Young's relation
-            # (ρ + ω − 1)² = ρ ω² λ, then move ω towards the optimum for that λ
-            rho = (error / start) ** (1.0 / (n_iter - first))
-            lam = min((rho + omega - 1.0) ** 2 / (rho * omega**2), 1.0 - 1e-12)
-            target = 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - lam)) - 1.0)
-            target = min(target, 1.0 + 0.9 * (self.ceiling - 1.0))
-            history.clear()
-            history.append((n_iter, error))
-            if target > omega + 0.01:
-                return target
-        return omega
