@@ -104,7 +104,7 @@ def test_too_aggressive_truncation_is_caught_by_the_dense_check(
     """With θ = 1 the truncated kernel drops real mass; the final dense check must see it
     and the result must still be the dense plan within tol (rebuilt support or dense
     iterations), never a truncated one reported as converged."""
-    monkeypatch.setattr(sparse_mod, "_theta", lambda n0, n1: 1.0)
+    monkeypatch.setattr(sparse_mod, "_theta", lambda n0, n1, base: 1.0)
     n, tol = 250, 1e-8
     cost, a = _problem(n, torch.float64, seed=2)
     eps = 2e-3 * float(cost.mean())
@@ -134,3 +134,30 @@ def test_large_eps_does_not_take_the_truncated_path(sparse_runs: list[int]) -> N
     cost, a = _problem(200, torch.float32)
     res = sinkhorn(cost, a, a, 0.05 * float(cost.mean()))
     assert res.converged and not sparse_runs
+
+
+def test_extrapolated_stages_give_the_dense_plan(
+    monkeypatch: pytest.MonkeyPatch, sparse_runs: list[int]
+) -> None:
+    """Several sparse stages (so the later ones start from potentials extrapolated in ε, on
+    supports built for the next ε): same plan as the dense iterations."""
+    monkeypatch.setattr(sparse_mod, "DENSE_FRACTION", 0.5)
+    extrapolated: list[int] = []
+    original = sparse_mod._extrapolate
+
+    def extrapolate(done, f, g, to):  # type: ignore[no-untyped-def]
+        extrapolated.append(len(done))
+        return original(done, f, g, to)
+
+    monkeypatch.setattr(sparse_mod, "_extrapolate", extrapolate)
+    n, tol = 300, 1e-7  # (1e-8 is not reached in 50 000 iterations here, before or after)
+    cost, a = _problem(n, torch.float64, seed=4)
+    eps = 2e-3 * float(cost.mean())
+    res = sinkhorn(cost, a, a, eps, tol=tol, max_iter=50_000)
+    assert len(sparse_runs) >= 3 and max(extrapolated) >= 2
+    ref = sinkhorn(cost, a, a, eps, tol=tol, max_iter=50_000, truncate=False)
+    assert res.converged and ref.converged
+    plan, row, col = _dense_errors(res, cost, a)
+    assert row == pytest.approx(res.error, rel=1e-6, abs=1e-15)
+    assert row < tol and col < 1e-12
+    torch.testing.assert_close(plan, ref.log_plan(cost).exp(), atol=1e-6, rtol=0)
