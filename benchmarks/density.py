@@ -1250,6 +1250,21 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def publish(name: str, settings: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """Write results/NAME.json and .md (the ablation's tables for an ablation run) and print
+    the markdown."""
+    report = {
+        "name": name,
+        "machine": machine(),
+        "versions": versions("zuko"),
+        "settings": settings,
+        "results": results,
+    }
+    md = ablation_markdown(report) if "ablation" in name else markdown(report)
+    write_results(name, report, md)
+    print(md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1323,17 +1338,7 @@ def main() -> None:
         results = run_all(jobs, args.jobs, args.threads, cache)
         for r in results:
             r["kind"] = "ablation"
-        name = "density_ablation_quick" if quick else "density_ablation"
-        report = {
-            "name": name,
-            "machine": machine(),
-            "versions": versions("zuko"),
-            "settings": settings,
-            "results": results,
-        }
-        md = ablation_markdown(report)
-        write_results(name, report, md)
-        print(md)
+        publish("density_ablation_quick" if quick else "density_ablation", settings, results)
         return
 
     def budget_of(task: str) -> float:
@@ -1363,17 +1368,7 @@ def main() -> None:
         eight = EightGaussians()
         test = eight.sample(n_test, torch.Generator().manual_seed(20_000 + seeds[0])).double()
         settings["true_nll_8gaussians"] = float(-eight.as_mixture().log_prob(test).mean())
-    name = "density_quick" if quick else "density"
-    report = {
-        "name": name,
-        "machine": machine(),
-        "versions": versions("zuko"),
-        "settings": settings,
-        "results": results,
-    }
-    md = markdown(report)
-    write_results(name, report, md)
-    print(md)
+    publish("density_quick" if quick else "density", settings, results)
 
 
 if __name__ == "__main__":

@@ -82,15 +82,20 @@ class MarginalGaussianization(nn.Module):
         value = torch.where(inside, clo + slope * (y - lo), (idx >= k - 1).double())
         return value, torch.where(inside, slope, torch.zeros_like(slope))
 
-    def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(z, log|det ∂z/∂y|) for y of shape (n, dim); z in y's dtype."""
-        yd = y.double()
-        value, dens = self._pl(yd)
+    def _cdf(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """F(y) and F′(y) for float64 y of shape (n, dim): the piecewise-linear CDF mixed with
+        the Gaussian component."""
+        value, dens = self._pl(y)
         if self.eps > 0:
-            u = (yd - self.mean) / self.scale
+            u = (y - self.mean) / self.scale
             value = (1 - self.eps) * value + self.eps * torch.special.ndtr(u)
             gauss = torch.exp(-0.5 * u**2 - _HALF_LOG_2PI) / self.scale
             dens = (1 - self.eps) * dens + self.eps * gauss
+        return value, dens
+
+    def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, log|det ∂z/∂y|) for y of shape (n, dim); z in y's dtype."""
+        value, dens = self._cdf(y.double())
         value = value.clamp(1e-15, 1 - 1e-15)
         z = torch.special.ndtri(value)
         log_phi = -0.5 * z**2 - _HALF_LOG_2PI
@@ -107,12 +112,7 @@ class MarginalGaussianization(nn.Module):
             lo, hi = knots[:, 0].expand_as(target).clone(), knots[:, -1].expand_as(target).clone()
         for _ in range(iterations):
             mid = 0.5 * (lo + hi)
-            value, _ = self._pl(mid)
-            if self.eps > 0:
-                value = (1 - self.eps) * value + self.eps * torch.special.ndtr(
-                    (mid - self.mean) / self.scale
-                )
-            below = value < target
+            below = self._cdf(mid)[0] < target
             lo = torch.where(below, mid, lo)
             hi = torch.where(below, hi, mid)
         return (0.5 * (lo + hi)).to(z.dtype)

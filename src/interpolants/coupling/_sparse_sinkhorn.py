@@ -30,12 +30,11 @@ support, and after ``ATTEMPTS`` checks the dense iterations finish the job. The 
 potentials are dense vectors, the plan stays π = exp((f + g − C)/ε).
 
 Written here rather than taken from POT: ``ot.sinkhorn_epsilon_scaling`` iterates on the
-dense kernel at every stage in NumPy (host only, no truncation) and did not finish the
-N(0, I), n = 2048 problem of ``benchmarks/coupling.py`` (``bench_small_eps``) in a time
-limit hundreds of times ours (numbers in ``benchmarks/RESULTS.md``). The sparse products
-are ``torch.sparse_csr_tensor`` matrix–vector products with int32 indices, measured faster
-on CPU than ``index_add_``, ``bincount`` or ``segment_reduce`` over the same entries, and
-available on every torch device. Each stage
+dense kernel at every stage in NumPy (host only, no truncation); the comparison on the
+problems of ``benchmarks/coupling.py`` (``bench_small_eps``) is in ``benchmarks/RESULTS.md``.
+The sparse products are ``torch.sparse_csr_tensor`` matrix–vector products with int32
+indices, the fastest of the alternatives measured there (``index_add_``, ``bincount``,
+``segment_reduce`` over the same entries), and available on every torch device. Each stage
 and check reads a few scalars on the host, the iterations as many as the dense ones.
 """
 
@@ -373,7 +372,7 @@ class _SparseLoop(_Loop):
         """One exact log-domain Sinkhorn iteration on the support.
 
         The sums are shifted by the current potentials rather than by each segment's maximum
-        (sparse products instead of scatters, 2× faster at 5 M entries): exact while every sum
+        (sparse products instead of scatters): exact while every sum
         stays within the normal range, which holds for potentials balanced at up to a few
         times ε; else the segment maxima are used.
         """
@@ -442,5 +441,5 @@ def _segment_lse(z: Tensor, index: Tensor, like: Tensor) -> Tensor:
 
 
 def _at(x: Tensor, index: Tensor) -> Tensor:
-    """x[index] for a 1-D x (``index_select``: faster than advanced indexing on CPU)."""
+    """x[index] for a 1-D x (by ``index_select``)."""
     return torch.index_select(x, 0, index)

@@ -15,6 +15,11 @@ from ._cost import Cost, SquaredEuclideanCost, as_cost, cost_matrix
 __all__ = ["GibbsWeightedCoupling"]
 
 
+def _normalised(log_w: Tensor) -> Tensor:
+    """exp(log_w) / Σ exp(log_w) over the whole matrix (a plan of total mass 1)."""
+    return torch.softmax(log_w.reshape(-1), 0).reshape(log_w.shape)
+
+
 def _draw_pairs(log_w: Tensor, m: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """``m`` pairs (i, j) drawn i.i.d. with probability ∝ exp(log_w[i, j]), on its device.
 
@@ -141,17 +146,14 @@ class GibbsWeightedCoupling(PlanCoupling):
         cost = cost_matrix(self.cost, x0, x1, reduced=False)
         log_w = self._log_kernel(cost, None, None)
         index0, index1 = _draw_pairs(log_w, x1.shape[0], generator)
-        plan = torch.softmax(log_w.reshape(-1), 0).reshape(log_w.shape) if want_plan else None
-        return PairIndices(
-            index0=index0, index1=index1, plan=None if plan is None else plan.to(cost.dtype)
-        )
+        plan = _normalised(log_w).to(cost.dtype) if want_plan else None
+        return PairIndices(index0=index0, index1=index1, plan=plan)
 
     def weighted_plan(
         self, cost: Float[Tensor, "n0 n1"], a: Float[Tensor, " n0"], b: Float[Tensor, " n1"]
     ) -> Plan:
         """π_ij = a_i b_j K_ij / Σ_kl a_k b_l K_kl (its marginals are tilted, not a and b)."""
-        log_w = self._log_kernel(cost, a, b)
-        return torch.softmax(log_w.reshape(-1), 0).reshape(log_w.shape).to(cost.dtype)
+        return _normalised(self._log_kernel(cost, a, b)).to(cost.dtype)
 
     def __repr__(self) -> str:
         return f"GibbsWeightedCoupling(epsilon={self.epsilon:g}, cost={self.cost!r})"

@@ -269,11 +269,11 @@ class EmbeddedRungeKutta(AdaptiveIntegrator):
                 h = min(h, d0 / d1)
         return h
 
-    def _step(self, remaining: float, h: float) -> float:
+    def _step(self, remaining: float, h: float, stretch: float = _STRETCH) -> float:
         """The next step towards a grid point at distance ``remaining``: n = ⌈R / h − θ⌉
         equal steps, each at most (1 + θ / n) h (the whole remainder when it is within
-        (1 + θ) h)."""
-        return remaining / max(1, math.ceil(remaining / h - _STRETCH - 1e-10))
+        (1 + θ) h); θ = ``stretch`` (0 for a retry: never longer than h)."""
+        return remaining / max(1, math.ceil(remaining / h - stretch - 1e-10))
 
     def _factor(self, err: float, previous: float | None) -> float:
         """The step ratio h_new / h after a step with error ``err`` (``previous``: the error
@@ -326,9 +326,8 @@ class EmbeddedRungeKutta(AdaptiveIntegrator):
                     )
                 attempts += 1
                 remaining = abs(stop - t)
-                step = self._step(remaining, h)
-                if rejected and step > h:  # a retry is never stretched past the controller
-                    step = remaining / math.ceil(remaining / h * (1 - 1e-10))
+                # a retry is never stretched past the controller's h
+                step = self._step(remaining, h, 0.0 if rejected else _STRETCH)
                 last = step >= remaining
                 step = remaining if last else step
                 dt = sign * step
