@@ -24,8 +24,14 @@ full cost without numba), and for d ≥ 8 lapx's ``lapjvr`` (:class:`LapxSolver`
 behind the rule, and those of the alternatives compared with it, are in
 ``benchmarks/results/design_notes.md`` ("Couplings").
 
+For the squared Euclidean cost a solver may also work from the points, never forming the
+matrix (:meth:`AssignmentSolver.solve_points`, ``None`` by default): the auction does so for
+batches of 512 or more points in dimension below 8, where its bids are computed from the points
+in cache rather than read from a matrix in memory.
+
 What runs where: everything here runs on the host, in float64 (the auction bids on a float32
-copy of the matrix when float32 holds it; its prices are only a starting point).
+copy of the matrix when float32 holds it, or on float32 values computed from the points; its
+prices are only a starting point).
 """
 
 import abc
@@ -68,6 +74,16 @@ def _lapx_lapjvr() -> Callable[..., Any] | None:
 
     fn: Callable[..., Any] | None = getattr(lap, "lapjvr", None)
     return fn
+
+
+def _checked_permutation(solver: object, perm: NDArray[Any], n: int) -> NDArray[np.int64]:
+    """``perm`` as int64 after checking that it is a permutation of n (else RuntimeError)."""
+    seen = np.zeros(n, dtype=bool)
+    if perm.shape == (n,) and perm.dtype.kind in "iu" and (perm >= 0).all():
+        seen[perm[perm < n]] = True
+    if perm.shape != (n,) or not seen.all():
+        raise RuntimeError(f"{solver!r} did not return a permutation")
+    return perm.astype(np.int64, copy=False)
 
 
 class AssignmentSolver(abc.ABC):
@@ -117,12 +133,49 @@ class AssignmentSolver(abc.ABC):
         host = np.ascontiguousarray(cost, dtype=np.float64)
         private = overwrite or not np.may_share_memory(host, cost)  # a copy of ours
         perm = np.asarray(self.assign(host, dim, overwrite=private))
-        seen = np.zeros(n, dtype=bool)
-        if perm.shape == (n,) and perm.dtype.kind in "iu" and (perm >= 0).all():
-            seen[perm[perm < n]] = True
-        if perm.shape != (n,) or not seen.all():
-            raise RuntimeError(f"{self!r} did not return a permutation")
-        return perm.astype(np.int64, copy=False)
+        return _checked_permutation(self, perm, n)
+
+    def solve_points(
+        self, x0: NDArray[np.floating[Any]], x1: NDArray[np.floating[Any]]
+    ) -> NDArray[np.int64] | None:
+        """An optimal permutation for the squared Euclidean cost C_ij = ‖x0_i − x1_j‖² of two
+        point sets, computed without the n×n matrix, or ``None`` when the solver has no such
+        path for these points (:class:`OTCoupling <interpolants.OTCoupling>` then builds the
+        matrix and calls :meth:`solve`).
+
+        Parameters
+        ----------
+        x0, x1:
+            Finite ``(n, d)`` arrays of the same shape (converted to float64).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``perm`` of shape ``(n,)`` (row ``i`` of x0 ↔ row ``perm[i]`` of x1), checked to
+            be a permutation, or ``None``.
+        """
+        a = np.ascontiguousarray(x0, dtype=np.float64)
+        b = np.ascontiguousarray(x1, dtype=np.float64)
+        if a.ndim != 2 or a.shape != b.shape or a.shape[0] == 0:
+            raise ValueError(
+                f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {a.shape} and "
+                f"{b.shape}"
+            )
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            raise ValueError("x0 and x1 must be finite")
+        perm = self.assign_points(a, b)
+        if perm is None:
+            return None
+        return _checked_permutation(self, np.asarray(perm), a.shape[0])
+
+    def assign_points(
+        self, x0: NDArray[np.float64], x1: NDArray[np.float64]
+    ) -> NDArray[np.int64] | None:
+        """An optimal permutation for C_ij = ‖x0_i − x1_j‖² from the points, or ``None`` (the
+        default: this solver needs the matrix). The method a solver with a path from points
+        implements; :meth:`solve_points` validates its input (finite float64 ``(n, d)``
+        arrays of one shape, n ≥ 1) and checks its result."""
+        return None
 
     def prefers_full_cost(self, dim: int) -> bool:
         """Whether to hand this solver the full cost rather than a reduced form.

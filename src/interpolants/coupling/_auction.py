@@ -2,7 +2,8 @@ r"""The certified ε-scaling auction: near-optimal prices, an exact completion, 
 
 :class:`AuctionSolver` is the exact solver for low-dimensional and large batches (the rule of
 :class:`~interpolants.coupling.AutoAssignmentSolver`); its kernels are compiled by numba
-(``_kernels``) and its optimality proof is the dual certificate of ``_certificate``.
+(``_kernels``; from the points, ``_point_kernels``) and its optimality proof is the dual
+certificate of ``_certificate``.
 """
 
 import math
@@ -12,8 +13,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._assignment import AssignmentSolver, _exact_lap
-from ._certificate import _CERT_TOL, CertifiedAssignment, _certify_reduced, _row_blocks
+from ._certificate import (
+    _CERT_TOL,
+    CertifiedAssignment,
+    _certify_points,
+    _certify_reduced,
+    _row_blocks,
+)
 from ._kernels import _compiled
+from ._point_kernels import _point_kernel
 
 __all__ = ["AuctionSolver"]
 
@@ -35,6 +43,24 @@ def _reduce_by_prices(
         u[s:e] = block.min(axis=1)
         block -= u[s:e, None]
     return reduced, u
+
+
+def _max_norm(points: NDArray[np.float64]) -> float:
+    """max_i ‖points_i‖ without overflow in the squares (inf only if the norm overflows)."""
+    top = float(np.abs(points).max())
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    return top * math.sqrt(float(np.square(points / top).sum(axis=1).max()))
+
+
+def _all_pairs(
+    x: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Every pair (i, j) as a CSR edge set by row, with C_ij = ‖x_i − y_j‖² (small n)."""
+    n = x.shape[0]
+    diff = x[:, None, :] - y[None, :, :]
+    cost = np.einsum("ijk,ijk->ij", diff, diff).reshape(-1)
+    return np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), cost
 
 
 @final
@@ -68,6 +94,14 @@ class AuctionSolver(AssignmentSolver):
     numba (for n ≥ 32) and lapx (else ``lap``, else scipy, for step 2); batches below 32 skip
     the auction.
 
+    **From the points.** For the squared Euclidean cost, :meth:`certified_points` runs the same
+    three steps without the n×n matrix: the bids compute a row's values from the points (in
+    cache, d multiply-adds per entry, instead of reading the row from memory), the exact
+    completion is a sparse LAPJV on the candidate pairs, and the certificate evaluates C in
+    float64 from the points. :class:`~interpolants.OTCoupling` uses it (through
+    :meth:`assign_points`) for batches of at least ``POINTS`` = 512 points of dimension below
+    ``max_point_dim``; below that size the matrix path is faster.
+
     Parameters
     ----------
     scaling:
@@ -79,6 +113,12 @@ class AuctionSolver(AssignmentSolver):
     candidates:
         Length k of the per-row candidate lists (also the edges of the first certificate
         round), ≥ 2.
+    point_scaling, point_list_eps:
+        ``scaling`` and ``list_eps`` of :meth:`certified_points` (its full scans are cheaper,
+        so it keeps them longer and shrinks ε more slowly).
+    max_point_dim:
+        :meth:`assign_points` works from the points for dimensions below this (the values cost
+        d multiply-adds per entry; above, the matrix path is faster).
 
     References
     ----------
@@ -103,6 +143,7 @@ class AuctionSolver(AssignmentSolver):
 
     SMALL = 32  # below this size the auction is skipped (prices 0, every entry a candidate)
     MULTISCALE = 2048  # from this size the auction starts from the prices of a subsample
+    POINTS = 512  # from this size assign_points works from the points (below, the matrix)
     warm_eps = 1.0 / 256
 
     def __init__(
@@ -111,11 +152,18 @@ class AuctionSolver(AssignmentSolver):
         final_eps: float = 1e-6,
         list_eps: float = 1e-4,
         candidates: int = 16,
+        point_scaling: float = 4.0,
+        point_list_eps: float = 1e-5,
+        max_point_dim: int = 8,
     ) -> None:
-        if not scaling > 1.0 or not 0.0 < final_eps < 1.0 or not list_eps > 0.0:
+        if not min(scaling, point_scaling) > 1.0 or not 0.0 < final_eps < 1.0:
             raise ValueError(
-                f"need scaling > 1, 0 < final_eps < 1 and list_eps > 0, got {scaling}, "
-                f"{final_eps}, {list_eps}"
+                "need scaling > 1, point_scaling > 1 and 0 < final_eps < 1, got "
+                f"{scaling}, {point_scaling}, {final_eps}"
+            )
+        if not min(list_eps, point_list_eps) > 0.0:
+            raise ValueError(
+                f"list_eps and point_list_eps must be positive, got {list_eps}, {point_list_eps}"
             )
         if candidates < 2:
             raise ValueError(f"candidates must be >= 2, got {candidates}")
@@ -123,6 +171,9 @@ class AuctionSolver(AssignmentSolver):
         self.final_eps = float(final_eps)
         self.list_eps = float(list_eps)
         self.candidates = int(candidates)
+        self.point_scaling = float(point_scaling)
+        self.point_list_eps = float(point_list_eps)
+        self.max_point_dim = int(max_point_dim)
 
     def certified(
         self, cost: NDArray[np.float64], *, overwrite: bool = False
@@ -224,6 +275,149 @@ class AuctionSolver(AssignmentSolver):
         du, dv, gap = found
         return CertifiedAssignment(perm=perm, u=u + du, v=dv - prices, gap=gap, tol=tol)
 
+    def certified_points(
+        self, x0: NDArray[np.floating[Any]], x1: NDArray[np.floating[Any]]
+    ) -> CertifiedAssignment:
+        r"""An optimal permutation for C_ij = ‖x0_i − x1_j‖² with its dual certificate, from the
+        points: no n×n matrix is formed.
+
+        The three steps of :meth:`certified` with the cost evaluated from the points:
+
+        1. **Prices** from the same ε-scaling auction (with ``point_scaling`` and
+           ``point_list_eps`` for its schedule), a row's values C_ij + p_j computed in float32
+           from the points when a bid needs them (d multiply-adds per entry, in cache, rather
+           than a read of the matrix from memory).
+        2. **Exact completion** on the sparse set of candidate pairs (each row's final
+           candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
+           matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
+        3. **Certificate**: potentials from shortest paths on those pairs, checked against
+           C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points over all n² pairs;
+           violated pairs are added and steps 2–3 repeated until none is violated (δ as in
+           :meth:`certified`, with max C bounded by (max‖x0_i − c‖ + max‖x1_j − c‖)², c the
+           points' centre). If that does not settle, the float64 matrix is built and solved by
+           :meth:`certified`.
+
+        Memory: O(n·(d + ``candidates``)), plus the matrix in the fallback only.
+
+        Parameters
+        ----------
+        x0, x1:
+            Finite ``(n, d)`` arrays of one shape (converted to float64).
+
+        Returns
+        -------
+        CertifiedAssignment
+            ``perm``, potentials ``u``, ``v`` of C, the certified gap and the tolerance δ.
+
+        Example
+        -------
+        >>> import numpy as np
+        >>> from interpolants.coupling import AuctionSolver, certify_assignment
+        >>> rng = np.random.default_rng(0)
+        >>> x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2))
+        >>> out = AuctionSolver().certified_points(x, y)
+        >>> cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+        >>> bool(certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 300 * out.tol)
+        True
+        """
+        x = np.array(x0, dtype=np.float64)  # private copies, centred below
+        y = np.array(x1, dtype=np.float64)
+        if x.ndim != 2 or x.shape != y.shape or x.shape[0] == 0:
+            raise ValueError(
+                f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {x.shape} and "
+                f"{y.shape}"
+            )
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise ValueError("x0 and x1 must be finite")
+        n = x.shape[0]
+        centre = 0.5 * (x.mean(axis=0) + y.mean(axis=0))  # C is invariant to translations
+        x -= centre
+        y -= centre
+        reach = _max_norm(x) + _max_norm(y)
+        scale = reach * reach  # ≥ every C_ij
+        if not math.isfinite(16.0 * scale):
+            raise ValueError("the squared distances of x0 and x1 overflow float64")
+        if n < self.SMALL:
+            prices = np.zeros(n)
+            edges = _all_pairs(x, y)
+        else:
+            prices, cand, assigned = self._point_prices(x, y)
+            kernel = _point_kernel("sqdist_edges")
+            assert kernel is not None  # _point_prices checked numba
+            edges = kernel(x, y, cand, assigned)
+        tol = _CERT_TOL * (scale + float(np.abs(prices).max()))
+        found = _certify_points(x, y, edges, prices, tol)
+        if found is None:  # float64 trouble on the sparse path: solve the matrix instead
+            diff = x[:, None, :] - y[None, :, :]
+            return self.certified(np.einsum("ijk,ijk->ij", diff, diff), overwrite=True)
+        perm, u, v, gap = found
+        return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
+
+    def _point_prices(
+        self, x: NDArray[np.float64], y: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+        """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
+        the auction's assignment)."""
+        auction = _point_kernel("point_auction")
+        span_kernel = _point_kernel("sqdist_range")
+        colmin = _point_kernel("sqdist_colmin")
+        if auction is None or span_kernel is None or colmin is None:
+            raise ImportError("AuctionSolver needs numba (pip install numba)")
+        n = x.shape[0]
+        k = min(self.candidates, n - 1)
+        # the auction runs on C'_ij = ‖x'_i − y'_j‖², x' and y' each centred on its own mean:
+        # C = C' + f(i) + g(j) with g_j = −2 y'_j·δ (δ the difference of the means), so C'
+        # has the same optimal permutations, and its float32 values keep their resolution
+        # when the two sets lie far apart; prices for C are those for C' minus g
+        mx, my = x.mean(axis=0), y.mean(axis=0)
+        xs, ys = x - mx, y - my
+        lo, hi = span_kernel(xs[:: max(1, n // 64)], ys)  # the range over a sample of rows
+        if not hi > lo:
+            lo, hi = span_kernel(xs, ys)
+            if not hi > lo:  # every C_ij equal: any permutation is optimal
+                ident = np.arange(n, dtype=np.int64)
+                return np.zeros(n), np.repeat(ident[:, None], k, axis=1), ident
+        span = hi - lo
+        prices = np.zeros(n)
+        eps0 = span / 4.0
+        if n >= self.MULTISCALE:  # warm prices from the optimum between random quarters
+            rng = np.random.default_rng(n)
+            sub0 = np.sort(rng.choice(n, n // 4, replace=False))
+            sub1 = np.sort(rng.choice(n, n // 4, replace=False))
+            coarse = self.certified_points(xs[sub0], ys[sub1])
+            colmin(xs, sub0, ys, coarse.u, prices)
+            prices *= -1.0
+            eps0 = self.warm_eps * span
+        ym2 = np.ascontiguousarray(-2.0 * ys.T, dtype=np.float32)
+        yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of the float32 y'
+        cand, assigned = auction(
+            xs.astype(np.float32),
+            ym2,
+            yy,
+            prices,
+            eps0,
+            self.final_eps * span,
+            self.point_scaling,
+            k,
+            self.point_list_eps * span,
+        )
+        prices += 2.0 * (ys @ (mx - my))
+        return prices, cand, assigned
+
+    def assign_points(
+        self, x0: NDArray[np.float64], x1: NDArray[np.float64]
+    ) -> NDArray[np.int64] | None:
+        """:meth:`certified_points`' permutation for d < ``max_point_dim`` and n ≥ ``POINTS``
+        (with numba), else ``None`` (the matrix path, faster for small batches; also where
+        squared distances may overflow float64)."""
+        n, dim = x0.shape
+        if n < self.POINTS or dim >= self.max_point_dim or _point_kernel("point_auction") is None:
+            return None
+        reach = math.sqrt(dim) * (float(np.abs(x0).max()) + float(np.abs(x1).max()))
+        if not math.isfinite(64.0 * reach * reach):  # squared distances may overflow
+            return None
+        return self.certified_points(x0, x1).perm
+
     def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         return self.certified(cost, overwrite=overwrite).perm
 
@@ -233,5 +427,7 @@ class AuctionSolver(AssignmentSolver):
     def __repr__(self) -> str:
         return (
             f"AuctionSolver(scaling={self.scaling:g}, final_eps={self.final_eps:g}, "
-            f"list_eps={self.list_eps:g}, candidates={self.candidates})"
+            f"list_eps={self.list_eps:g}, candidates={self.candidates}, "
+            f"point_scaling={self.point_scaling:g}, point_list_eps={self.point_list_eps:g}, "
+            f"max_point_dim={self.max_point_dim})"
         )

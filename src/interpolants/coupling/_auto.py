@@ -39,6 +39,11 @@ class AutoAssignmentSolver(AssignmentSolver):
       ``min_auction_n`` (with numba), where LAPJV's augmenting paths grow long; below that
       :class:`LapxSolver` when lapx is installed, else :class:`LapjvSolver`. Without any
       ``lap`` package it warns once and uses :class:`ScipySolver` in LAPJV's place.
+
+    :meth:`assign_points` asks the solver of that rule, so the squared Euclidean cost of
+    batches of at least ``AuctionSolver.POINTS`` points of dimension below
+    ``AuctionSolver.max_point_dim`` is solved from the points
+    (:meth:`AuctionSolver.certified_points`).
     """
 
     def __init__(self, min_lapjv_dim: int = 8, min_auction_n: int = 2048) -> None:
@@ -78,6 +83,11 @@ class AutoAssignmentSolver(AssignmentSolver):
 
     def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         return self.select(dim, cost.shape[0]).assign(cost, dim, overwrite=overwrite)
+
+    def assign_points(
+        self, x0: NDArray[np.float64], x1: NDArray[np.float64]
+    ) -> NDArray[np.int64] | None:
+        return self.select(x0.shape[1], x0.shape[0]).assign_points(x0, x1)
 
     def prefers_full_cost(self, dim: int) -> bool:
         return self.select(dim).prefers_full_cost(dim)

@@ -3,16 +3,20 @@ r"""Dual certificates of optimality for the assignment problem.
 :func:`certify_assignment` bounds how far a permutation is from optimal from any dual
 potentials (weak duality); :func:`_certify_reduced` finds potentials that prove a permutation
 optimal for a reduced cost matrix (shortest paths on a sparse edge set, a dense check of every
-entry, the violated entries added until none is left). Everything runs on the host in float64,
-in row blocks (no second n×n array).
+entry, the violated entries added until none is left); :func:`_certify_points` does the same for
+the squared Euclidean cost of two point sets without the matrix (an exact sparse assignment on
+candidate pairs, the cost evaluated from the points in the check). Everything runs on the host
+in float64, in row blocks (no second n×n array).
 """
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._kernels import _compiled
+from ._point_kernels import _point_kernel
 
 __all__ = ["CertifiedAssignment", "certify_assignment"]
 
@@ -179,4 +183,76 @@ def _certify_reduced(
             return du, dv, excess + slack
         rows = np.concatenate([rows, *add_r])
         cols = np.concatenate([cols, *add_c])
+    return None
+
+
+def _sparse_lap(
+    indptr: NDArray[np.int64], cols: NDArray[np.int64], weight: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """An optimal permutation of the sparse assignment problem given in CSR by row (sorted
+    columns, a perfect matching among the edges): lapx's ``lapmod`` (Jonker–Volgenant for
+    sparse matrices), else scipy's ``min_weight_full_bipartite_matching``. Each row is shifted
+    to a minimum of 1 and the whole scaled below lapmod's bound on entries (neither changes
+    the optimal permutations)."""
+    n = indptr.shape[0] - 1
+    w = weight - np.repeat(np.minimum.reduceat(weight, indptr[:-1]), np.diff(indptr)) + 1.0
+    top = float(w.max())
+    if top > 1e5:
+        w *= 1e5 / top
+    lapmod = None
+    if importlib.util.find_spec("lap") is not None:
+        import lap  # type: ignore[import-untyped,unused-ignore]
+
+        lapmod = getattr(lap, "lapmod", None)
+    if lapmod is not None:
+        x, _ = lapmod(n, w, indptr, cols, return_cost=False)
+        return np.asarray(x, dtype=np.int64)
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    _, perm = min_weight_full_bipartite_matching(csr_matrix((w, cols, indptr), shape=(n, n)))
+    return np.asarray(perm, dtype=np.int64)
+
+
+def _certify_points(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    edges: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]],
+    prices: NDArray[np.float64],
+    tol: float,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float] | None:
+    """An optimal permutation for C_ij = ‖x_i − y_j‖² (float64 from the points) with potentials
+    proving it: the exact sparse assignment on ``edges`` (CSR by row: pointers, sorted
+    columns, costs; a perfect matching among them), column potentials by shortest paths from
+    v = −``prices``, a check of u_i + v_j ≤ C_ij + ``tol`` over all n² pairs, the violated
+    pairs added and the whole repeated until none is left. Returns (perm, u, v, gap), or
+    None if that fails (a negative cycle in float64, or 64 rounds)."""
+    potentials = _point_kernel("sparse_potentials")
+    excess_rows = _point_kernel("sqdist_excess")
+    violations = _point_kernel("sqdist_violations")
+    assert potentials is not None and excess_rows is not None and violations is not None
+    indptr, cols, cost = edges
+    n = x.shape[0]
+    yt = np.ascontiguousarray(y.T)
+    for _ in range(64):
+        perm = _sparse_lap(indptr, cols, cost + prices[cols])
+        v = -prices
+        if not potentials(indptr, cols, cost, perm, v, 0.25 * tol):
+            return None
+        own = np.einsum("ij,ij->i", x - y[perm], x - y[perm])
+        u = own - v[perm]
+        worst = np.empty(n)
+        excess_rows(x, yt, u, v, worst)
+        bad = np.flatnonzero(worst > tol)
+        if bad.size == 0:
+            gap = float(np.maximum(worst, 0.0).sum())
+            return perm, u, v, gap
+        add_r, add_c = violations(x, y, bad, u, v, tol)
+        rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), add_r])
+        keys = np.unique(np.concatenate([cols, add_c]) + rows * n)
+        rows, cols = keys // n, keys % n
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        diff = x[rows] - y[cols]
+        cost = np.einsum("ij,ij->i", diff, diff)
     return None

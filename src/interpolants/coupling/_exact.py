@@ -111,13 +111,20 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     once and its partner is drawn from the plan's conditional π(· | x1) with ``generator``; the
     x1 marginal is then exact and the x0 marginal exact in expectation.
 
-    What runs where: the cost matrix is one matrix product on the inputs' device, in the form
-    the solver asks for (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖²
-    for d < 8, otherwise the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the
-    same optimal pairings. Only this n×n matrix crosses to the host, in float64 (checked finite
-    by its min and max there, or, for the built-in Euclidean costs when cheaper, by the bound
+    What runs where: for the built-in squared Euclidean cost the solver is first offered the
+    points (:meth:`~AssignmentSolver.solve_points`, flattened to ``(n, d)`` float64 on the
+    host): the default :class:`AutoAssignmentSolver` hands batches of at least
+    ``AuctionSolver.POINTS`` points of dimension below 8 to
+    :meth:`AuctionSolver.certified_points <interpolants.coupling.AuctionSolver.certified_points>`,
+    which never forms the n×n matrix (memory O(n·d) plus candidate lists) and certifies its
+    answer against C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points. Otherwise the
+    cost matrix is one matrix product on the inputs' device, in the form the solver asks for
+    (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖² for d < 8, otherwise
+    the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the same optimal pairings.
+    Only this n×n matrix crosses to the host, in float64 (checked finite by its min and max
+    there, or, for the built-in Euclidean costs when cheaper, by the bound
     (max‖x0‖ + max‖x1‖)² on its entries), for the assignment solver; the indices come back on
-    the device. The default :class:`AutoAssignmentSolver` picks the certified
+    the device. On the matrix, the default :class:`AutoAssignmentSolver` picks the certified
     :class:`~interpolants.coupling.AuctionSolver` for d < 8 and for n ≥ 2048, lapx's
     ``lapjvr`` (else ``lap.lapjv``) otherwise (the rule is explained there). Every solver is
     exact and runs to optimality (a truncated network-simplex solve raises; the auction's
@@ -206,6 +213,14 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
         if n == 1:
             return torch.zeros(1, dtype=torch.int64, device=x0.device)
         dim = math.prod(x0.shape[1:])
+        if isinstance(self.cost, SquaredEuclideanCost):  # a solver may work from the points
+            f0 = x0.detach().reshape(n, dim).to(device="cpu", dtype=torch.float64).numpy()
+            f1 = x1.detach().reshape(n, dim).to(device="cpu", dtype=torch.float64).numpy()
+            if not (np.isfinite(f0).all() and np.isfinite(f1).all()):
+                raise nonfinite_cost(self.cost, x0, x1)
+            points = self.solver.solve_points(f0, f1)
+            if points is not None:
+                return torch.from_numpy(points).to(x0.device)
         full = self.solver.prefers_full_cost(dim)
         host, private = _host_cost(self.cost, x0, x1, full=full)
         perm = self.solver.solve(host, dim, overwrite=private)

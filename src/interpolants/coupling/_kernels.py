@@ -243,20 +243,26 @@ def _unsqueeze_reduce_kernel(half: Any, matrix: Any, prices: Any, u: Any, row: A
 _KERNELS: dict[str, Callable[..., Any]] = {}
 
 
+def _jit(function: Callable[..., Any], *, fast: bool) -> Callable[..., Any]:
+    """``function`` (a plain Python function in numba's subset) compiled by numba, cached on
+    disk where the package folder is writable; ``fast``: with fastmath (lets the min
+    reductions vectorise where every value is finite)."""
+    import numba  # type: ignore[import-untyped,unused-ignore]
+
+    source = inspect.unwrap(function)
+    try:
+        compiled: Callable[..., Any] = numba.njit(cache=True, nogil=True, fastmath=fast)(source)
+    except RuntimeError:  # no writable cache location: compile in memory only
+        compiled = numba.njit(nogil=True, fastmath=fast)(source)
+    return compiled
+
+
 def _compiled(name: str) -> Callable[..., Any] | None:
     """The numba-compiled kernel ``_<name>_kernel`` (cached on disk where the package folder
     is writable); ``None`` without numba."""
     if name not in _KERNELS:
         if importlib.util.find_spec("numba") is None:
             return None
-        import numba  # type: ignore[import-untyped,unused-ignore]
-
-        source = inspect.unwrap(globals()[f"_{name}_kernel"])  # the plain function
-        # fastmath lets the min reductions vectorise where every value is finite; the span
-        # kernel is the one that tests for non-finite values and float32 rounding
-        fast = name != "span"
-        try:
-            _KERNELS[name] = numba.njit(cache=True, nogil=True, fastmath=fast)(source)
-        except RuntimeError:  # no writable cache location: compile in memory only
-            _KERNELS[name] = numba.njit(nogil=True, fastmath=fast)(source)
+        # the span kernel tests for non-finite values and float32 rounding: no fastmath
+        _KERNELS[name] = _jit(globals()[f"_{name}_kernel"], fast=name != "span")
     return _KERNELS[name]

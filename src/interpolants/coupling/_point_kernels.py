@@ -1,0 +1,412 @@
+r"""The numba kernels of the certified assignment from points (:meth:`AuctionSolver.certified_points
+<interpolants.coupling.AuctionSolver.certified_points>`), for C_ij = ‖x_i − y_j‖².
+
+No n×n matrix is formed: a row's values C_ij + p_j − p_min are computed from the points when a
+bid needs them, in float32, into a buffer of n values that stays in cache; the minimum is
+taken over the values' bit patterns as int32 (non-negative floats order like their bits, and
+integer minima vectorise), block by block, so that a bid reads the block minima and one
+block. The exact steps (sparse completion, certificate) evaluate C in float64 from the points.
+
+Each ``_<name>_kernel`` is a plain Python function in numba's subset; :func:`_point_kernel`
+compiles it on first use, after the helpers it calls (``_HELPERS``), and returns ``None``
+without numba.
+"""
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._kernels import _jit
+
+__all__: list[str] = []
+
+_BLOCK = 256  # values per block of a row's minimum search
+
+
+def _row_values(ym2: Any, xi: Any, xx: Any, w: Any, vals: Any) -> None:
+    """vals_j = max(‖x_i‖² + w_j − 2 x_i·y_j, 0) in float32, with ``ym2`` = −2 yᵀ (d, n) and
+    w_j = ‖y_j‖² + p_j − p_min (so the values are C_ij + p_j − p_min ≥ 0 up to rounding)."""
+    d, n = ym2.shape
+    if d == 2:
+        a = xi[0]
+        b = xi[1]
+        for j in range(n):
+            v = w[j] + xx + a * ym2[0, j] + b * ym2[1, j]
+            vals[j] = max(v, np.float32(0.0))
+    else:
+        for j in range(n):
+            vals[j] = w[j] + xx
+        for t in range(d):
+            c = xi[t]
+            for j in range(n):
+                vals[j] += c * ym2[t, j]
+        for j in range(n):
+            vals[j] = max(vals[j], np.float32(0.0))
+
+
+def _block_minima(keys: Any, bmin: Any) -> Any:
+    """Per-block minima of the int32 ``keys`` (bit patterns of non-negative float32 values)
+    into ``bmin``; returns (the minimum, its block)."""
+    n = keys.shape[0]
+    nb = bmin.shape[0]
+    full = n // _BLOCK
+    top = np.int32(2**31 - 1)
+    for b in range(full):
+        m = top
+        base = b * _BLOCK
+        for j in range(_BLOCK):
+            m = min(m, keys[base + j])
+        bmin[b] = m
+    if nb > full:
+        m = top
+        for j in range(full * _BLOCK, n):
+            m = min(m, keys[j])
+        bmin[full] = m
+    b1 = top
+    jb = 0
+    for b in range(nb):
+        if bmin[b] < b1:
+            b1 = bmin[b]
+            jb = b
+    return b1, jb
+
+
+def _best_two(keys: Any, bmin: Any) -> Any:
+    """(j1, key of the second smallest value) for the row in ``keys``: j1 the first index of
+    the smallest value, the second smallest over all other entries (ties count)."""
+    n = keys.shape[0]
+    nb = bmin.shape[0]
+    k1, jb = _block_minima(keys, bmin)
+    s = jb * _BLOCK
+    e = min(s + _BLOCK, n)
+    j1 = s
+    for j in range(s, e):
+        if keys[j] == k1:
+            j1 = j
+            break
+    k2 = np.int32(2**31 - 1)
+    for b in range(nb):
+        if b != jb:
+            k2 = min(k2, bmin[b])
+    keys[j1] = np.int32(2**31 - 1)
+    for j in range(s, e):
+        k2 = min(k2, keys[j])
+    keys[j1] = k1
+    return j1, k2
+
+
+def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
+    """‖x_i − y_j‖² in float64."""
+    s = 0.0
+    for t in range(x.shape[1]):
+        dl = np.float64(x[i, t]) - np.float64(y[j, t])
+        s += dl * dl
+    return s
+
+
+def _point_auction_kernel(
+    x: Any, ym2: Any, yy: Any, prices: Any, eps0: Any, eps_final: Any, theta: Any, k: Any,
+    list_eps: Any,
+) -> Any:  # fmt: skip
+    """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
+
+    The same auction as ``_kernels._auction_kernel`` (persons are rows, objects columns;
+    ε-complementary slackness per phase; ε divided by ``theta`` down to ``eps_final``; from
+    ``list_eps`` on, bids from per-row lists of the k cheapest objects, rescanned only when
+    the list may be stale), with the row values computed from the points (``_row_values``)
+    instead of read from a matrix, and the row minima found on their int32 bit patterns.
+    ``x`` (n, d) float32, ``ym2`` = −2 yᵀ (d, n) float32, ``yy`` = ‖y_j‖² (float64, of the
+    float32 y); ``prices`` (n,) float64, updated in place. Returns (candidate lists (n, k),
+    the final assignment (n,)). Plain Python here; :func:`_point_kernel` compiles it.
+    """
+    n = x.shape[0]
+    d = x.shape[1]
+    m = k + 1
+    nb = (n + _BLOCK - 1) // _BLOCK
+    owner = np.full(n, -1, np.int64)
+    assigned = np.full(n, -1, np.int64)
+    queue = np.empty(n, np.int64)
+    cand = np.zeros((n, k), np.int64)
+    near = np.zeros((n, k))  # near[i, t] = C_ic − ‖x_i‖² for c = cand[i, t] (list units)
+    thr = np.full(n, -np.inf)  # list units
+    hv = np.empty(m)
+    hi = np.empty(m, np.int64)
+    vals = np.empty(n, np.float32)
+    keys = vals.view(np.int32)
+    one = np.empty(1, np.int32)
+    one_f = one.view(np.float32)
+    bmin = np.empty(nb, np.int32)
+    xx = np.empty(n, np.float32)
+    for i in range(n):
+        s = 0.0
+        for t in range(d):
+            s += np.float64(x[i, t]) * x[i, t]
+        xx[i] = s
+    pmin = prices.min()  # prices only rise: C + p − pmin stays ≥ 0
+    w = np.empty(n, np.float32)
+    for j in range(n):
+        w[j] = yy[j] + (prices[j] - pmin)
+    eps = eps0
+    while True:
+        nfree = 0
+        for i in range(n):  # a new phase: keep the objects still within ε of the best
+            j = assigned[i]
+            if j >= 0:
+                best = np.inf
+                for t in range(k):
+                    val = near[i, t] + prices[cand[i, t]]
+                    if val < best:
+                        best = val
+                if not best <= thr[i]:
+                    _row_values(ym2, x[i], xx[i], w, vals)
+                    one[0] = _block_minima(keys, bmin)[0]
+                    best = np.float64(one_f[0]) + pmin - xx[i]
+                cj = yy[j]
+                for t in range(d):
+                    cj += np.float64(x[i, t]) * ym2[t, j]
+                if cj + prices[j] <= best + eps:
+                    continue
+                owner[j] = -1
+                assigned[i] = -1
+            queue[nfree] = i
+            nfree += 1
+        if nfree == 0:
+            if eps <= eps_final:
+                break
+            eps = max(eps / theta, eps_final)
+            continue
+        head = 0
+        tail = nfree if nfree < n else 0
+        while nfree > 0:
+            i = queue[head]
+            head += 1
+            if head == n:
+                head = 0
+            b1 = np.inf
+            b2 = np.inf
+            j1 = 0
+            rescan = True
+            if eps <= list_eps:
+                for t in range(k):
+                    val = near[i, t] + prices[cand[i, t]]
+                    if val < b2:
+                        if val < b1:
+                            b2 = b1
+                            b1 = val
+                            j1 = cand[i, t]
+                        else:
+                            b2 = val
+                rescan = not b2 <= thr[i]
+            if rescan:
+                _row_values(ym2, x[i], xx[i], w, vals)
+                if eps > list_eps:  # coarse phases: the two best objects only
+                    j1, k2 = _best_two(keys, bmin)
+                    one[0] = k2
+                    b1 = np.float64(vals[j1])
+                    b2 = np.float64(one_f[0])
+                    thr[i] = -np.inf
+                else:  # the m smallest values, visiting only blocks that can hold one
+                    jb = _block_minima(keys, bmin)[1]
+                    cnt = 0
+                    for bb in range(nb + 1):
+                        b = jb if bb == 0 else bb - 1
+                        if bb > 0 and b == jb:
+                            continue
+                        if cnt == m:
+                            one[0] = bmin[b]
+                            if np.float64(one_f[0]) >= hv[k]:
+                                continue
+                        s = b * _BLOCK
+                        e = min(s + _BLOCK, n)
+                        for j in range(s, e):
+                            val = np.float64(vals[j])
+                            if cnt < m or val < hv[k]:
+                                t = cnt if cnt < m else k
+                                if cnt < m:
+                                    cnt += 1
+                                while t > 0 and hv[t - 1] > val:
+                                    hv[t] = hv[t - 1]
+                                    hi[t] = hi[t - 1]
+                                    t -= 1
+                                hv[t] = val
+                                hi[t] = j
+                    for t in range(k):
+                        c = hi[t]
+                        cc = yy[c]
+                        for q in range(d):
+                            cc += np.float64(x[i, q]) * ym2[q, c]
+                        cand[i, t] = c
+                        near[i, t] = cc
+                    thr[i] = hv[k] + pmin - xx[i]
+                    b1 = hv[0]
+                    b2 = hv[1]
+                    j1 = hi[0]
+            prices[j1] += b2 - b1 + eps
+            w[j1] = yy[j1] + (prices[j1] - pmin)
+            prev = owner[j1]
+            owner[j1] = i
+            assigned[i] = j1
+            if prev >= 0:
+                assigned[prev] = -1
+                queue[tail] = prev
+                tail += 1
+                if tail == n:
+                    tail = 0
+            else:
+                nfree -= 1
+        if eps <= eps_final:
+            break
+        eps = max(eps / theta, eps_final)
+    return cand, assigned
+
+
+def _sqdist_range_kernel(x: Any, y: Any) -> Any:
+    """(min, max) of ‖x_i − y_j‖² over all pairs, float64. Plain Python; compiled by numba."""
+    lo = np.inf
+    hi = -np.inf
+    for i in range(x.shape[0]):
+        for j in range(y.shape[0]):
+            s = _sqdist(x, i, y, j)
+            lo = min(lo, s)
+            hi = max(hi, s)
+    return lo, hi
+
+
+def _sqdist_colmin_kernel(x: Any, rows: Any, y: Any, shift: Any, out: Any) -> None:
+    """out_j = min over t of ‖x_rows[t] − y_j‖² − shift_t (float64), the c-transform of the
+    row potentials ``shift`` of a subsample. Plain Python; compiled by numba."""
+    out[:] = np.inf
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for j in range(y.shape[0]):
+            v = _sqdist(x, i, y, j) - shift[t]
+            if v < out[j]:
+                out[j] = v
+
+
+def _sqdist_edges_kernel(x: Any, y: Any, cand: Any, assigned: Any) -> Any:
+    """The sparse edge set {(i, c): c in cand[i]} ∪ {(i, assigned[i])} as CSR by row (column
+    indices sorted, unique) with the float64 costs ‖x_i − y_c‖². Plain Python; compiled."""
+    n, k = cand.shape
+    indptr = np.zeros(n + 1, np.int64)
+    cols = np.empty(n * (k + 1), np.int64)
+    cost = np.empty(n * (k + 1))
+    tmp = np.empty(k + 1, np.int64)
+    pos = 0
+    for i in range(n):
+        for t in range(k):
+            tmp[t] = cand[i, t]
+        tmp[k] = assigned[i]
+        tmp.sort()
+        last = -1
+        for t in range(k + 1):
+            c = tmp[t]
+            if c != last:
+                cols[pos] = c
+                cost[pos] = _sqdist(x, i, y, c)
+                pos += 1
+                last = c
+        indptr[i + 1] = pos
+    return indptr, cols[:pos].copy(), cost[:pos].copy()
+
+
+def _sparse_potentials_kernel(
+    indptr: Any, cols: Any, cost: Any, perm: Any, v: Any, slack: Any
+) -> Any:
+    """Lower the column potentials ``v`` (in place) until v_j ≤ v_perm(i) + C_ij − C_i,perm(i)
+    + ``slack`` on every edge (i, j) of the CSR set (shortest paths in the residual graph of
+    ``perm``, queue-based Bellman–Ford). False if they do not settle (a negative cycle:
+    ``perm`` is not optimal on the edges). Plain Python; compiled by numba."""
+    n = perm.shape[0]
+    row_of = np.empty(n, np.int64)
+    own = np.empty(n)
+    for i in range(n):
+        row_of[perm[i]] = i
+        for e in range(indptr[i], indptr[i + 1]):
+            if cols[e] == perm[i]:
+                own[i] = cost[e]
+    queued = np.ones(n, np.bool_)
+    queue = np.arange(n)
+    head = 0
+    size = n
+    pushes = 0
+    limit = 64 * n + 1024
+    while size > 0:
+        c = queue[head]
+        head = head + 1 if head + 1 < n else 0
+        size -= 1
+        queued[c] = False
+        i = row_of[c]
+        base = v[c] - own[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            j = cols[e]
+            val = base + cost[e]
+            if val < v[j] - slack:
+                v[j] = val
+                if not queued[j]:
+                    queued[j] = True
+                    tail = head + size
+                    queue[tail - n if tail >= n else tail] = j
+                    size += 1
+                    pushes += 1
+                    if pushes > limit:
+                        return False
+    return True
+
+
+def _sqdist_excess_kernel(x: Any, yt: Any, u: Any, v: Any, out: Any) -> None:
+    """out_i = max_j (u_i + v_j − ‖x_i − y_j‖²), float64, ``yt`` = yᵀ (d, n): the dual
+    violation of each row, over all n² pairs. Plain Python; compiled by numba."""
+    d, n1 = yt.shape
+    for i in range(x.shape[0]):
+        low = np.inf
+        for j in range(n1):
+            s = 0.0
+            for t in range(d):
+                dl = x[i, t] - yt[t, j]
+                s += dl * dl
+            low = min(low, s - v[j])
+        out[i] = u[i] - low
+
+
+def _sqdist_violations_kernel(x: Any, y: Any, rows: Any, u: Any, v: Any, tol: Any) -> Any:
+    """The pairs (i, j), i in ``rows``, with ‖x_i − y_j‖² − v_j < u_i − tol.
+    Plain Python; compiled by numba."""
+    count = 0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for j in range(y.shape[0]):
+            if _sqdist(x, i, y, j) - v[j] < u[i] - tol:
+                count += 1
+    out_r = np.empty(count, np.int64)
+    out_c = np.empty(count, np.int64)
+    pos = 0
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        for j in range(y.shape[0]):
+            if _sqdist(x, i, y, j) - v[j] < u[i] - tol:
+                out_r[pos] = i
+                out_c[pos] = j
+                pos += 1
+    return out_r, out_c
+
+
+_HELPERS = ("_row_values", "_block_minima", "_best_two", "_sqdist")  # callees first
+_KERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def _point_kernel(name: str) -> Callable[..., Any] | None:
+    """The numba-compiled kernel ``_<name>_kernel`` of this module (its helpers compiled first,
+    in place of the plain functions, so that compiled code can call them); ``None`` without
+    numba."""
+    if name not in _KERNELS:
+        if importlib.util.find_spec("numba") is None:
+            return None
+        scope = globals()
+        for helper in _HELPERS:
+            if helper not in _KERNELS:
+                _KERNELS[helper] = scope[helper] = _jit(scope[helper], fast=True)
+        _KERNELS[name] = _jit(scope[f"_{name}_kernel"], fast=True)
+    return _KERNELS[name]

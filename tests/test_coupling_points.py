@@ -1,0 +1,207 @@
+"""Exact OT from the points (squared Euclidean cost, no n×n matrix): the certified auction's
+point path against POT's network simplex, its certificate, its fallbacks and its hooks."""
+
+import math
+
+import numpy as np
+import ot
+import pytest
+import torch
+
+from interpolants import OTCoupling
+from interpolants.coupling import (
+    AssignmentSolver,
+    AuctionSolver,
+    AutoAssignmentSolver,
+    LapxSolver,
+    certify_assignment,
+)
+from interpolants.coupling import _auction as auction_module
+from interpolants.coupling import _auto as auto_module
+from interpolants.coupling import _exact as exact_module
+
+pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs numba")
+
+
+def _points(kind, n, d=2, seed=0):
+    """Point clouds with and without structure, far apart, tied, duplicated, degenerate."""
+    rng = np.random.default_rng(seed)
+    if kind == "gauss":
+        return rng.standard_normal((n, d)), rng.standard_normal((n, d)) + 0.5
+    if kind == "moons":
+        t = rng.uniform(0, math.pi, n)
+        up = rng.random(n) < 0.5
+        moons = np.where(up[:, None], np.c_[np.cos(t), np.sin(t)], np.c_[1 - np.cos(t), -np.sin(t)])
+        return rng.standard_normal((n, 2)), moons + 0.05 * rng.standard_normal((n, 2))
+    if kind == "clustered":
+        centres = 5 * rng.standard_normal((12, d))
+        pick = lambda: centres[rng.integers(0, 12, n)] + 0.1 * rng.standard_normal((n, d))  # noqa: E731
+        return pick(), pick()
+    if kind == "far":  # two clouds 1e4 apart: C spans a sliver of its magnitude
+        return rng.standard_normal((n, d)), rng.standard_normal((n, d)) + 1e4
+    if kind == "scale1e-3":
+        return 1e-3 * rng.standard_normal((n, d)), 1e-3 * rng.uniform(-1, 1, (n, d))
+    if kind == "duplicates":
+        base = rng.standard_normal((max(n // 8, 1), d))
+        return base[rng.integers(0, len(base), n)], np.round(2 * rng.standard_normal((n, d))) / 2
+    if kind == "grid":  # a lattice against a shifted copy: ties everywhere
+        side = math.ceil(math.sqrt(n))
+        g = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n]
+        return g.astype(float), g[rng.permutation(n)] + 0.5
+    if kind == "one-point":  # x0 a single repeated point: every permutation is optimal
+        return np.ones((n, d)), rng.standard_normal((n, d))
+    if kind == "all-equal":
+        return np.full((n, d), 2.0), np.full((n, d), -1.0)
+    raise ValueError(kind)
+
+
+def _cost(x, y):
+    diff = x[:, None, :] - y[None, :, :]
+    return np.einsum("ijk,ijk->ij", diff, diff)
+
+
+def _optimum(cost):
+    n = cost.shape[0]
+    a = np.full(n, 1.0 / n)
+    return float(ot.emd2(a, a, cost, numItermax=10**8)) * n
+
+
+KINDS = ["gauss", "moons", "clustered", "far", "scale1e-3", "duplicates", "grid", "one-point"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [20, 300, 700])
+def test_points_path_is_certified_and_equals_pot(kind, n, monkeypatch):
+    # n = 20 pairs every point (no auction); n = 700 runs the multiscale warm start (its
+    # threshold lowered to 256 here)
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    x, y = _points(kind, n)
+    out = AuctionSolver().certified_points(x, y)
+    cost = _cost(x, y)
+    assert sorted(out.perm.tolist()) == list(range(n))
+    # the potentials prove the permutation optimal on the matrix built here, up to the
+    # certified bound 2nδ (δ = 2^-40 (max C + max|p|); float64 rounding of C is ~2^-52 max C),
+    # plus the rounding of this einsum's C against the solver's (a few ulps of max C per row)
+    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
+    assert out.gap <= 2 * n * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    total = float(cost[np.arange(n), out.perm].sum())
+    assert total == pytest.approx(_optimum(cost), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 3, 7])
+def test_points_path_in_other_dimensions(d, monkeypatch):
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    x, y = _points("clustered", 600, d=d)
+    out = AuctionSolver().certified_points(x, y)
+    cost = _cost(x, y)
+    assert float(cost[np.arange(600), out.perm].sum()) == pytest.approx(_optimum(cost), rel=1e-9)
+
+
+def test_constant_cost_gives_any_permutation_with_an_exact_certificate():
+    x, y = _points("all-equal", 600)
+    out = AuctionSolver().certified_points(x, y)
+    assert sorted(out.perm.tolist()) == list(range(600)) and out.gap == 0.0
+    assert certify_assignment(_cost(x, y), out.perm, out.u, out.v) == 0.0
+
+
+def test_otcoupling_uses_the_points_and_no_matrix(monkeypatch):
+    # from AuctionSolver.POINTS on, the squared Euclidean cost never becomes an n×n matrix
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("the cost matrix was built")
+
+    monkeypatch.setattr(exact_module, "_host_cost", no_matrix)
+    n = AuctionSolver.POINTS
+    for dtype in (torch.float32, torch.float64):
+        gen = torch.Generator().manual_seed(3)
+        x0 = torch.randn(n, 2, generator=gen, dtype=dtype)
+        x1 = torch.randn(n, 2, generator=gen, dtype=dtype) * 2
+        p = OTCoupling()(x0, x1)
+        cost = _cost(x0.double().numpy(), x1.double().numpy())
+        total = float(cost[p.index0.numpy(), p.index1.numpy()].sum())
+        assert total == pytest.approx(_optimum(cost), rel=1e-9)
+        assert p.x0.dtype == dtype and sorted(p.index0.tolist()) == list(range(n))
+
+
+def test_otcoupling_images_are_flattened_for_the_points():
+    gen = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(512, 1, 2, 2, generator=gen), torch.randn(512, 1, 2, 2, generator=gen)
+    p = OTCoupling()(x0, x1)
+    cost = _cost(x0.reshape(512, 4).double().numpy(), x1.reshape(512, 4).double().numpy())
+    total = float(cost[p.index0.numpy(), p.index1.numpy()].sum())
+    assert total == pytest.approx(_optimum(cost), rel=1e-9)
+
+
+def test_small_batches_high_dimension_and_overflow_use_the_matrix():
+    solver = AuctionSolver()
+    x, y = _points("gauss", AuctionSolver.POINTS - 1)
+    assert solver.assign_points(x, y) is None  # below POINTS: the matrix path is faster
+    x, y = _points("gauss", 600, d=8)
+    assert solver.assign_points(x, y) is None  # d ≥ max_point_dim
+    assert AuctionSolver(max_point_dim=9).assign_points(x, y) is not None
+    big = np.full((600, 2), 1e160)
+    big[::2] *= -1
+    assert solver.assign_points(big, big) is None  # squared distances overflow float64
+    with pytest.raises(ValueError, match="overflow"):
+        solver.certified_points(big, big)
+    # through OTCoupling the overflow is reported as the cost's (matrix path)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        OTCoupling()(torch.from_numpy(big), torch.from_numpy(big.copy()))
+
+
+def test_failed_sparse_certificate_falls_back_to_the_matrix(monkeypatch):
+    monkeypatch.setattr(auction_module, "_certify_points", lambda *a, **k: None)
+    x, y = _points("moons", 400)
+    out = AuctionSolver().certified_points(x, y)
+    cost = _cost(x, y)
+    assert float(cost[np.arange(400), out.perm].sum()) == pytest.approx(_optimum(cost), rel=1e-9)
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 400 * out.tol + 1e-9
+
+
+def test_sparse_completion_without_lapmod_uses_scipy(monkeypatch):
+    import lap
+
+    monkeypatch.delattr(lap, "lapmod")
+    x, y = _points("clustered", 500)
+    out = AuctionSolver().certified_points(x, y)
+    cost = _cost(x, y)
+    assert float(cost[np.arange(500), out.perm].sum()) == pytest.approx(_optimum(cost), rel=1e-9)
+
+
+def test_points_arguments_and_missing_numba(monkeypatch):
+    solver = AuctionSolver()
+    with pytest.raises(ValueError, match="one shape"):
+        solver.certified_points(np.zeros((5, 2)), np.zeros((6, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        solver.certified_points(np.full((40, 2), np.nan), np.zeros((40, 2)))
+    with pytest.raises(ValueError, match="one shape"):
+        solver.solve_points(np.zeros(5), np.zeros(5))
+    with pytest.raises(ValueError, match="finite"):
+        solver.solve_points(np.full((600, 2), np.inf), np.zeros((600, 2)))
+    for bad in ({"point_scaling": 1.0}, {"point_list_eps": 0.0}):
+        with pytest.raises(ValueError):
+            AuctionSolver(**bad)
+    monkeypatch.setattr(auction_module, "_point_kernel", lambda name: None)
+    x, y = _points("gauss", 600)
+    assert solver.assign_points(x, y) is None  # the matrix path decides what to do
+    with pytest.raises(ImportError, match="numba"):
+        solver.certified_points(x, y)
+
+
+def test_solver_hooks_for_points():
+    # the default: no path from points; the automatic rule delegates to the auction for d < 8
+    x, y = _points("gauss", 600)
+    assert LapxSolver().solve_points(x, y) is None
+    perm = AutoAssignmentSolver().solve_points(x, y)
+    cost = _cost(x, y)
+    assert float(cost[np.arange(600), perm].sum()) == pytest.approx(_optimum(cost), rel=1e-9)
+
+    class Broken(AssignmentSolver):  # a path from points that returns a non-permutation
+        def assign(self, cost, dim, *, overwrite):
+            return np.arange(cost.shape[0])
+
+        def assign_points(self, x0, x1):
+            return np.zeros(x0.shape[0], dtype=np.int64)
+
+    with pytest.raises(RuntimeError, match="permutation"):
+        OTCoupling(solver=Broken())(torch.from_numpy(x), torch.from_numpy(y))
