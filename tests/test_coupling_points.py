@@ -205,3 +205,58 @@ def test_solver_hooks_for_points():
 
     with pytest.raises(RuntimeError, match="permutation"):
         OTCoupling(solver=Broken())(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def _repeated(n, m0, m1, seed=0):
+    """n points drawn from m0 (resp. m1) distinct points, every one used."""
+    rng = np.random.default_rng(seed)
+    base0, base1 = rng.standard_normal((m0, 2)), 3 * rng.standard_normal((m1, 2))
+    pick0 = np.concatenate([np.arange(m0), rng.integers(0, m0, n - m0)])
+    pick1 = np.concatenate([np.arange(m1), rng.integers(0, m1, n - m1)])
+    return base0[rng.permutation(pick0)], base1[rng.permutation(pick1)]
+
+
+@pytest.mark.parametrize("transport", [True, False])
+def test_repeated_points_through_the_transportation_problem(transport, monkeypatch):
+    # 40 and 30 distinct points among 600: the transportation problem between them (or, with
+    # it disabled, the auction, whose bids tie on repeated points) gives a certified optimum
+    from interpolants.coupling import _repeated as repeated_module
+
+    if not transport:
+        monkeypatch.setattr(repeated_module, "_SHRINK", 10**12)
+    used = []
+    real = auction_module._transport_assignment
+
+    def spy(*args):
+        out = real(*args)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(auction_module, "_transport_assignment", spy)
+    x, y = _repeated(600, 40, 30)
+    out = AuctionSolver().certified_points(x, y)
+    assert used == [transport]
+    cost = _cost(x, y)
+    assert sorted(out.perm.tolist()) == list(range(600))
+    assert out.gap <= 2 * 600 * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 600 * out.tol + 1e-9
+    total = float(cost[np.arange(600), out.perm].sum())
+    assert total == pytest.approx(_optimum(cost), rel=1e-9)
+
+
+def test_expanding_an_integral_transport_plan_uses_every_pair_as_often_as_the_plan():
+    from interpolants.coupling._repeated import _expand
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        m0, m1 = rng.integers(1, 6, size=2)
+        flow = rng.integers(0, 4, size=(m0, m1))
+        flow[flow.sum(axis=1) == 0, 0] = 1  # every group non-empty
+        flow[0, flow.sum(axis=0) == 0] = 1
+        g0 = rng.permutation(np.repeat(np.arange(m0), flow.sum(axis=1)))
+        g1 = rng.permutation(np.repeat(np.arange(m1), flow.sum(axis=0)))
+        perm = _expand(flow, g0, g1)
+        assert sorted(perm.tolist()) == list(range(g0.size))
+        counts = np.zeros((m0, m1), dtype=np.int64)
+        np.add.at(counts, (g0, g1[perm]), 1)
+        assert np.array_equal(counts, flow)

@@ -22,6 +22,7 @@ from ._certificate import (
 )
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
+from ._repeated import _transport_assignment
 
 __all__ = ["AuctionSolver"]
 
@@ -297,6 +298,13 @@ class AuctionSolver(AssignmentSolver):
            points' centre). If that does not settle, the float64 matrix is built and solved by
            :meth:`certified`.
 
+        **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
+        m0·m1 ≤ n²/64: quantised data, duplicates), the problem is the transportation problem
+        between the distinct points with their multiplicities as masses: it is solved exactly
+        by POT's network simplex on the m0 × m1 matrix, its integral plan expanded into a
+        permutation, and its dual potentials checked over every pair of distinct points
+        (which covers every pair of points).
+
         Memory: O(n·(d + ``candidates``)), plus the matrix in the fallback only.
 
         Parameters
@@ -337,6 +345,11 @@ class AuctionSolver(AssignmentSolver):
         scale = reach * reach  # ≥ every C_ij
         if not math.isfinite(16.0 * scale):
             raise ValueError("the squared distances of x0 and x1 overflow float64")
+        if n >= self.SMALL:  # many repeated points: the transportation problem between them
+            repeated = _transport_assignment(x, y, scale)
+            if repeated is not None:
+                perm, u, v, gap, tol = repeated
+                return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
         if n < self.SMALL:
             prices = np.zeros(n)
             edges = _all_pairs(x, y)

@@ -358,17 +358,27 @@ def _sparse_potentials_kernel(
 
 def _sqdist_excess_kernel(x: Any, yt: Any, u: Any, v: Any, out: Any) -> None:
     """out_i = max_j (u_i + v_j − ‖x_i − y_j‖²), float64, ``yt`` = yᵀ (d, n): the dual
-    violation of each row, over all n² pairs. Plain Python; compiled by numba."""
+    violation of each row, over all n² pairs. A row's C_ij − v_j go to a buffer and their
+    minimum is taken on order-preserving int64 keys of their bit patterns (an integer
+    minimum vectorises; the float one does not). Plain Python; compiled by numba."""
     d, n1 = yt.shape
+    top = np.int64(9223372036854775807)
+    buf = np.empty(n1)
+    bits = buf.view(np.int64)
     for i in range(x.shape[0]):
-        low = np.inf
         for j in range(n1):
-            s = 0.0
-            for t in range(d):
-                dl = x[i, t] - yt[t, j]
-                s += dl * dl
-            low = min(low, s - v[j])
-        out[i] = u[i] - low
+            buf[j] = -v[j]
+        for t in range(d):
+            a = x[i, t]
+            for j in range(n1):
+                dl = a - yt[t, j]
+                buf[j] += dl * dl
+        low = top
+        for j in range(n1):
+            b = bits[j]
+            low = min(low, b ^ ((b >> 63) & top))  # negative floats: flip the magnitude bits
+        bits[0] = low ^ ((low >> 63) & top)
+        out[i] = u[i] - buf[0]
 
 
 def _sqdist_violations_kernel(x: Any, y: Any, rows: Any, u: Any, v: Any, tol: Any) -> Any:

@@ -1,0 +1,85 @@
+r"""Exact assignment between point sets with many repeated points, as a transportation problem.
+
+If x0 takes only m0 distinct values (multiplicities a_g) and x1 only m1 (multiplicities b_h),
+the assignment problem min_σ Σ_i ‖x0_i − x1_σ(i)‖² is the transportation problem between the
+distinct points with integer masses a and b: a vertex solution F of it is integral (the
+constraint matrix is totally unimodular), and pairing the a_g copies of point g with F_gh
+copies of point h, for every h, gives an optimal permutation. Dual potentials (u_g, v_h)
+proving F optimal prove that permutation optimal too (C_ij = C_g(i)h(j)). Solved by POT's
+network simplex on the m0 × m1 matrix when it is much smaller than n × n (repeated points
+make the auction's bids tie, so this is also where the auction is slowest).
+"""
+
+import warnings
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._certificate import _CERT_TOL
+
+__all__: list[str] = []
+
+_SHRINK = 64  # used when m0·m1 ≤ n² / _SHRINK
+
+
+def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The distinct rows of ``points`` and, for each row, the index of its distinct row."""
+    values, inverse = np.unique(points, axis=0, return_inverse=True)
+    return values, inverse.reshape(-1).astype(np.int64)
+
+
+def _expand(
+    flow: NDArray[np.int64],
+    groups0: NDArray[np.int64],
+    groups1: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """A permutation realising the integral transport ``flow`` (m0 × m1) between the groups:
+    row i (group g) is paired with a row of group h, each pair (g, h) used F_gh times."""
+    g, h = np.nonzero(flow)
+    f = flow[g, h]
+    slot = np.repeat(np.arange(g.size), f)  # one slot per pair, in (g, h) order
+    rows = np.argsort(groups0, kind="stable")  # rows of x0 grouped in the same order
+    by_h = np.lexsort((g, h))  # the pairs in (h, g) order: their slots meet x1's groups
+    rank = np.empty(g.size, dtype=np.int64)
+    rank[by_h] = np.arange(g.size)
+    starts = np.concatenate([[0], np.cumsum(f[by_h])[:-1]])  # first x1 position per pair
+    offset = np.arange(slot.size) - np.repeat(np.cumsum(f) - f, f)  # position in the pair
+    cols = np.argsort(groups1, kind="stable")
+    perm = np.empty(slot.size, dtype=np.int64)
+    perm[rows] = cols[starts[rank[slot]] + offset]
+    return perm
+
+
+def _transport_assignment(
+    x: NDArray[np.float64], y: NDArray[np.float64], scale: float
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float, float] | None:
+    """(perm, u, v, gap, δ) for C_ij = ‖x_i − y_j‖² through the transportation problem between
+    the distinct points, certified over every pair of distinct points with the tolerance
+    δ = 2⁻⁴⁰·(``scale`` + max|u| + max|v|) (``scale`` ≥ max C), or None when the points are
+    not repeated enough (or the check fails)."""
+    n = x.shape[0]
+    ux, gx = _distinct(x)
+    uy, gy = _distinct(y)
+    if ux.shape[0] * uy.shape[0] * _SHRINK > n * n:
+        return None
+    import ot
+
+    diff = ux[:, None, :] - uy[None, :, :]
+    cost = np.einsum("ijk,ijk->ij", diff, diff)
+    a = np.bincount(gx, minlength=ux.shape[0]).astype(np.float64)
+    b = np.bincount(gy, minlength=uy.shape[0]).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a truncated solve is not optimal
+        plan, log = ot.emd(a, b, cost, numItermax=10**9, log=True)
+    flow = np.rint(plan).astype(np.int64)
+    if (flow.sum(axis=1) != a).any() or (flow.sum(axis=0) != b).any():
+        return None  # not an integral vertex (cannot happen for an exact network simplex)
+    u, v = np.asarray(log["u"], dtype=np.float64), np.asarray(log["v"], dtype=np.float64)
+    tol = _CERT_TOL * (scale + float(np.abs(u).max()) + float(np.abs(v).max()))
+    excess = np.maximum(u[:, None] + v[None, :] - cost, 0.0).max(axis=1)
+    slack = np.abs(cost - u[:, None] - v[None, :])[flow > 0]
+    if excess.max() > tol or slack.max() > tol:
+        return None
+    perm = _expand(flow, gx, gy)
+    gap = float((excess * a).sum() + (np.abs(cost - u[:, None] - v[None, :]) * flow).sum())
+    return perm, u[gx], v[gy], gap, tol
