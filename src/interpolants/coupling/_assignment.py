@@ -168,6 +168,12 @@ class AssignmentSolver(abc.ABC):
             return None
         return _checked_permutation(self, np.asarray(perm), a.shape[0])
 
+    def prefers_points(self, n: int, dim: int) -> bool:
+        """Whether :meth:`solve_points` may return a permutation for ``n`` points of dimension
+        ``dim`` (``False`` by default): :class:`OTCoupling <interpolants.OTCoupling>` copies
+        the points to the host only when it does."""
+        return False
+
     def assign_points(
         self, x0: NDArray[np.float64], x1: NDArray[np.float64]
     ) -> NDArray[np.int64] | None:

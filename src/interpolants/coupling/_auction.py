@@ -146,6 +146,7 @@ class AuctionSolver(AssignmentSolver):
     MULTISCALE = 2048  # from this size the auction starts from the prices of a subsample
     POINTS = 512  # from this size assign_points works from the points (below, the matrix)
     warm_eps = 1.0 / 256
+    span_quantile = 0.99  # ε of the point path relative to this quantile of the costs
 
     def __init__(
         self,
@@ -285,18 +286,25 @@ class AuctionSolver(AssignmentSolver):
         The three steps of :meth:`certified` with the cost evaluated from the points:
 
         1. **Prices** from the same ε-scaling auction (with ``point_scaling`` and
-           ``point_list_eps`` for its schedule), a row's values C_ij + p_j computed in float32
-           from the points when a bid needs them (d multiply-adds per entry, in cache, rather
-           than a read of the matrix from memory).
+           ``point_list_eps`` for its schedule, ε relative to the 99th percentile of the costs
+           of a sample of rows rather than to their maximum, so that a few far points do not
+           coarsen it for the others), a row's values C_ij + p_j computed in float32 from the
+           points when a bid needs them (d multiply-adds per entry, in cache, rather than a
+           read of the matrix from memory).
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
         3. **Certificate**: potentials from shortest paths on those pairs, checked against
-           C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points over all n² pairs;
-           violated pairs are added and steps 2–3 repeated until none is violated (δ as in
-           :meth:`certified`, with max C bounded by (max‖x0_i − c‖ + max‖x1_j − c‖)², c the
-           points' centre). If that does not settle, the float64 matrix is built and solved by
-           :meth:`certified`.
+           C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points over all n² pairs, with
+           a tolerance per pair, δ_ij = 2⁻⁴⁴·(2‖x0_i − c‖² + abs(u_i) + 2‖x1_j − c‖² + abs(v_j))
+           (c the points' centre; at least 2⁶ float64 roundings of the terms compared);
+           violated pairs are added and steps 2–3 repeated until none is violated. ``tol`` is
+           the largest δ_ij, so the gap is at most 2n·``tol``.
+
+        If that does not settle (float32 values that cannot resolve the bids, more than 64·n
+        candidate pairs, a check whose rounding disagrees with the search for violations),
+        the float64 matrix is built and solved by :meth:`certified`: the answer is always
+        certified, the speed and the memory are then those of the matrix path.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
         m0·m1 ≤ n²/64: quantised data, duplicates), the problem is the transportation problem
@@ -305,7 +313,8 @@ class AuctionSolver(AssignmentSolver):
         permutation, and its dual potentials checked over every pair of distinct points
         (which covers every pair of points).
 
-        Memory: O(n·(d + ``candidates``)), plus the matrix in the fallback only.
+        Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus the matrix in
+        the fallback only.
 
         Parameters
         ----------
@@ -328,8 +337,8 @@ class AuctionSolver(AssignmentSolver):
         >>> bool(certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 300 * out.tol)
         True
         """
-        x = np.array(x0, dtype=np.float64)  # private copies, centred below
-        y = np.array(x1, dtype=np.float64)
+        x = np.array(x0, dtype=np.float64, order="C")  # private copies, centred below
+        y = np.array(x1, dtype=np.float64, order="C")
         if x.ndim != 2 or x.shape != y.shape or x.shape[0] == 0:
             raise ValueError(
                 f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {x.shape} and "
@@ -350,27 +359,30 @@ class AuctionSolver(AssignmentSolver):
             if repeated is not None:
                 perm, u, v, gap, tol = repeated
                 return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
-        if n < self.SMALL:
-            prices = np.zeros(n)
-            edges = _all_pairs(x, y)
+        found = None
+        if _point_kernel("sparse_potentials") is None:
+            if n >= self.SMALL:
+                raise ImportError("AuctionSolver needs numba (pip install numba)")
+        elif n < self.SMALL:
+            found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
         else:
-            prices, cand, assigned = self._point_prices(x, y)
+            start = self._point_prices(x, y)
             kernel = _point_kernel("sqdist_edges")
-            assert kernel is not None  # _point_prices checked numba
-            edges = kernel(x, y, cand, assigned)
-        tol = _CERT_TOL * (scale + float(np.abs(prices).max()))
-        found = _certify_points(x, y, edges, prices, tol)
-        if found is None:  # float64 trouble on the sparse path: solve the matrix instead
+            if start is not None and kernel is not None:
+                prices, cand, assigned = start
+                found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
+        if found is None:  # the sparse path could not settle: solve the matrix instead
             diff = x[:, None, :] - y[None, :, :]
             return self.certified(np.einsum("ijk,ijk->ij", diff, diff), overwrite=True)
-        perm, u, v, gap = found
+        perm, u, v, gap, tol = found
         return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
 
     def _point_prices(
         self, x: NDArray[np.float64], y: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
-        the auction's assignment)."""
+        the auction's assignment), or None where float32 values cannot resolve the problem
+        (the caller then solves the matrix)."""
         auction = _point_kernel("point_auction")
         span_kernel = _point_kernel("sqdist_range")
         colmin = _point_kernel("sqdist_colmin")
@@ -384,13 +396,21 @@ class AuctionSolver(AssignmentSolver):
         # when the two sets lie far apart; prices for C are those for C' minus g
         mx, my = x.mean(axis=0), y.mean(axis=0)
         xs, ys = x - mx, y - my
-        lo, hi = span_kernel(xs[:: max(1, n // 64)], ys)  # the range over a sample of rows
-        if not hi > lo:
+        # ε follows the bulk of the costs (their 99th percentile over a sample of rows), so
+        # that a few far points do not make the prices too coarse for all the others
+        sample = xs[:: max(1, n // 64)]
+        diff = sample[:, None, :] - ys[None, :, :]
+        values = np.einsum("ijk,ijk->ij", diff, diff)
+        lo, hi = float(values.min()), float(values.max())
+        span = float(np.quantile(values, self.span_quantile)) - lo
+        if not span > 0.0:
+            span = hi - lo
+        if not span > 0.0:
             lo, hi = span_kernel(xs, ys)
             if not hi > lo:  # every C_ij equal: any permutation is optimal
                 ident = np.arange(n, dtype=np.int64)
                 return np.zeros(n), np.repeat(ident[:, None], k, axis=1), ident
-        span = hi - lo
+            span = hi - lo
         prices = np.zeros(n)
         eps0 = span / 4.0
         if n >= self.MULTISCALE:  # warm prices from the optimum between random quarters
@@ -401,21 +421,33 @@ class AuctionSolver(AssignmentSolver):
             colmin(xs, sub0, ys, coarse.u, prices)
             prices *= -1.0
             eps0 = self.warm_eps * span
-        ym2 = np.ascontiguousarray(-2.0 * ys.T, dtype=np.float32)
+        # float32 values in units of ~span; beyond float32's range the matrix path is taken
+        # (where float32 cannot resolve the price rises the auction gives up, likewise)
+        unit = 2.0 ** math.floor(math.log2(span))
+        if not (_max_norm(xs) + _max_norm(ys)) ** 2 / unit < 1e30:
+            return None
+        root = math.sqrt(unit)
+        ym2 = np.ascontiguousarray(-2.0 * ys.T / root, dtype=np.float32)
         yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of the float32 y'
-        cand, assigned = auction(
-            xs.astype(np.float32),
+        scaled = prices / unit
+        cand, assigned, ok = auction(
+            (xs / root).astype(np.float32),
             ym2,
             yy,
-            prices,
-            eps0,
-            self.final_eps * span,
+            scaled,
+            eps0 / unit,
+            self.final_eps * span / unit,
             self.point_scaling,
             k,
-            self.point_list_eps * span,
+            self.point_list_eps * span / unit,
         )
-        prices += 2.0 * (ys @ (mx - my))
+        if not ok:
+            return None
+        prices = scaled * unit + 2.0 * (ys @ (mx - my))
         return prices, cand, assigned
+
+    def prefers_points(self, n: int, dim: int) -> bool:
+        return n >= self.POINTS and dim < self.max_point_dim
 
     def assign_points(
         self, x0: NDArray[np.float64], x1: NDArray[np.float64]
@@ -424,7 +456,7 @@ class AuctionSolver(AssignmentSolver):
         (with numba), else ``None`` (the matrix path, faster for small batches; also where
         squared distances may overflow float64)."""
         n, dim = x0.shape
-        if n < self.POINTS or dim >= self.max_point_dim or _point_kernel("point_auction") is None:
+        if not self.prefers_points(n, dim) or _point_kernel("point_auction") is None:
             return None
         reach = math.sqrt(dim) * (float(np.abs(x0).max()) + float(np.abs(x1).max()))
         if not math.isfinite(64.0 * reach * reach):  # squared distances may overflow

@@ -84,6 +84,9 @@ class AutoAssignmentSolver(AssignmentSolver):
     def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:
         return self.select(dim, cost.shape[0]).assign(cost, dim, overwrite=overwrite)
 
+    def prefers_points(self, n: int, dim: int) -> bool:
+        return self.select(dim, n).prefers_points(n, dim)
+
     def assign_points(
         self, x0: NDArray[np.float64], x1: NDArray[np.float64]
     ) -> NDArray[np.int64] | None:

@@ -22,6 +22,7 @@ __all__ = ["CertifiedAssignment", "certify_assignment"]
 
 _BLOCK = 1 << 20  # matrix entries per block in the blockwise passes (8 MiB of float64)
 _CERT_TOL = 2.0**-40  # per-entry tolerance of the dual certificate, relative to the scale
+_POINT_TOL = 2.0**-44  # the same from the points, relative to each pair's own terms
 
 
 def _row_blocks(n0: int, n1: int) -> list[tuple[int, int]]:
@@ -219,35 +220,43 @@ def _certify_points(
     y: NDArray[np.float64],
     edges: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]],
     prices: NDArray[np.float64],
-    tol: float,
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float] | None:
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float, float] | None:
     """An optimal permutation for C_ij = ‖x_i − y_j‖² (float64 from the points) with potentials
     proving it: the exact sparse assignment on ``edges`` (CSR by row: pointers, sorted
     columns, costs; a perfect matching among them), column potentials by shortest paths from
-    v = −``prices``, a check of u_i + v_j ≤ C_ij + ``tol`` over all n² pairs, the violated
-    pairs added and the whole repeated until none is left. Returns (perm, u, v, gap), or
-    None if that fails (a negative cycle in float64, or 64 rounds)."""
+    v = −``prices``, a check of u_i + v_j − C_ij ≤ δ_ij over all n² pairs, the violated pairs
+    added and the whole repeated until none is left. The tolerance is per pair,
+    δ_ij = 2⁻⁴⁴·(2‖x_i‖² + |u_i| + 2‖y_j‖² + |v_j|) (≥ 2⁶ float64 roundings of the terms
+    of u_i + v_j − C_ij): a large entry (an outlier point) does not loosen the check of the
+    others. Returns (perm, u, v, gap, max δ), or None if that fails: a negative cycle in
+    float64, a violated row without a violated pair, more than 64·n pairs or 64 rounds."""
     potentials = _point_kernel("sparse_potentials")
-    excess_rows = _point_kernel("sqdist_excess")
+    check = _point_kernel("sqdist_excess")
     violations = _point_kernel("sqdist_violations")
-    assert potentials is not None and excess_rows is not None and violations is not None
+    if potentials is None or check is None or violations is None:
+        raise ImportError("the certificate from the points needs numba (pip install numba)")
     indptr, cols, cost = edges
     n = x.shape[0]
     yt = np.ascontiguousarray(y.T)
+    xx, yy = np.square(x).sum(axis=1), np.square(y).sum(axis=1)
     for _ in range(64):
         perm = _sparse_lap(indptr, cols, cost + prices[cols])
         v = -prices
-        if not potentials(indptr, cols, cost, perm, v, 0.25 * tol):
+        slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
+        if not potentials(indptr, cols, cost, perm, v, slack):
             return None
         own = np.einsum("ij,ij->i", x - y[perm], x - y[perm])
         u = own - v[perm]
-        worst = np.empty(n)
-        excess_rows(x, yt, u, v, worst)
-        bad = np.flatnonzero(worst > tol)
-        if bad.size == 0:
-            gap = float(np.maximum(worst, 0.0).sum())
-            return perm, u, v, gap
-        add_r, add_c = violations(x, y, bad, u, v, tol)
+        tau_u, tau_v = _POINT_TOL * (2.0 * xx + np.abs(u)), _POINT_TOL * (2.0 * yy + np.abs(v))
+        excess, bad = np.empty(n), np.empty(n)
+        check(x, yt, v, tau_v - v, u, u - tau_u, excess, bad)
+        rows_bad = np.flatnonzero(bad > 0.0)
+        if rows_bad.size == 0:
+            gap = float(np.maximum(excess, 0.0).sum())
+            return perm, u, v, gap, float(tau_u.max() + tau_v.max())
+        add_r, add_c = violations(x, yt, rows_bad, tau_v - v, u - tau_u)
+        if add_r.size == 0 or cols.size + add_r.size > 64 * n:
+            return None  # rounding disagrees with the check, or the candidates were poor
         rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), add_r])
         keys = np.unique(np.concatenate([cols, add_c]) + rows * n)
         rows, cols = keys // n, keys % n

@@ -111,13 +111,15 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     once and its partner is drawn from the plan's conditional π(· | x1) with ``generator``; the
     x1 marginal is then exact and the x0 marginal exact in expectation.
 
-    What runs where: for the built-in squared Euclidean cost the solver is first offered the
-    points (:meth:`~AssignmentSolver.solve_points`, flattened to ``(n, d)`` float64 on the
-    host): the default :class:`AutoAssignmentSolver` hands batches of at least
-    ``AuctionSolver.POINTS`` points of dimension below 8 to
+    What runs where: for the built-in squared Euclidean cost, when the solver prefers the
+    points (:meth:`~AssignmentSolver.prefers_points`), they are flattened to ``(n, d)``
+    float64 on the host and given to :meth:`~AssignmentSolver.solve_points`: the default
+    :class:`AutoAssignmentSolver` hands batches of at least ``AuctionSolver.POINTS`` points
+    of dimension below 8 to
     :meth:`AuctionSolver.certified_points <interpolants.coupling.AuctionSolver.certified_points>`,
-    which never forms the n×n matrix (memory O(n·d) plus candidate lists) and certifies its
-    answer against C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points. Otherwise the
+    which does not form the n×n matrix (memory O(n·d) plus candidate lists, the matrix only
+    in its fallback) and certifies its answer against C_ij = ‖x0_i − x1_j‖² evaluated in
+    float64 from the points. Otherwise the
     cost matrix is one matrix product on the inputs' device, in the form the solver asks for
     (:meth:`~AssignmentSolver.prefers_full_cost`): the full ‖x0 − x1‖² for d < 8, otherwise
     the reduced −2·x0·x1ᵀ, which differs by f(i) + g(j) and so has the same optimal pairings.
@@ -213,7 +215,7 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
         if n == 1:
             return torch.zeros(1, dtype=torch.int64, device=x0.device)
         dim = math.prod(x0.shape[1:])
-        if isinstance(self.cost, SquaredEuclideanCost):  # a solver may work from the points
+        if isinstance(self.cost, SquaredEuclideanCost) and self.solver.prefers_points(n, dim):
             f0 = x0.detach().reshape(n, dim).to(device="cpu", dtype=torch.float64).numpy()
             f1 = x1.detach().reshape(n, dim).to(device="cpu", dtype=torch.float64).numpy()
             if not (np.isfinite(f0).all() and np.isfinite(f1).all()):

@@ -13,6 +13,7 @@ without numba.
 """
 
 import importlib.util
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -119,7 +120,10 @@ def _point_auction_kernel(
     instead of read from a matrix, and the row minima found on their int32 bit patterns.
     ``x`` (n, d) float32, ``ym2`` = −2 yᵀ (d, n) float32, ``yy`` = ‖y_j‖² (float64, of the
     float32 y); ``prices`` (n,) float64, updated in place. Returns (candidate lists (n, k),
-    the final assignment (n,)). Plain Python here; :func:`_point_kernel` compiles it.
+    the final assignment (n,), True), or False last when the float32 values stop resolving the
+    price rises (more than 4n bids that leave their object's value unchanged: points whose
+    values round together, where the bids would never end). Plain Python here;
+    :func:`_point_kernel` compiles it.
     """
     n = x.shape[0]
     d = x.shape[1]
@@ -149,6 +153,7 @@ def _point_auction_kernel(
     for j in range(n):
         w[j] = yy[j] + (prices[j] - pmin)
     eps = eps0
+    stuck = 0
     while True:
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
@@ -244,7 +249,12 @@ def _point_auction_kernel(
                     b2 = hv[1]
                     j1 = hi[0]
             prices[j1] += b2 - b1 + eps
+            before = w[j1]
             w[j1] = yy[j1] + (prices[j1] - pmin)
+            if w[j1] == before:  # the rise is below float32's resolution of the values
+                stuck += 1
+                if stuck > 4 * n:  # the values cannot tell the objects apart: give up
+                    return cand, assigned, False
             prev = owner[j1]
             owner[j1] = i
             assigned[i] = j1
@@ -259,7 +269,7 @@ def _point_auction_kernel(
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
-    return cand, assigned
+    return cand, assigned, True
 
 
 def _sqdist_range_kernel(x: Any, y: Any) -> Any:
@@ -316,7 +326,7 @@ def _sparse_potentials_kernel(
     indptr: Any, cols: Any, cost: Any, perm: Any, v: Any, slack: Any
 ) -> Any:
     """Lower the column potentials ``v`` (in place) until v_j ≤ v_perm(i) + C_ij − C_i,perm(i)
-    + ``slack`` on every edge (i, j) of the CSR set (shortest paths in the residual graph of
+    + ``slack``_j on every edge (i, j) of the CSR set (shortest paths in the residual graph of
     ``perm``, queue-based Bellman–Ford). False if they do not settle (a negative cycle:
     ``perm`` is not optimal on the edges). Plain Python; compiled by numba."""
     n = perm.shape[0]
@@ -343,7 +353,7 @@ def _sparse_potentials_kernel(
         for e in range(indptr[i], indptr[i + 1]):
             j = cols[e]
             val = base + cost[e]
-            if val < v[j] - slack:
+            if val < v[j] - slack[j]:
                 v[j] = val
                 if not queued[j]:
                     queued[j] = True
@@ -356,55 +366,80 @@ def _sparse_potentials_kernel(
     return True
 
 
-def _sqdist_excess_kernel(x: Any, yt: Any, u: Any, v: Any, out: Any) -> None:
-    """out_i = max_j (u_i + v_j − ‖x_i − y_j‖²), float64, ``yt`` = yᵀ (d, n): the dual
-    violation of each row, over all n² pairs. A row's C_ij − v_j go to a buffer and their
-    minimum is taken on order-preserving int64 keys of their bit patterns (an integer
-    minimum vectorises; the float one does not). Plain Python; compiled by numba."""
+def _row_sqdist(x: Any, i: Any, yt: Any, buf: Any) -> None:
+    """buf_j = ‖x_i − y_j‖² in float64, ``yt`` = yᵀ (d, n), summed over the coordinates in
+    order (the one evaluation of C shared by the check and the search for violations)."""
     d, n1 = yt.shape
+    for j in range(n1):
+        buf[j] = 0.0
+    for t in range(d):
+        a = x[i, t]
+        for j in range(n1):
+            dl = a - yt[t, j]
+            buf[j] += dl * dl
+
+
+def _key_min(buf: Any, bits: Any) -> Any:
+    """min_j buf_j (float64), taken on order-preserving int64 keys of the bit patterns (an
+    integer minimum vectorises; the float one does not); ``bits`` is ``buf``'s int64 view."""
     top = np.int64(9223372036854775807)
+    low = top
+    for j in range(bits.shape[0]):
+        b = bits[j]
+        low = min(low, b ^ ((b >> 63) & top))  # negative floats: flip the magnitude bits
+    one = np.empty(1, np.int64)
+    one[0] = low ^ ((low >> 63) & top)
+    return one.view(np.float64)[0]
+
+
+def _sqdist_excess_kernel(
+    x: Any, yt: Any, v: Any, w: Any, u: Any, thr: Any, excess: Any, bad: Any
+) -> None:
+    """Per row i of the dual check over all n² pairs, C from the points in float64 (``yt`` =
+    yᵀ (d, n)): ``excess``_i = u_i − min_j (C_ij − v_j) (the dual violation) and ``bad``_i =
+    thr_i − min_j (C_ij + w_j) (> 0 iff a pair violates by more than its tolerance, for
+    w_j = −v_j + τ_j and thr_i = u_i − τ_i). Plain Python; compiled by numba."""
+    n1 = yt.shape[1]
+    dist = np.empty(n1)
     buf = np.empty(n1)
     bits = buf.view(np.int64)
     for i in range(x.shape[0]):
+        _row_sqdist(x, i, yt, dist)
         for j in range(n1):
-            buf[j] = -v[j]
-        for t in range(d):
-            a = x[i, t]
-            for j in range(n1):
-                dl = a - yt[t, j]
-                buf[j] += dl * dl
-        low = top
+            buf[j] = dist[j] - v[j]
+        excess[i] = u[i] - _key_min(buf, bits)
         for j in range(n1):
-            b = bits[j]
-            low = min(low, b ^ ((b >> 63) & top))  # negative floats: flip the magnitude bits
-        bits[0] = low ^ ((low >> 63) & top)
-        out[i] = u[i] - buf[0]
+            buf[j] = dist[j] + w[j]
+        bad[i] = thr[i] - _key_min(buf, bits)
 
 
-def _sqdist_violations_kernel(x: Any, y: Any, rows: Any, u: Any, v: Any, tol: Any) -> Any:
-    """The pairs (i, j), i in ``rows``, with ‖x_i − y_j‖² − v_j < u_i − tol.
+def _sqdist_violations_kernel(x: Any, yt: Any, rows: Any, w: Any, thr: Any) -> Any:
+    """The pairs (i, j), i in ``rows``, with C_ij + w_j < thr_i (C as in the check).
     Plain Python; compiled by numba."""
-    count = 0
+    n1 = yt.shape[1]
+    dist = np.empty(n1)
+    out_r = []
+    out_c = []
     for t in range(rows.shape[0]):
         i = rows[t]
-        for j in range(y.shape[0]):
-            if _sqdist(x, i, y, j) - v[j] < u[i] - tol:
-                count += 1
-    out_r = np.empty(count, np.int64)
-    out_c = np.empty(count, np.int64)
-    pos = 0
-    for t in range(rows.shape[0]):
-        i = rows[t]
-        for j in range(y.shape[0]):
-            if _sqdist(x, i, y, j) - v[j] < u[i] - tol:
-                out_r[pos] = i
-                out_c[pos] = j
-                pos += 1
-    return out_r, out_c
+        _row_sqdist(x, i, yt, dist)
+        for j in range(n1):
+            if dist[j] + w[j] < thr[i]:
+                out_r.append(i)
+                out_c.append(j)
+    return np.array(out_r, np.int64), np.array(out_c, np.int64)
 
 
-_HELPERS = ("_row_values", "_block_minima", "_best_two", "_sqdist")  # callees first
+_HELPERS = (  # callees first
+    "_row_values",
+    "_block_minima",
+    "_best_two",
+    "_sqdist",
+    "_row_sqdist",
+    "_key_min",
+)
 _KERNELS: dict[str, Callable[..., Any]] = {}
+_LOCK = threading.Lock()
 
 
 def _point_kernel(name: str) -> Callable[..., Any] | None:
@@ -414,9 +449,11 @@ def _point_kernel(name: str) -> Callable[..., Any] | None:
     if name not in _KERNELS:
         if importlib.util.find_spec("numba") is None:
             return None
-        scope = globals()
-        for helper in _HELPERS:
-            if helper not in _KERNELS:
-                _KERNELS[helper] = scope[helper] = _jit(scope[helper], fast=True)
-        _KERNELS[name] = _jit(scope[f"_{name}_kernel"], fast=True)
+        with _LOCK:
+            scope = globals()
+            for helper in _HELPERS:
+                if helper not in _KERNELS:
+                    _KERNELS[helper] = scope[helper] = _jit(scope[helper], fast=True)
+            if name not in _KERNELS:
+                _KERNELS[name] = _jit(scope[f"_{name}_kernel"], fast=True)
     return _KERNELS[name]

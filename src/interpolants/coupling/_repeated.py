@@ -70,7 +70,10 @@ def _transport_assignment(
     b = np.bincount(gy, minlength=uy.shape[0]).astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a truncated solve is not optimal
-        plan, log = ot.emd(a, b, cost, numItermax=10**9, log=True)
+        try:
+            plan, log = ot.emd(a, b, cost, numItermax=10**9, log=True)
+        except UserWarning:
+            return None
     flow = np.rint(plan).astype(np.int64)
     if (flow.sum(axis=1) != a).any() or (flow.sum(axis=0) != b).any():
         return None  # not an integral vertex (cannot happen for an exact network simplex)
