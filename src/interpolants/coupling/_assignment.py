@@ -86,6 +86,22 @@ def _checked_permutation(solver: object, perm: NDArray[Any], n: int) -> NDArray[
     return perm.astype(np.int64, copy=False)
 
 
+def _checked_points(
+    x0: NDArray[np.floating[Any]], x1: NDArray[np.floating[Any]], *, copy: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``x0``, ``x1`` as C-contiguous float64 (copies when ``copy``), checked to be finite,
+    non-empty ``(n, d)`` arrays of one shape (else ValueError)."""
+    a = np.array(x0, dtype=np.float64, order="C") if copy else np.ascontiguousarray(x0, np.float64)
+    b = np.array(x1, dtype=np.float64, order="C") if copy else np.ascontiguousarray(x1, np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] == 0:
+        raise ValueError(
+            f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {a.shape} and {b.shape}"
+        )
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("x0 and x1 must be finite")
+    return a, b
+
+
 class AssignmentSolver(abc.ABC):
     """Abstract exact solver of a square assignment problem on the host.
 
@@ -154,15 +170,7 @@ class AssignmentSolver(abc.ABC):
             ``perm`` of shape ``(n,)`` (row ``i`` of x0 ↔ row ``perm[i]`` of x1), checked to
             be a permutation, or ``None``.
         """
-        a = np.ascontiguousarray(x0, dtype=np.float64)
-        b = np.ascontiguousarray(x1, dtype=np.float64)
-        if a.ndim != 2 or a.shape != b.shape or a.shape[0] == 0:
-            raise ValueError(
-                f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {a.shape} and "
-                f"{b.shape}"
-            )
-        if not (np.isfinite(a).all() and np.isfinite(b).all()):
-            raise ValueError("x0 and x1 must be finite")
+        a, b = _checked_points(x0, x1, copy=False)
         perm = self.assign_points(a, b)
         if perm is None:
             return None

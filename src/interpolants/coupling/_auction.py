@@ -12,7 +12,7 @@ from typing import Any, final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._assignment import AssignmentSolver, _exact_lap
+from ._assignment import AssignmentSolver, _checked_points, _exact_lap
 from ._certificate import (
     _CERT_TOL,
     CertifiedAssignment,
@@ -337,15 +337,7 @@ class AuctionSolver(AssignmentSolver):
         >>> bool(certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 300 * out.tol)
         True
         """
-        x = np.array(x0, dtype=np.float64, order="C")  # private copies, centred below
-        y = np.array(x1, dtype=np.float64, order="C")
-        if x.ndim != 2 or x.shape != y.shape or x.shape[0] == 0:
-            raise ValueError(
-                f"x0 and x1 must be non-empty (n, d) arrays of one shape, got {x.shape} and "
-                f"{y.shape}"
-            )
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise ValueError("x0 and x1 must be finite")
+        x, y = _checked_points(x0, x1, copy=True)  # private copies, centred below
         n = x.shape[0]
         centre = 0.5 * (x.mean(axis=0) + y.mean(axis=0))  # C is invariant to translations
         x -= centre
