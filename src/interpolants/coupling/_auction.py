@@ -146,7 +146,7 @@ class AuctionSolver(AssignmentSolver):
     MULTISCALE = 2048  # from this size the auction starts from the prices of a subsample
     POINTS = 512  # from this size assign_points works from the points (below, the matrix)
     warm_eps = 1.0 / 256
-    span_quantile = 0.99  # ε of the point path relative to this quantile of the costs
+    span_quantile = 0.99  # ε of the point path relative to this quantile of a row's costs
 
     def __init__(
         self,
@@ -286,11 +286,12 @@ class AuctionSolver(AssignmentSolver):
         The three steps of :meth:`certified` with the cost evaluated from the points:
 
         1. **Prices** from the same ε-scaling auction (with ``point_scaling`` and
-           ``point_list_eps`` for its schedule, ε relative to the 99th percentile of the costs
-           of a sample of rows rather than to their maximum, so that a few far points do not
-           coarsen it for the others), a row's values C_ij + p_j computed in float32 from the
-           points when a bid needs them (d multiply-adds per entry, in cache, rather than a
-           read of the matrix from memory).
+           ``point_list_eps`` for its schedule; ε ends relative to the typical row's range of
+           costs, the median over a sample of rows of their 99th percentile minus their
+           minimum, so that a few far points do not coarsen it for the others, and a cold
+           start opens at a quarter of the whole range), a row's values C_ij + p_j computed
+           in float32 from the points when a bid needs them (d multiply-adds per entry, in
+           cache, rather than a read of the matrix from memory).
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
@@ -388,13 +389,16 @@ class AuctionSolver(AssignmentSolver):
         # when the two sets lie far apart; prices for C are those for C' minus g
         mx, my = x.mean(axis=0), y.mean(axis=0)
         xs, ys = x - mx, y - my
-        # ε follows the bulk of the costs (their 99th percentile over a sample of rows), so
-        # that a few far points do not make the prices too coarse for all the others
+        # ε follows the bulk of the costs (a sample of rows), so that a few far points do not
+        # make the prices too coarse for all the others
         sample = xs[:: max(1, n // 64)]
         diff = sample[:, None, :] - ys[None, :, :]
         values = np.einsum("ijk,ijk->ij", diff, diff)
         lo, hi = float(values.min()), float(values.max())
-        span = float(np.quantile(values, self.span_quantile)) - lo
+        # the typical row's range below its top 1 % (a far column is one of n in every row,
+        # a far row one of the sampled rows)
+        rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
+        span = float(np.median(rows_range))
         if not span > 0.0:
             span = hi - lo
         if not span > 0.0:
@@ -404,7 +408,9 @@ class AuctionSolver(AssignmentSolver):
                 return np.zeros(n), np.repeat(ident[:, None], k, axis=1), ident
             span = hi - lo
         prices = np.zeros(n)
-        eps0 = span / 4.0
+        # a cold start opens at the whole range: an object far from every person (a far
+        # column) is taken only once every other price has risen by about its cost
+        eps0 = max(span, hi - lo) / 4.0
         if n >= self.MULTISCALE:  # warm prices from the optimum between random quarters
             rng = np.random.default_rng(n)
             sub0 = np.sort(rng.choice(n, n // 4, replace=False))
