@@ -19,6 +19,7 @@ from ._certificate import (
     _certify_points,
     _certify_reduced,
     _row_blocks,
+    _sqdist_matrix,
 )
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
@@ -59,9 +60,7 @@ def _all_pairs(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
     """Every pair (i, j) as a CSR edge set by row, with C_ij = ‖x_i − y_j‖² (small n)."""
     n = x.shape[0]
-    diff = x[:, None, :] - y[None, :, :]
-    cost = np.einsum("ijk,ijk->ij", diff, diff).reshape(-1)
-    return np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), cost
+    return np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), _sqdist_matrix(x, y).ravel()
 
 
 @final
@@ -365,8 +364,7 @@ class AuctionSolver(AssignmentSolver):
                 prices, cand, assigned = start
                 found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
         if found is None:  # the sparse path could not settle: solve the matrix instead
-            diff = x[:, None, :] - y[None, :, :]
-            return self.certified(np.einsum("ijk,ijk->ij", diff, diff), overwrite=True)
+            return self.certified(_sqdist_matrix(x, y), overwrite=True)
         perm, u, v, gap, tol = found
         return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
 
@@ -391,9 +389,7 @@ class AuctionSolver(AssignmentSolver):
         xs, ys = x - mx, y - my
         # ε follows the bulk of the costs (a sample of rows), so that a few far points do not
         # make the prices too coarse for all the others
-        sample = xs[:: max(1, n // 64)]
-        diff = sample[:, None, :] - ys[None, :, :]
-        values = np.einsum("ijk,ijk->ij", diff, diff)
+        values = _sqdist_matrix(xs[:: max(1, n // 64)], ys)
         lo, hi = float(values.min()), float(values.max())
         # the typical row's range below its top 1 % (a far column is one of n in every row,
         # a far row one of the sampled rows)

@@ -187,6 +187,20 @@ def _certify_reduced(
     return None
 
 
+def _sqdist_matrix(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The float64 matrix ‖x_i − y_j‖² of two small point sets (an n0 × n1 × d temporary)."""
+    diff = x[:, None, :] - y[None, :, :]
+    out: NDArray[np.float64] = np.einsum("ijk,ijk->ij", diff, diff)
+    return out
+
+
+def _sqdist_rows(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """‖x_i − y_i‖² for paired rows, float64."""
+    diff = x - y
+    out: NDArray[np.float64] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
 def _sparse_lap(
     indptr: NDArray[np.int64], cols: NDArray[np.int64], weight: NDArray[np.float64]
 ) -> NDArray[np.int64]:
@@ -245,7 +259,7 @@ def _certify_points(
         slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
         if not potentials(indptr, cols, cost, perm, v, slack):
             return None
-        own = np.einsum("ij,ij->i", x - y[perm], x - y[perm])
+        own = _sqdist_rows(x, y[perm])
         u = own - v[perm]
         tau_u, tau_v = _POINT_TOL * (2.0 * xx + np.abs(u)), _POINT_TOL * (2.0 * yy + np.abs(v))
         excess, bad = np.empty(n), np.empty(n)
@@ -262,6 +276,5 @@ def _certify_points(
         rows, cols = keys // n, keys % n
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        diff = x[rows] - y[cols]
-        cost = np.einsum("ij,ij->i", diff, diff)
+        cost = _sqdist_rows(x[rows], y[cols])
     return None

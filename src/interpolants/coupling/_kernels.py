@@ -7,6 +7,7 @@ compiles it on first use (cached on disk where the package folder is writable) a
 
 import importlib.util
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -257,12 +258,34 @@ def _jit(function: Callable[..., Any], *, fast: bool) -> Callable[..., Any]:
     return compiled
 
 
-def _compiled(name: str) -> Callable[..., Any] | None:
-    """The numba-compiled kernel ``_<name>_kernel`` (cached on disk where the package folder
-    is writable); ``None`` without numba."""
-    if name not in _KERNELS:
+_LOCK = threading.Lock()
+
+
+def _compile_in(
+    scope: dict[str, Any],
+    name: str,
+    cache: dict[str, Callable[..., Any]],
+    helpers: tuple[str, ...] = (),
+    fast: bool = True,
+) -> Callable[..., Any] | None:
+    """The numba-compiled kernel ``_<name>_kernel`` of the module whose globals are ``scope``,
+    kept in ``cache``; the module's ``helpers`` (callees first) are compiled before it, in
+    place of the plain functions in ``scope``, so that compiled code can call them. ``None``
+    without numba."""
+    if name not in cache:
         if importlib.util.find_spec("numba") is None:
             return None
-        # the span kernel tests for non-finite values and float32 rounding: no fastmath
-        _KERNELS[name] = _jit(globals()[f"_{name}_kernel"], fast=name != "span")
-    return _KERNELS[name]
+        with _LOCK:
+            for helper in helpers:
+                if helper not in cache:
+                    cache[helper] = scope[helper] = _jit(scope[helper], fast=True)
+            if name not in cache:
+                cache[name] = _jit(scope[f"_{name}_kernel"], fast=fast)
+    return cache[name]
+
+
+def _compiled(name: str) -> Callable[..., Any] | None:
+    """The numba-compiled kernel ``_<name>_kernel`` of this module (cached on disk where the
+    package folder is writable); ``None`` without numba."""
+    # the span kernel tests for non-finite values and float32 rounding: no fastmath
+    return _compile_in(globals(), name, _KERNELS, fast=name != "span")

@@ -12,14 +12,12 @@ compiles it on first use, after the helpers it calls (``_HELPERS``), and returns
 without numba.
 """
 
-import importlib.util
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ._kernels import _jit
+from ._kernels import _compile_in
 
 __all__: list[str] = []
 
@@ -439,21 +437,9 @@ _HELPERS = (  # callees first
     "_key_min",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}
-_LOCK = threading.Lock()
 
 
 def _point_kernel(name: str) -> Callable[..., Any] | None:
-    """The numba-compiled kernel ``_<name>_kernel`` of this module (its helpers compiled first,
-    in place of the plain functions, so that compiled code can call them); ``None`` without
-    numba."""
-    if name not in _KERNELS:
-        if importlib.util.find_spec("numba") is None:
-            return None
-        with _LOCK:
-            scope = globals()
-            for helper in _HELPERS:
-                if helper not in _KERNELS:
-                    _KERNELS[helper] = scope[helper] = _jit(scope[helper], fast=True)
-            if name not in _KERNELS:
-                _KERNELS[name] = _jit(scope[f"_{name}_kernel"], fast=True)
-    return _KERNELS[name]
+    """The numba-compiled kernel ``_<name>_kernel`` of this module, after its helpers
+    (:func:`~._kernels._compile_in`); ``None`` without numba."""
+    return _compile_in(globals(), name, _KERNELS, _HELPERS)

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
-from ._certificate import _CERT_TOL
+from ._certificate import _CERT_TOL, _sqdist_matrix
 
 __all__: list[str] = []
 
@@ -64,8 +64,7 @@ def _transport_assignment(
         return None
     import ot
 
-    diff = ux[:, None, :] - uy[None, :, :]
-    cost = np.einsum("ijk,ijk->ij", diff, diff)
+    cost = _sqdist_matrix(ux, uy)
     a = np.bincount(gx, minlength=ux.shape[0]).astype(np.float64)
     b = np.bincount(gy, minlength=uy.shape[0]).astype(np.float64)
     with warnings.catch_warnings():
@@ -79,10 +78,11 @@ def _transport_assignment(
         return None  # not an integral vertex (cannot happen for an exact network simplex)
     u, v = np.asarray(log["u"], dtype=np.float64), np.asarray(log["v"], dtype=np.float64)
     tol = _CERT_TOL * (scale + float(np.abs(u).max()) + float(np.abs(v).max()))
-    excess = np.maximum(u[:, None] + v[None, :] - cost, 0.0).max(axis=1)
-    slack = np.abs(cost - u[:, None] - v[None, :])[flow > 0]
-    if excess.max() > tol or slack.max() > tol:
+    reduced = cost - u[:, None] - v[None, :]  # ≥ 0 for feasible duals, 0 on the support
+    excess = np.maximum(-reduced, 0.0).max(axis=1)
+    slack = np.abs(reduced) * flow
+    if excess.max() > tol or np.abs(reduced)[flow > 0].max() > tol:
         return None
     perm = _expand(flow, gx, gy)
-    gap = float((excess * a).sum() + (np.abs(cost - u[:, None] - v[None, :]) * flow).sum())
+    gap = float((excess * a).sum() + slack.sum())
     return perm, u[gx], v[gy], gap, tol
