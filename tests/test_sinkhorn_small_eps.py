@@ -11,7 +11,19 @@ import pytest
 import torch
 
 from interpolants.coupling import SquaredEuclideanCost, sinkhorn
+from interpolants.coupling import _sinkhorn_loop as loop_mod
+from interpolants.coupling import _sparse_kernels as kernels_mod
 from interpolants.coupling import _sparse_sinkhorn as sparse_mod
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def formulation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the CPU kernels and with the torch formulation (what the other
+    devices run)."""
+    monkeypatch.setattr(kernels_mod, "ENABLED", request.param == "compiled")
+    if request.param == "compiled":
+        assert kernels_mod.native(torch.zeros(1))
+    return str(request.param)
 
 
 def _problem(n: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,3 +173,119 @@ def test_extrapolated_stages_give_the_dense_plan(
     assert row == pytest.approx(res.error, rel=1e-6, abs=1e-15)
     assert row < tol and col < 1e-12
     torch.testing.assert_close(plan, ref.log_plan(cost).exp(), atol=1e-6, rtol=0)
+
+
+def _balanced(n0: int, n1: int, dtype: torch.dtype, eps: float, seed: int = 5):  # type: ignore[no-untyped-def]
+    """A rectangular cost and potentials (f, g) balanced at ε by a few log-domain steps."""
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(n0, 2, generator=gen, dtype=torch.float64)
+    x1 = 1.5 * torch.randn(n1, 2, generator=gen, dtype=torch.float64)
+    cost = SquaredEuclideanCost()(x0, x1)
+    a = torch.full((n0,), 1.0 / n0, dtype=torch.float64)
+    b = torch.full((n1,), 1.0 / n1, dtype=torch.float64)
+    loop = loop_mod._Loop(cost, a, b, cost.min(), float(cost.max() - cost.min()), 10, False)
+    f, g = torch.zeros(n0, dtype=torch.float64), torch.zeros(n1, dtype=torch.float64)
+    for _ in range(30):
+        f, g = loop.log_step(f, g, eps)
+    return cost.to(dtype), a, b, f, g
+
+
+@pytest.mark.parametrize("formulation", ["compiled"], indirect=True)  # switches it itself
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_support_kernels_equal_the_torch_formulation(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
+) -> None:
+    """Each CPU kernel against the torch formulation on the same support: the same entries
+    (masks in the cost's dtype on both sides), potentials and kernel values to float64
+    rounding."""
+    eps = 0.05
+    cost, a, b, f, g = _balanced(130, 97, dtype, eps)
+
+    def both(fn, *args):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(kernels_mod, "ENABLED", True)
+        compiled = fn(*args)
+        monkeypatch.setattr(kernels_mod, "ENABLED", False)
+        return compiled, fn(*args)
+
+    for args in [(eps, -8.0, True, False), (eps, float(np.log(1 / 130)) - 6.0, True, False),
+                 (2 * eps, -5.0, False, True)]:  # fmt: skip
+        got, want = both(sparse_mod._dense_support, cost, f, g, *args)
+        assert got is not None and want is not None
+        for x, y in zip(got[:3], want[:3], strict=True):
+            assert torch.equal(x, y)
+        torch.testing.assert_close(got[3], want[3], rtol=1e-13, atol=0)
+    # a row that would be empty
+    assert both(sparse_mod._dense_support, cost, f, g - 1e3, eps, -1.0) == (None, None)
+
+    support = sparse_mod._dense_support(cost, f, g, eps, -12.0, True)
+    assert support is not None
+
+    def loop() -> sparse_mod._SparseLoop:
+        return sparse_mod._SparseLoop(support, cost, a, b, 30.0, 10, False)
+
+    native, plain = both(loop)
+    assert native.native and not plain.native
+    for name in ("crow", "col_idx", "ccol", "row_idx", "order"):
+        assert torch.equal(getattr(native, name), getattr(plain, name)), name
+    f1, g1 = native.log_step(f, g, 0.8 * eps)
+    f2, g2 = plain.log_step(f, g, 0.8 * eps)
+    torch.testing.assert_close(f1, f2, rtol=0, atol=1e-13)
+    torch.testing.assert_close(g1, g2, rtol=0, atol=1e-13)
+    k1, s1 = native._rebuilt(f1, g1, 0.8 * eps)
+    k2, s2 = plain._rebuilt(f1, g1, 0.8 * eps)
+    torch.testing.assert_close(s1, s2, rtol=1e-13, atol=0)
+    for m1, m2 in ((k1.fwd, k2.fwd), (k1.T, k2.T)):
+        torch.testing.assert_close(m1.to_dense(), m2.to_dense(), rtol=1e-13, atol=0)
+    native.restrict(f1, g1, 0.8 * eps, -10.0)  # (z ≤ log a = -4.9 on the support)
+    plain.restrict(f1, g1, 0.8 * eps, -10.0)
+    assert native.rows.numel() < support[0].numel()  # it dropped entries
+    for name in ("rows", "cols", "c", "crow", "col_idx", "ccol", "row_idx", "order"):
+        assert torch.equal(getattr(native, name), getattr(plain, name)), name
+
+
+@pytest.mark.parametrize("formulation", ["torch"], indirect=True)  # dense only: either
+def test_halved_kernel_is_the_kernel_at_half_eps() -> None:
+    """A dense stage started from the previous stage's returned potentials squares that
+    stage's scaled kernel: the same as evaluating exp((f + g − C)/ε) (float64 rounding)."""
+    cost, a, b, _, _ = _balanced(90, 110, torch.float64, 0.1)
+    loop = loop_mod._Loop(cost, a, b, cost.min(), float(cost.max() - cost.min()), 10, True)
+    loop.keep_kernel = True
+    zeros0, zeros1 = torch.zeros_like(a), torch.zeros_like(b)
+    f, g, _, _ = loop.run(zeros0, zeros1, 0.2, 1e-9, 30, cold=True)
+    assert loop.last is not None
+    expected = loop.kernel(f, g, 0.1)
+    halved = loop._halved(f, g, 0.1)
+    assert halved is not None and loop.last is None
+    torch.testing.assert_close(halved, expected, rtol=1e-11, atol=1e-300)
+    assert loop._halved(f, g, 0.1) is None  # used once
+    loop.run(f, g, 0.1, 1e-9, 5, cold=False, rebalance=False)
+    assert loop.last is not None and loop._halved(f.clone(), g, 0.05) is None  # other (f, g)
+
+
+def test_float32_entries_and_their_float64_fallback(
+    monkeypatch: pytest.MonkeyPatch, sparse_runs: list[int]
+) -> None:
+    """Float32 costs at tol 1e-6 iterate on float32 kernel entries; once a dense check finds
+    the tolerance missed (forced here: a check after 5 iterations), the entries go to float64
+    and the result is still within tol on the dense plan."""
+    monkeypatch.setattr(sparse_mod, "FINAL_CHUNK", 5)
+    seen: list[torch.dtype] = []
+    original = sparse_mod._SparseLoop.set_values
+
+    def set_values(self, dtype):  # type: ignore[no-untyped-def]
+        seen.append(dtype)
+        original(self, dtype)
+
+    monkeypatch.setattr(sparse_mod._SparseLoop, "set_values", set_values)
+    cost, a = _problem(800, torch.float32, seed=0)
+    tol = 1e-6
+    res = sinkhorn(cost, a, a, 2e-3 * float(cost.mean()), tol=tol, max_iter=20_000)
+    # built in float64, set to float32 for the stages, back to float64 after the first check
+    assert sparse_runs and seen[:3] == [torch.float64, torch.float32, torch.float64]
+    _, row, col = _dense_errors(res, cost.double(), a.double())
+    assert res.converged and res.error < tol and row < tol + 1e-12 and col < 1e-9
+    assert row == pytest.approx(res.error, rel=1e-6, abs=1e-13)
+    # float64 costs keep float64 entries; float32 ones below VALUES32_TOL too
+    assert sparse_mod._entry_dtype(torch.float64, 1e-3) == torch.float64
+    assert sparse_mod._entry_dtype(torch.float32, 1e-6) == torch.float32
+    assert sparse_mod._entry_dtype(torch.float32, 1e-8) == torch.float64

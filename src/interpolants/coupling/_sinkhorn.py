@@ -149,7 +149,10 @@ def sinkhorn(
         potentials are in the dtype the iterations ran in: the cost's (at least float32), or
         float64 when ε is below 10³ × the float32 resolution of the cost
         (ε < 10³ · 2⁻²³ · max|C|), where float32 potentials could not resolve the plan,
-        or once the iterations went sparse (``truncate``), which run in float64.
+        or once the iterations went sparse (``truncate``): float64 potentials there, the
+        truncated kernel's entries in float32 for a cost below float64 at ``tol`` ≥ 1e-6
+        (their rounding, ~1e-7 of a row sum, is far below such a tolerance), else in
+        float64.
 
     Raises
     ------

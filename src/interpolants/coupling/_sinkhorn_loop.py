@@ -45,6 +45,10 @@ class _Loop:
         # < n·e^(2τ)·e^τ·tiny ≈ 1e-21 of mass in float32, 1e-290 in float64).
         self.tau = _TAU
         self.floor = math.log(torch.finfo(c.dtype).tiny) + self.tau
+        # with ``keep_kernel`` a run keeps its last kernel and scalings, so that a run at ε/2
+        # warm-started from its potentials squares that kernel instead of evaluating exp
+        self.keep_kernel = False
+        self.last: tuple[Tensor, Tensor, float, Tensor, Tensor, Tensor] | None = None
 
     def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         """One exact log-domain Sinkhorn iteration (stable for any ε)."""
@@ -73,6 +77,17 @@ class _Loop:
         """The kernel of (f, g) and its row sums (K @ v for v = 1)."""
         kernel = self.kernel(f, g, eps)
         return kernel, kernel.sum(1)
+
+    def _halved(self, f: Tensor, g: Tensor, eps: float) -> Tensor | None:
+        """The kernel of (f, g) at ε from the last run's, if that run returned exactly (f, g)
+        at 2ε: exp((f_i + g_j − C_ij)/ε) = (u_i K_ij v_j)² for its kernel K and scalings u, v
+        (in place; entries below the floor set to 0 as in :meth:`kernel`). Else ``None``."""
+        last, self.last = self.last, None
+        if last is None or last[0] is not f or last[1] is not g or last[2] != 2.0 * eps:
+            return None
+        kernel, u, v = last[3], last[4], last[5]
+        kernel = kernel.mul_(u[:, None]).mul_(v[None, :]).square_()
+        return torch.nn.functional.threshold(kernel, math.exp(self.floor + 1.0), 0.0, inplace=True)
 
     def _exp(self, z: Tensor, clamp: bool) -> Tensor:
         if not clamp:
@@ -110,7 +125,11 @@ class _Loop:
         else:  # warm start (ε-scaling): re-balance at the new ε
             if rebalance:
                 f, g = self.log_step(f, g, eps)
-            kernel, kv = self._rebuilt(f, g, eps)
+            halved = None if rebalance else self._halved(f, g, eps)
+            if halved is None:
+                kernel, kv = self._rebuilt(f, g, eps)
+            else:
+                kernel, kv = halved, halved.sum(1)
             plain = rebalance
         u, v = torch.ones_like(a), torch.ones_like(b)
         omega, n_iter, error = 1.0, 0, math.inf
@@ -174,7 +193,10 @@ class _Loop:
             plain = omega == 1.0
             kv = kernel @ v
             n_iter += 1
-        return f + eps * torch.log(u), g + eps * torch.log(v), n_iter, error
+        f, g = f + eps * torch.log(u), g + eps * torch.log(v)
+        if self.keep_kernel:
+            self.last = (f, g, eps, kernel, u, v)
+        return f, g, n_iter, error
 
     def _relaxation(
         self, omega: float, n_iter: int, error: float, history: list[tuple[int, float]]

@@ -20,22 +20,29 @@ log-domain rebalance (θ = ``THETA_STAGE`` in the intermediate stages, whose res
 warm start, ``THETA`` in the last). From the third sparse stage on (and in the last) the
 start is extrapolated linearly in ε from the two previous stages' potentials
 (f_ε ≈ f_2ε + (f_2ε − f_4ε)/2: halved the last stage's iterations at n = 8192, see
-``benchmarks/results/design_notes.md``). A stage that stalls (its error still ten times
-its tolerance at the cap: the support missed entries the potentials moved onto) gets its
-support rebuilt by a dense pass with a wider margin. At the end one dense pass checks the
-result on the full kernel: the returned error is the dense plan's row-marginal error (the
-entries that pass leaves out are below the float64 rounding of the row sums, see
-:func:`_dense_support`); if it is not within tolerance the iterations resume on that pass's
-support, and after ``ATTEMPTS`` checks the dense iterations finish the job. The returned
-potentials are dense vectors, the plan stays π = exp((f + g − C)/ε).
+``benchmarks/results/design_notes.md``); the last dense stage counts as one of them when it
+converged within its cap (unconverged potentials make a worse start extrapolated than
+not). A warm dense stage squares the kernel of the stage before, scaled by its final
+scalings, (u_i K_ij v_j)² = exp((f_i + g_j − C_ij)/(ε/2)): no exponential per entry. A
+stage that stalls (its error still ten times its tolerance at the cap: the support missed
+entries the potentials moved onto) gets its support rebuilt by a dense pass with a wider
+margin. At the end one dense pass checks the result on the full kernel: the returned error
+is the dense plan's row-marginal error (the entries that pass leaves out are below the
+float64 rounding of the row sums, see :func:`_dense_support`); if it is not within
+tolerance the iterations resume on that pass's support, and after ``ATTEMPTS`` checks the
+dense iterations finish the job. The returned potentials are dense vectors, the plan stays
+π = exp((f + g − C)/ε).
 
 Written here rather than taken from POT: ``ot.sinkhorn_epsilon_scaling`` iterates on the
 dense kernel at every stage in NumPy (host only, no truncation); the comparison on the
 problems of ``benchmarks/coupling.py`` (``bench_small_eps``) is in ``benchmarks/RESULTS.md``.
 The sparse products are ``torch.sparse_csr_tensor`` matrix–vector products with int32
 indices, the fastest of the alternatives measured there (``index_add_``, ``bincount``,
-``segment_reduce`` over the same entries), and available on every torch device. Each stage
-and check reads a few scalars on the host, the iterations as many as the dense ones.
+``segment_reduce`` over the same entries), and available on every torch device. On the CPU
+the passes between the iterations (the dense supports, the log-domain rebalance, the
+filter, the column order and the kernel's entries) are compiled kernels
+(``_sparse_kernels``); elsewhere they are the torch operations here. Each stage and check
+reads a few scalars on the host, the iterations as many as the dense ones.
 """
 
 import math
@@ -44,6 +51,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from . import _sparse_kernels as native
 from ._sinkhorn_loop import _Loop
 
 THETA = 30.0  # entries below a_i·e^-θ (relative to their row's mass) are truncated
@@ -52,6 +60,7 @@ THETA_CHECK = 40.0  # the final dense check keeps entries ≥ a_i·e^-(40 + log 
 DENSE_FRACTION = 0.0625  # go sparse once at most this fraction of the kernel is kept at the next ε
 EXTRAPOLATE = True  # start the sparse stages from potentials extrapolated in ε
 COARSE_TAU = 18.0  # absorb the dense stages' scalings beyond e^±18 (the loop's default: 12)
+VALUES32_TOL = 1e-6  # at this tol or above, with costs below float64, sparse entries in float32
 STAGE_CAP_DENSE = 20  # iterations per intermediate dense stage (a warm start suffices)
 STAGE_CAP_SPARSE = 400  # iterations per intermediate sparse stage
 STAGE_TOL = 10.0  # intermediate stages stop at this multiple of tol
@@ -105,6 +114,7 @@ def scaled_sinkhorn(
             break
         if sparse is None:
             dt = wide if e >= resolution else dtype
+            # (f, g) passed on as returned: the loop then squares its last kernel (ε halves)
             f, g, it, error = coarse.loop(dt).run(
                 f.to(dt),
                 g.to(dt),
@@ -115,7 +125,6 @@ def scaled_sinkhorn(
                 rebalance=False,
             )
             n_iter, cold = n_iter + it, False
-            f, g = f.to(dtype), g.to(dtype)
             nxt = schedule[k + 1]
             if _kept_fraction(cost, f, g, nxt, lmin - theta) <= DENSE_FRACTION:
                 # the support of the next stage (θ of the last one if it is the last)
@@ -126,7 +135,11 @@ def scaled_sinkhorn(
                     support = _dense_support(cost, f64, g64, e, lmin - theta)
                 if support is not None:
                     sparse = _SparseLoop(support, cost, a64, b64, theta, check_every, overrelax)
+                    sparse.set_values(_entry_dtype(cost.dtype, tol))
                     f, g = f64, g64
+                    coarse.release()
+                    if error < STAGE_TOL * tol:  # converged: a point to extrapolate from
+                        done.append((f64, g64, e))
         else:
             f, g = _extrapolate(done, f, g, e)
             for retry in (False, True):  # a stalled stage is run again on a rebuilt support
@@ -165,6 +178,7 @@ def scaled_sinkhorn(
         if error < tol or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
+        sparse.set_values(torch.float64)  # in case float32 entries were what fell short
     # the truncated kernel did not reach tol on the dense one: finish with dense iterations
     return dense_finish(f, g, max_iter - n_iter)
 
@@ -198,8 +212,14 @@ class _Coarse:
             if COARSE_TAU > loop.tau:
                 loop.tau = COARSE_TAU
                 loop.floor = math.log(torch.finfo(dtype).tiny) + COARSE_TAU
+            loop.keep_kernel = True  # the next stage (ε/2) squares the last kernel
             self.loops[dtype] = loop
         return self.loops[dtype]
+
+    def release(self) -> None:
+        """Drop the kernels kept for the next dense stage."""
+        for loop in self.loops.values():
+            loop.keep_kernel, loop.last = False, None
 
 
 def _extrapolate(
@@ -212,6 +232,14 @@ def _extrapolate(
     (fb, gb, eb), (fl, gl, el) = done[-2], done[-1]
     t = (to - el) / (el - eb)
     return fl + t * (fl - fb), gl + t * (gl - gb)
+
+
+def _entry_dtype(dtype: torch.dtype, tol: float) -> torch.dtype:
+    """The dtype of the truncated kernel's entries: float32 for costs below float64 at
+    ``VALUES32_TOL`` or above (as precise as the data; their rounding, ~1e-7 of a row sum,
+    is far below such a tol), else float64. The last stage falls back to float64 if the
+    dense check finds the tolerance missed."""
+    return torch.float32 if dtype != torch.float64 and tol >= VALUES32_TOL else torch.float64
 
 
 def _theta(n0: int, n1: int, base: float) -> float:
@@ -247,32 +275,40 @@ def _dense_support(
     (their largest z is then at most log a_i), from potentials balanced at another ε.
     """
     n0, n1 = cost.shape
-    block = max(1, (1 << 22) // max(n1, 1))
     # the mask in the cost's dtype (at least float32), one unit of z wider than asked, which
     # covers its rounding; the kept entries are then evaluated in f's dtype
     low = torch.promote_types(cost.dtype, torch.float32)
     g_low = g.to(low)
     bound = (eps * (thr - 1.0) - f).to(low)  # f_i + g_j − C_ij ≥ ε·thr, rearranged
-    rows, cols = [], []
-    for start in range(0, n0, block):
-        sl = slice(start, min(n0, start + block))
-        z = torch.sub(g_low[None, :], cost[sl])
-        if relative:
-            idx = (z >= z.amax(1, keepdim=True) + eps * (thr - 1.0)).nonzero()
-        else:
-            idx = (z >= bound[sl, None]).nonzero()
-        rows.append(idx[:, 0] + start)
-        cols.append(idx[:, 1])
-    r, c = torch.cat(rows), torch.cat(cols)
-    counts = torch.stack(
-        [torch.bincount(r, minlength=n0).min(), torch.bincount(c, minlength=n1).min()]
-    )
-    if int(counts.min()) == 0:
-        return None
-    cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
+    if native.native(cost):  # one pass of a compiled kernel
+        lower = bound.new_full((1,), eps * (thr - 1.0)) if relative else bound
+        found = native.support(cost.to(low), g_low, lower, relative)
+        if found is None:
+            return None
+        r, c, cs = found[0], found[1], found[2].to(f.dtype)
+    else:
+        block = max(1, (1 << 22) // max(n1, 1))
+        rows, cols = [], []
+        for start in range(0, n0, block):
+            sl = slice(start, min(n0, start + block))
+            z = torch.sub(g_low[None, :], cost[sl])
+            if relative:
+                idx = (z >= z.amax(1, keepdim=True) + eps * (thr - 1.0)).nonzero()
+            else:
+                idx = (z >= bound[sl, None]).nonzero()
+            rows.append(idx[:, 0] + start)
+            cols.append(idx[:, 1])
+        r, c = torch.cat(rows), torch.cat(cols)
+        counts = torch.stack(
+            [torch.bincount(r, minlength=n0).min(), torch.bincount(c, minlength=n1).min()]
+        )
+        if int(counts.min()) == 0:
+            return None
+        cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
+    if not row_sums:
+        return r, c, cs, f
     z = (_at(f, r) + _at(g, c) - cs) / eps
-    sums = torch.zeros_like(f).index_add_(0, r, z.exp()) if row_sums else f
-    return r, c, cs, sums
+    return r, c, cs, torch.zeros_like(f).index_add_(0, r, z.exp())
 
 
 class _SparseKernel:
@@ -304,27 +340,50 @@ class _SparseLoop(_Loop):
         cs = support[2]
         super().__init__(cs, a, b, cs.min(), 0.0, check_every, overrelax)
         self.cost = cost
+        self.native = native.native(cost)
         self.lmin = float(torch.minimum(self.log_a.min(), self.log_b.min()))
+        self.marginals = (a, b)  # float64 (the log-domain steps use their logarithms)
         self.reset(support)
+        self.set_values(a.dtype)
+
+    def set_values(self, dtype: torch.dtype) -> None:
+        """Store the kernel's entries (and iterate the scalings) in ``dtype``; the potentials,
+        the costs and the log-domain steps stay in float64."""
+        self.values = dtype
+        self.a, self.b = self.marginals[0].to(dtype), self.marginals[1].to(dtype)
+        self.floor = math.log(torch.finfo(dtype).tiny) + self.tau
 
     def reset(self, support: tuple[Tensor, Tensor, Tensor, Tensor]) -> None:
         """Use the (row-major) support (rows, cols, costs, _)."""
         rows, cols, cs, _ = support
-        order = torch.sort(cols, stable=True).indices  # row-major → column-major
-        self._set(rows, cols, cs, order)
+        self._set(rows, cols, cs)
         self.fresh = True
 
-    def _set(self, rows: Tensor, cols: Tensor, cs: Tensor, order: Tensor) -> None:
+    def _set(self, rows: Tensor, cols: Tensor, cs: Tensor, order: Tensor | None = None) -> None:
+        """The support (rows, cols, cs), row-major; ``order`` (row-major positions in
+        column-major order) is computed when not given."""
         n0, n1 = self.shape
-        self.rows, self.cols, self.c, self.order = rows, cols, cs, order
+        self.rows, self.cols, self.c = rows, cols, cs
         index = torch.int32 if rows.numel() < 2**31 - 1 else torch.int64
         self.crow = _offsets(rows, n0, index)
-        self.ccol = _offsets(cols, n1, index)
         self.col_idx = cols.to(index)
+        if self.native:  # a counting sort
+            self.order, self.ccol, self.row_idx = native.transpose(self.crow, self.col_idx, n1)
+            return
+        if order is None:
+            order = torch.sort(cols, stable=True).indices  # row-major → column-major
+        self.order = order
+        self.ccol = _offsets(cols, n1, index)
         self.row_idx = _at(rows, order).to(index)
 
     def restrict(self, f: Tensor, g: Tensor, eps: float, thr: float) -> None:
         """Drop the entries with z_ij < thr at (f, g, ε) (if that drops a quarter of them)."""
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, eps * thr, self.shape[1])
+            mask, count, row_min, col_min = native.keep(*args)
+            if count <= 0.75 * mask.numel() and min(row_min, col_min) > 0:
+                self._set(self.rows[mask], self.cols[mask], self.c[mask])
+            return
         keep = (_at(f, self.rows) + _at(g, self.cols) - self.c) >= eps * thr
         total = torch.cumsum(keep, 0)  # kept entries up to each one, row-major
         by_col = torch.cumsum(_at(keep, self.order), 0)
@@ -374,8 +433,11 @@ class _SparseLoop(_Loop):
         The sums are shifted by the current potentials rather than by each segment's maximum
         (sparse products instead of scatters): exact while every sum
         stays within the normal range, which holds for potentials balanced at up to a few
-        times ε; else the segment maxima are used.
+        times ε; else the segment maxima are used. On the CPU a compiled kernel shifts each
+        sum by its largest term instead.
         """
+        if self.native:
+            return native.log_step(self.crow, self.col_idx, self.c, g, self.log_a, self.log_b, eps)
         z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
         rows = self._csr(z.exp()) @ torch.ones_like(g)
         f1 = f + eps * (self.log_a - rows.log())
@@ -392,7 +454,7 @@ class _SparseLoop(_Loop):
 
     def kernel(self, f: Tensor, g: Tensor, eps: float) -> _SparseKernel:  # type: ignore[override]
         z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
-        values = self._exp(z, clamp=True)
+        values = self._exp(z, clamp=True).to(self.values)
         return self._matrices(values)
 
     def _matrices(self, values: Tensor) -> _SparseKernel:
@@ -409,8 +471,12 @@ class _SparseLoop(_Loop):
     def _rebuilt(  # type: ignore[override]
         self, f: Tensor, g: Tensor, eps: float
     ) -> tuple[_SparseKernel, Tensor]:
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, eps, self.floor + 1.0, self.order)
+            values, values_t, row_sums = native.values(*args, self.values)
+            return _SparseKernel(self._csr(values), self._csr_t(values_t)), row_sums
         kernel = self.kernel(f, g, eps)
-        return kernel, kernel @ torch.ones(self.shape[1], dtype=f.dtype, device=f.device)
+        return kernel, kernel @ torch.ones(self.shape[1], dtype=self.values, device=f.device)
 
 
 def _csr(offsets: Tensor, index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
