@@ -289,3 +289,31 @@ def test_float32_entries_and_their_float64_fallback(
     assert sparse_mod._entry_dtype(torch.float64, 1e-3) == torch.float64
     assert sparse_mod._entry_dtype(torch.float32, 1e-6) == torch.float32
     assert sparse_mod._entry_dtype(torch.float32, 1e-8) == torch.float64
+
+
+def test_only_the_last_stage_sparse(
+    monkeypatch: pytest.MonkeyPatch, sparse_runs: list[int]
+) -> None:
+    """With no intermediate switch the last stage alone goes sparse (``FINAL_FRACTION``: a
+    denser kernel is still worth truncating for the last stage's many iterations); its plan
+    is the dense iterations'."""
+    monkeypatch.setattr(sparse_mod, "DENSE_FRACTION", 0.0)
+    stages: list[float] = []
+    original = sparse_mod._SparseLoop.run
+
+    def run(self, f, g, eps, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stages.append(eps)
+        return original(self, f, g, eps, *args, **kwargs)
+
+    monkeypatch.setattr(sparse_mod._SparseLoop, "run", run)
+    n, tol = 800, 1e-7
+    cost, a = _problem(n, torch.float64)
+    eps = 2e-3 * float(cost.mean())
+    res = sinkhorn(cost, a, a, eps, tol=tol, max_iter=20_000)
+    assert stages and set(stages) == {eps}  # sparse at the last ε only
+    assert max(sparse_runs) < sparse_mod.FINAL_FRACTION * n * n
+    ref = sinkhorn(cost, a, a, eps, tol=tol, max_iter=20_000, truncate=False)
+    plan, row, col = _dense_errors(res, cost, a)
+    assert res.converged and ref.converged and row < tol and col < 1e-12
+    # both within 1e-7 of the marginals: the plans differ by ~tol on entries ~1/n
+    torch.testing.assert_close(plan, ref.log_plan(cost).exp(), atol=1e-6, rtol=0)
