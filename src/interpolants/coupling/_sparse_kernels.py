@@ -31,15 +31,28 @@ ENABLED = True  # the tests switch this off to run the torch formulation on the 
 
 
 def _log_step_kernel(
-    crow: Any, col: Any, c: Any, g: Any, log_a: Any, log_b: Any, eps: Any, f1: Any, g1: Any
+    crow: Any,
+    col: Any,
+    c: Any,
+    f: Any,
+    g: Any,
+    log_a: Any,
+    log_b: Any,
+    eps: Any,
+    rows: Any,
+    f1: Any,
+    g1: Any,
 ) -> None:
     """One exact log-domain Sinkhorn iteration on the support: f1 = ε(log a − LSE_j((g − C)/ε))
-    over each row's entries, then g1 = ε(log b − LSE_i((f1 − C)/ε)) over each column's, each
-    log-sum-exp shifted by its largest term. Every row and column must have an entry."""
+    over each row's entries (f1 = f without ``rows``), then g1 = ε(log b − LSE_i((f1 − C)/ε))
+    over each column's, each log-sum-exp shifted by its largest term. Every row and column
+    must have an entry."""
     n0 = crow.shape[0] - 1
     n1 = g.shape[0]
     inv = 1.0 / eps
-    for i in range(n0):
+    if not rows:
+        f1[:] = f
+    for i in range(n0 if rows else 0):
         lo = crow[i]
         hi = crow[i + 1]
         m = g[col[lo]] - c[lo]
@@ -142,11 +155,12 @@ def _keep_kernel(
 
 def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
     """The entries of a dense cost with z_ij = g_j − C_ij ≥ t_i, row by row: t_i = ``lower[i]``,
-    or with ``relative`` max_j z_ij + ``lower[0]``. Returns (rows, cols, costs in float64, the
-    number of empty columns); rows is empty if a row is. Two passes: the thresholds and
+    or with ``relative`` max_j z_ij + ``lower[0]``. Returns (rows, cols (int32), costs in
+    float64, the number of empty columns); rows is empty if a row is. Two passes: the thresholds and
     counts (vectorised), then the entries, without branches."""
     n0, n1 = cost.shape
     thresholds = np.empty(n0, cost.dtype)
+    counts = np.empty(n0, np.int64)
     nnz = 0
     for i in range(n0):
         row = cost[i]
@@ -162,10 +176,11 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
         for j in range(n1):
             kept += g[j] - row[j] >= t
         if kept == 0:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64), n1
+            return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64), n1
+        counts[i] = kept
         nnz += kept
-    rows = np.empty(nnz, np.int64)
-    cols = np.empty(nnz + n1, np.int64)  # room for the unconditional writes of the last row
+    rows = np.empty(nnz, np.int32)  # indices below n0, n1 (< 2³¹)
+    cols = np.empty(nnz + n1, np.int32)  # room for the unconditional writes of the last row
     vals = np.empty(nnz, np.float64)
     per_col = np.zeros(n1, np.int64)
     k = 0
@@ -176,6 +191,7 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
         for j in range(n1):  # j is written always and kept by advancing k
             cols[k] = j
             k += g[j] - row[j] >= t
+        k = start + min(k - start, counts[i])  # never past the first pass's count
         for p in range(start, k):
             j = cols[p]
             rows[p] = i
@@ -184,7 +200,7 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
     empty = 0
     for j in range(n1):
         empty += per_col[j] == 0
-    return rows, cols[:nnz], vals, empty
+    return rows[:k], cols[:k], vals[:k], empty
 
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
@@ -205,13 +221,23 @@ def _np(t: Tensor) -> Any:
 
 
 def log_step(
-    crow: Tensor, col: Tensor, c: Tensor, g: Tensor, log_a: Tensor, log_b: Tensor, eps: float
+    crow: Tensor,
+    col: Tensor,
+    c: Tensor,
+    f: Tensor,
+    g: Tensor,
+    log_a: Tensor,
+    log_b: Tensor,
+    eps: float,
+    rows: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """One exact log-domain Sinkhorn iteration on the CSR support (see the kernel)."""
-    f1, g1 = torch.empty_like(log_a), torch.empty_like(g)
+    """One exact log-domain Sinkhorn iteration on the CSR support, or only its column half
+    (f kept) without ``rows`` (see the kernel)."""
+    f1, g1 = torch.empty_like(f), torch.empty_like(g)
     kernel = _kernel("log_step")
     assert kernel is not None
-    kernel(_np(crow), _np(col), _np(c), _np(g), _np(log_a), _np(log_b), eps, f1.numpy(), g1.numpy())
+    arrays = (_np(crow), _np(col), _np(c), _np(f), _np(g), _np(log_a), _np(log_b))
+    kernel(*arrays, eps, rows, f1.numpy(), g1.numpy())
     return f1, g1
 
 
@@ -240,11 +266,11 @@ def values(
 
 
 def transpose(crow: Tensor, col: Tensor, n1: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(order, column offsets, rows in column-major order) of a CSR support (see the kernel);
-    the offsets and rows in ``col``'s index dtype."""
+    """(order, column offsets, rows in column-major order) of a CSR support (see the kernel),
+    in ``col``'s index dtype."""
     nnz = col.numel()
     ccol = torch.empty(n1 + 1, dtype=col.dtype)
-    order = torch.empty(nnz, dtype=torch.int64)
+    order = torch.empty(nnz, dtype=col.dtype)
     row_idx = torch.empty(nnz, dtype=col.dtype)
     kernel = _kernel("transpose")
     assert kernel is not None
@@ -270,7 +296,8 @@ def support(
     cost: Tensor, g: Tensor, lower: Tensor, relative: bool
 ) -> tuple[Tensor, Tensor, Tensor] | None:
     """The entries of the dense ``cost`` with g_j − C_ij ≥ t_i (t = ``lower``, or each row's
-    maximum + ``lower[0]`` when ``relative``), as (rows, cols, costs in float64), row-major;
+    maximum + ``lower[0]`` when ``relative``), as (rows, cols (int32), costs in float64),
+    row-major;
     ``None`` if a row or a column would be empty. ``g`` and ``lower`` in the cost's dtype."""
     kernel = _kernel("support")
     assert kernel is not None

@@ -129,19 +129,24 @@ def scaled_sinkhorn(
             )
             n_iter, cold = n_iter + it, False
             nxt = schedule[k + 1]
-            limit = DENSE_FRACTION if k + 2 < len(schedule) else FINAL_FRACTION
-            if _kept_fraction(cost, f, g, nxt, lmin - theta) <= limit:
+            last = k + 2 == len(schedule)
+            # the fraction the next support keeps: for the last stage the one built below
+            # (at this ε), else the next ε's
+            if _kept_fraction(cost, f, g, e if last else nxt, lmin - theta) <= (
+                FINAL_FRACTION if last else DENSE_FRACTION
+            ):
+                coarse.release()  # the dense kernel is not squared again if this succeeds
                 # the support of the next stage (θ of the last one if it is the last)
-                f64, g64 = f.double(), g.double()  # sparse iterations are cheap: float64
-                if k + 2 < len(schedule):  # rows re-balanced at nxt keep e^−θ of their mass
+                f64, g64 = f.double(), g.double()  # the potentials of sparse stages: float64
+                if not last:  # rows re-balanced at nxt keep e^−θ of their mass
                     support = _dense_support(cost, f64, g64, nxt, -theta_stage, relative=True)
                 else:  # the last stage: wider, the entries within e^−θ at this ε
                     support = _dense_support(cost, f64, g64, e, lmin - theta)
                 if support is not None:
                     sparse = _SparseLoop(support, cost, a64, b64, theta, check_every, overrelax)
-                    sparse.set_values(_entry_dtype(cost.dtype, tol))
+                    sparse.set_values(_entry_dtype(cost.dtype, tol, a64, b64))
+                    support = None  # (its int64 indices)
                     f, g = f64, g64
-                    coarse.release()
                     if error < STAGE_TOL * tol:  # converged: a point to extrapolate from
                         done.append((f64, g64, e))
         else:
@@ -160,6 +165,7 @@ def scaled_sinkhorn(
             if sparse is None:
                 break
             done.append((f, g, e))
+    coarse.release()
     if sparse is None and max_iter - n_iter < 1:  # out of budget: one uncounted log-domain
         # iteration at ε, so that the columns still sum to b
         loop = coarse.loop(dtype)
@@ -175,6 +181,8 @@ def scaled_sinkhorn(
         budget = left if attempt == ATTEMPTS - 1 else min(left, FINAL_CHUNK)
         f, g, it, _ = sparse.run(f, g, eps, tol, budget, False, attempt == 0, theta)
         n_iter += it
+        if sparse.values != torch.float64:  # columns exact to float64, not float32, rounding
+            g = sparse.column_step(f, g, eps)
         support = _dense_support(cost, f, g, eps, lmin - THETA_CHECK - math.log(b.numel()), True)
         if support is None:
             break
@@ -182,6 +190,7 @@ def scaled_sinkhorn(
         if error < tol or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
+        support = None
         sparse.set_values(torch.float64)  # in case float32 entries were what fell short
     # the truncated kernel did not reach tol on the dense one: finish with dense iterations
     return dense_finish(f, g, max_iter - n_iter)
@@ -208,7 +217,10 @@ class _Coarse:
         return torch.as_tensor(self.lo, dtype=dtype, device=self.cost.device)
 
     def loop(self, dtype: torch.dtype) -> _Loop:
-        """The dense iterations in ``dtype``."""
+        """The dense iterations in ``dtype`` (the other dtypes' kept kernels dropped)."""
+        for other, loop in self.loops.items():
+            if other != dtype:
+                loop.last = None
         if dtype not in self.loops:
             a, b, c = self.a.to(dtype), self.b.to(dtype), self.cost.to(dtype)
             args = (self.low(dtype), self.span, self.check_every, self.overrelax)
@@ -238,12 +250,15 @@ def _extrapolate(
     return fl + t * (fl - fb), gl + t * (gl - gb)
 
 
-def _entry_dtype(dtype: torch.dtype, tol: float) -> torch.dtype:
+def _entry_dtype(dtype: torch.dtype, tol: float, a: Tensor, b: Tensor) -> torch.dtype:
     """The dtype of the truncated kernel's entries: float32 for costs below float64 at
-    ``VALUES32_TOL`` or above (as precise as the data; their rounding, ~1e-7 of a row sum,
-    is far below such a tol), else float64. The last stage falls back to float64 if the
-    dense check finds the tolerance missed."""
-    return torch.float32 if dtype != torch.float64 and tol >= VALUES32_TOL else torch.float64
+    ``VALUES32_TOL`` or above when their rounding of the row sums, at most
+    max(a, b)·√n·2⁻²⁴ in the row error (n = the longer side), is below tol/10; else
+    float64. The last stage falls back to float64 if the dense check finds tol missed."""
+    heaviest = float(torch.maximum(a.max(), b.max()))
+    rounding = heaviest * math.sqrt(max(a.numel(), b.numel())) * 2.0**-24
+    fine = tol >= VALUES32_TOL and 10.0 * rounding <= tol
+    return torch.float32 if dtype != torch.float64 and fine else torch.float64
 
 
 def _theta(n0: int, n1: int, base: float) -> float:
@@ -347,8 +362,8 @@ class _SparseLoop(_Loop):
         self.native = native.native(cost)
         self.lmin = float(torch.minimum(self.log_a.min(), self.log_b.min()))
         self.marginals = (a, b)  # float64 (the log-domain steps use their logarithms)
+        self.values = a.dtype  # of the kernel's entries and the scalings (see set_values)
         self.reset(support)
-        self.set_values(a.dtype)
 
     def set_values(self, dtype: torch.dtype) -> None:
         """Store the kernel's entries (and iterate the scalings) in ``dtype``; the potentials,
@@ -371,7 +386,8 @@ class _SparseLoop(_Loop):
         index = torch.int32 if rows.numel() < 2**31 - 1 else torch.int64
         self.crow = _offsets(rows, n0, index)
         self.col_idx = cols.to(index)
-        if self.native:  # a counting sort
+        if self.native:  # a counting sort; the row and column indices kept in int32
+            self.rows, self.cols = rows.to(index), self.col_idx
             self.order, self.ccol, self.row_idx = native.transpose(self.crow, self.col_idx, n1)
             return
         if order is None:
@@ -441,7 +457,8 @@ class _SparseLoop(_Loop):
         sum by its largest term instead.
         """
         if self.native:
-            return native.log_step(self.crow, self.col_idx, self.c, g, self.log_a, self.log_b, eps)
+            args = (self.crow, self.col_idx, self.c, f, g, self.log_a, self.log_b, eps)
+            return native.log_step(*args)
         z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
         rows = self._csr(z.exp()) @ torch.ones_like(g)
         f1 = f + eps * (self.log_a - rows.log())
@@ -455,6 +472,14 @@ class _SparseLoop(_Loop):
         f = eps * (self.log_a - _segment_lse((_at(g, self.cols) - self.c) / eps, self.rows, f))
         z = (_at(f, self.rows) - self.c) / eps
         return f, eps * (self.log_b - _segment_lse(z, self.cols, g))
+
+    def column_step(self, f: Tensor, g: Tensor, eps: float) -> Tensor:
+        """g re-balanced to the columns in float64 on the support: ε(log b − LSE_i((f − C)/ε))."""
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, self.log_a, self.log_b, eps)
+            return native.log_step(*args, rows=False)[1]
+        z = (_at(f, self.rows) - self.c) / eps
+        return eps * (self.log_b - _segment_lse(z, self.cols, g))
 
     def kernel(self, f: Tensor, g: Tensor, eps: float) -> _SparseKernel:  # type: ignore[override]
         z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
