@@ -19,8 +19,9 @@ from interpolants.coupling import _sparse_sinkhorn as sparse_mod
 @pytest.fixture(autouse=True, params=["compiled", "torch"])
 def formulation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with the CPU kernels and with the torch formulation (what the other
-    devices run)."""
+    devices and small problems run)."""
     monkeypatch.setattr(kernels_mod, "ENABLED", request.param == "compiled")
+    monkeypatch.setattr(kernels_mod, "MIN_ENTRIES", 0)  # the compiled kernels at any size
     if request.param == "compiled":
         assert kernels_mod.native(torch.zeros(1))
     return str(request.param)
@@ -328,3 +329,13 @@ def test_only_the_last_stage_sparse(
     assert res.converged and ref.converged and row < tol and col < 1e-12
     # both within 1e-7 of the marginals: the plans differ by ~tol on entries ~1/n
     torch.testing.assert_close(plan, ref.log_plan(cost).exp(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("formulation", ["compiled"], indirect=True)
+def test_compiled_kernels_serve_large_cpu_problems_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels_mod, "MIN_ENTRIES", 1 << 22)
+    assert kernels_mod.native(torch.zeros(2048, 2048))
+    assert not kernels_mod.native(torch.zeros(2047, 2048))  # small: torch's passes
+    assert not kernels_mod.native(torch.zeros(4096, 4096, device="meta"))  # not the CPU
+    monkeypatch.setattr(kernels_mod, "ENABLED", False)
+    assert not kernels_mod.native(torch.zeros(2048, 2048))

@@ -28,6 +28,9 @@ from ._kernels import _compile_in
 __all__: list[str] = []
 
 ENABLED = True  # the tests switch this off to run the torch formulation on the CPU
+# below this many cost entries the torch passes take milliseconds and loading the compiled
+# kernels (~0.35 s a process from numba's cache, ~2 s to compile) would not pay
+MIN_ENTRIES = 1 << 22
 
 
 def _log_step_kernel(
@@ -211,9 +214,12 @@ def _kernel(name: str) -> Callable[..., Any] | None:
     return _compile_in(globals(), name, _KERNELS)
 
 
-def native(t: Tensor) -> bool:
-    """Whether the kernels here serve tensors on ``t``'s device (the CPU, with numba)."""
-    return ENABLED and t.device.type == "cpu" and _kernel("log_step") is not None
+def native(cost: Tensor) -> bool:
+    """Whether the kernels here serve the problem of this dense ``cost``: on the CPU, with
+    numba, from ``MIN_ENTRIES`` entries."""
+    if not (ENABLED and cost.device.type == "cpu" and cost.numel() >= MIN_ENTRIES):
+        return False
+    return _kernel("log_step") is not None
 
 
 def _np(t: Tensor) -> Any:
