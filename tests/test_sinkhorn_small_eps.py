@@ -339,3 +339,35 @@ def test_compiled_kernels_serve_large_cpu_problems_only(monkeypatch: pytest.Monk
     assert not kernels_mod.native(torch.zeros(4096, 4096, device="meta"))  # not the CPU
     monkeypatch.setattr(kernels_mod, "ENABLED", False)
     assert not kernels_mod.native(torch.zeros(2048, 2048))
+
+
+@pytest.mark.parametrize("formulation", ["torch"], indirect=True)  # the controller only
+def test_overrelaxation_waits_out_the_transient_of_a_large_raise() -> None:
+    """After ω is raised by more than ``BIG_RAISE`` the error may grow for a few iterations
+    before it falls faster: not divergence, so ω is kept; steady growth still halves it,
+    and after a small raise any growth over 20 iterations does."""
+    cost, a = _problem(20, torch.float64)
+    loop = loop_mod._Loop(cost, a, a, cost.min(), float(cost.max()), 1, True)
+
+    def drive(errors: dict[int, float], raised: float | None = None) -> list[float]:
+        loop.ceiling, loop.raised = 2.0, 0.0
+        history: list[tuple[int, float]] = []
+        omega, seen = 1.0, []
+        for k in sorted(errors):
+            omega = loop._relaxation(omega, k, errors[k], history)
+            if k == 10 and raised is not None:
+                loop.raised = raised  # pretend the raise was this large
+            seen.append(omega)
+        return seen
+
+    plain = {k: 0.9**k for k in range(11)}  # the plain phase: rate 0.9, ω* ≈ 1.5
+    # then ×3 over 5 iterations, and a fall at 0.97 an iteration
+    transient = {k: 0.9**10 * (1 + 0.4 * (k - 10)) for k in range(11, 16)}
+    transient |= {k: 3 * 0.9**10 * 0.97 ** (k - 15) for k in range(16, 80)}
+    seen = drive(plain | transient)
+    assert seen[10] > 1.3 and loop.raised > loop.BIG_RAISE  # relaxed at iteration 10
+    assert min(seen[10:]) >= seen[10]  # never damped: the growth was the transient
+    growth = {k: 0.9**10 * 1.02 ** (k - 10) for k in range(11, 80)}  # steady growth
+    assert min(drive(plain | growth)[10:]) < seen[10]  # damped
+    # a raise below BIG_RAISE: the transient's growth over 20 iterations damps ω
+    assert min(drive(plain | transient, raised=0.05)[10:]) < seen[10]

@@ -99,8 +99,10 @@ def sinkhorn(
       current ω is estimated again and λ inferred from Young's relation
       (ρ + ω − 1)² = ρ ω² λ, so that ω follows the slow modes that dominate late; ω is
       halved towards 1 whenever the error grows over 20 iterations, and never raised again
-      to a value that made it grow. It cuts the number of iterations when ε is small
-      relative to the cost.
+      to a value that made it grow. After a raise of ω by more than 0.1 the error first
+      grows for a few iterations (a transient, not divergence): the growth test then
+      ignores the first 10 iterations after the change. It cuts the number of iterations
+      when ε is small relative to the cost.
       The returned potentials always end with a plain column update, so the contract below
       holds.
     * **Lazy stabilisation.** The scalings u, v are absorbed into the potentials f, g (one

@@ -24,6 +24,8 @@ class _Loop:
     WARM = 10  # plain iterations before the rate is estimated
     REMEASURE = 40  # relaxed iterations between two estimates of the rate
     SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
+    SETTLE = 10  # after a raise of ω by more than BIG_RAISE, iterations of transient growth
+    BIG_RAISE = 0.1  # that the divergence test ignores
 
     def __init__(
         self,
@@ -134,6 +136,7 @@ class _Loop:
         u, v = torch.ones_like(a), torch.ones_like(b)
         omega, n_iter, error = 1.0, 0, math.inf
         self.ceiling = 2.0  # the smallest ω seen to make the error grow (2: none yet)
+        self.raised = 0.0  # how far the last change raised ω (0 after a damping)
         adapt = self.overrelax
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
@@ -206,7 +209,11 @@ class _Loop:
         Returns 0 to stop adapting (plain updates from then on).
         """
         lag = 3 if omega == 1.0 else 20
-        past = next(((k, e) for k, e in reversed(history) if k <= n_iter - lag), None)
+        # history[0] is the last change of ω (or re-estimate); after a large raise the error
+        # first grows for a few iterations (the relaxed modes' transient), which is not
+        # divergence: the test then starts SETTLE iterations after it
+        settled = history[0][0] + self.SETTLE if history and self.raised > self.BIG_RAISE else -1
+        past = next(((k, e) for k, e in reversed(history) if settled <= k <= n_iter - lag), None)
         history.append((n_iter, error))
         if past is None:
             return omega
@@ -217,11 +224,14 @@ class _Loop:
             rate = (error / before) ** (1.0 / (n_iter - k))
             history.clear()  # the relaxed phase keeps its own history
             history.append((n_iter, error))
-            return 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - rate)) - 1.0)
+            omega = 1.0 + self.SAFETY * (2.0 / (1.0 + math.sqrt(1.0 - rate)) - 1.0)
+            self.raised = omega - 1.0
+            return omega
         if error > before:  # the error grew over 20 iterations: damp ω towards 1
             history.clear()
             history.append((n_iter, error))
             self.ceiling = omega  # never raise ω this far again in this run
+            self.raised = 0.0
             omega = 1.0 + 0.5 * (omega - 1.0)
             return omega if omega > 1.05 else 0.0
         first, start = history[0]
@@ -236,5 +246,6 @@ class _Loop:
             history.clear()
             history.append((n_iter, error))
             if target > omega + 0.01:
+                self.raised = target - omega
                 return target
         return omega
