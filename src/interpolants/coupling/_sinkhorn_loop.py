@@ -4,7 +4,7 @@ r"""The scaling iterations of :func:`~interpolants.coupling.sinkhorn` at one ε.
 K = exp((f + g − C)/ε) with adaptive over-relaxation, absorbs them into the potentials f, g
 when they grow (Schmitzer's log-stabilisation) and switches to log-domain updates if a scaling
 becomes non-finite (the notes of ``_sinkhorn``). The dense solver (``_sinkhorn``) and the
-truncated-kernel stages (``_sparse_sinkhorn``, through a subclass that multiplies with sparse
+truncated-kernel stages (``_sparse_loop``, through a subclass that multiplies with sparse
 kernels) both run it.
 """
 

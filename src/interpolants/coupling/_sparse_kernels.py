@@ -5,7 +5,7 @@ A truncated kernel is a CSR support: row offsets ``crow``, column indices ``col`
 on it (a log-domain iteration), drops entries, re-orders it by columns and evaluates its
 entries; the first support and the final check come from one pass over the dense cost. On
 the CPU each of these is one or two passes of a numba kernel here, where the torch
-formulation (kept for the other devices, in ``_sparse_sinkhorn``) takes one tensor pass per
+formulation (kept for the other devices, in ``_sparse_loop``) takes one tensor pass per
 elementwise operation, gather and mask over the entries (the comparison is in
 ``benchmarks/results/design_notes.md``). The iterations themselves stay torch's CSR
 products, which the fused numba loop measured here did not beat.

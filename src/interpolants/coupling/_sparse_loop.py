@@ -1,0 +1,295 @@
+r"""Iterations on a truncated kernel: the sparse stages of ``_sparse_sinkhorn``.
+
+A truncated kernel keeps the entries of K_ij = exp((f_i + g_j − C_ij)/ε) above a threshold
+relative to their row's mass, as a CSR matrix and the CSR matrix of its transpose.
+:func:`_dense_support` collects them in one pass over the dense cost (also the final dense
+check of the row sums), :class:`_SparseLoop` runs :class:`~._sinkhorn_loop._Loop`'s
+iterations on them: the log-domain rebalance between stages, the filter when ε halves, the
+kernel's entries (float32 or float64, ``set_values``) and a float64 column update. On the
+CPU, from ``_sparse_kernels.MIN_ENTRIES`` entries, the per-entry passes are the compiled
+kernels of ``_sparse_kernels``; elsewhere the torch operations here.
+"""
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+
+from . import _sparse_kernels as native
+from ._sinkhorn_loop import _Loop
+
+__all__: list[str] = []
+
+
+def _kept_fraction(cost: Tensor, f: Tensor, g: Tensor, eps: float, thr: float) -> float:
+    """Fraction of entries with (f_i + g_j − C_ij)/ε ≥ thr, on ~256 evenly spaced rows."""
+    rows = torch.arange(0, cost.shape[0], max(1, cost.shape[0] // 256), device=cost.device)
+    z = torch.sub(g[None, :], cost.index_select(0, rows)).add_(_at(f, rows)[:, None])
+    return float((z >= eps * thr).double().mean())
+
+
+def _dense_support(
+    cost: Tensor,
+    f: Tensor,
+    g: Tensor,
+    eps: float,
+    thr: float,
+    row_sums: bool = False,
+    relative: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """The entries with z_ij = (f_i + g_j − C_ij)/ε ≥ thr, from one dense pass by row blocks.
+
+    Returns (rows, cols, C at them in f's dtype, row sums of exp(z) over them, or f when not
+    ``row_sums``), row-major, or ``None`` if a row or a column would be empty. Entries left
+    out are each below e^thr, so with thr = min log a − 40 − log n1 the row sums miss less
+    than e^−40·a_i: below their float64 rounding, so these are the dense row sums. With
+    ``relative``, thr is relative to each row's largest z instead (f then does not matter):
+    this keeps every entry that has z ≥ log a_i + thr once the rows are re-balanced at ε
+    (their largest z is then at most log a_i), from potentials balanced at another ε.
+    """
+    n0, n1 = cost.shape
+    # the mask in the cost's dtype (at least float32), one unit of z wider than asked, which
+    # covers its rounding; the kept entries are then evaluated in f's dtype
+    low = torch.promote_types(cost.dtype, torch.float32)
+    g_low = g.to(low)
+    bound = (eps * (thr - 1.0) - f).to(low)  # f_i + g_j − C_ij ≥ ε·thr, rearranged
+    if native.native(cost):  # one pass of a compiled kernel
+        lower = bound.new_full((1,), eps * (thr - 1.0)) if relative else bound
+        found = native.support(cost.to(low), g_low, lower, relative)
+        if found is None:
+            return None
+        r, c, cs = found[0], found[1], found[2].to(f.dtype)
+    else:
+        block = max(1, (1 << 22) // max(n1, 1))
+        rows, cols = [], []
+        for start in range(0, n0, block):
+            sl = slice(start, min(n0, start + block))
+            z = torch.sub(g_low[None, :], cost[sl])
+            if relative:
+                idx = (z >= z.amax(1, keepdim=True) + eps * (thr - 1.0)).nonzero()
+            else:
+                idx = (z >= bound[sl, None]).nonzero()
+            rows.append(idx[:, 0] + start)
+            cols.append(idx[:, 1])
+        r, c = torch.cat(rows), torch.cat(cols)
+        counts = torch.stack(
+            [torch.bincount(r, minlength=n0).min(), torch.bincount(c, minlength=n1).min()]
+        )
+        if int(counts.min()) == 0:
+            return None
+        cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
+    if not row_sums:
+        return r, c, cs, f
+    z = (_at(f, r) + _at(g, c) - cs) / eps
+    return r, c, cs, torch.zeros_like(f).index_add_(0, r, z.exp())
+
+
+class _SparseKernel:
+    """A kernel as CSR matrices of K and Kᵀ: what :class:`_Loop` multiplies with."""
+
+    def __init__(self, fwd: Tensor, backward: Tensor) -> None:
+        self.fwd, self.T = fwd, backward
+
+    def __matmul__(self, v: Tensor) -> Tensor:
+        return self.fwd @ v
+
+
+class _SparseLoop(_Loop):
+    """:class:`_Loop`'s iterations on a truncated kernel (see the module docstring)."""
+
+    def __init__(
+        self,
+        support: tuple[Tensor, Tensor, Tensor, Tensor],
+        cost: Tensor,
+        a: Tensor,
+        b: Tensor,
+        theta: float,
+        check_every: int,
+        overrelax: bool,
+    ) -> None:
+        n0, n1 = cost.shape
+        self.shape = (n0, n1)
+        self.theta = theta
+        cs = support[2]
+        super().__init__(cs, a, b, cs.min(), 0.0, check_every, overrelax)
+        self.cost = cost
+        self.native = native.native(cost)
+        self.lmin = float(torch.minimum(self.log_a.min(), self.log_b.min()))
+        self.marginals = (a, b)  # float64 (the log-domain steps use their logarithms)
+        self.values = a.dtype  # of the kernel's entries and the scalings (see set_values)
+        self.reset(support)
+
+    def set_values(self, dtype: torch.dtype) -> None:
+        """Store the kernel's entries (and iterate the scalings) in ``dtype``; the potentials,
+        the costs and the log-domain steps stay in float64."""
+        self.values = dtype
+        self.a, self.b = self.marginals[0].to(dtype), self.marginals[1].to(dtype)
+        self.floor = math.log(torch.finfo(dtype).tiny) + self.tau
+
+    def reset(self, support: tuple[Tensor, Tensor, Tensor, Tensor]) -> None:
+        """Use the (row-major) support (rows, cols, costs, _)."""
+        rows, cols, cs, _ = support
+        self._set(rows, cols, cs)
+        self.fresh = True
+
+    def _set(self, rows: Tensor, cols: Tensor, cs: Tensor, order: Tensor | None = None) -> None:
+        """The support (rows, cols, cs), row-major; ``order`` (row-major positions in
+        column-major order) is computed when not given."""
+        n0, n1 = self.shape
+        self.rows, self.cols, self.c = rows, cols, cs
+        index = torch.int32 if rows.numel() < 2**31 - 1 else torch.int64
+        self.crow = _offsets(rows, n0, index)
+        self.col_idx = cols.to(index)
+        if self.native:  # a counting sort; the row and column indices kept in int32
+            self.rows, self.cols = rows.to(index), self.col_idx
+            self.order, self.ccol, self.row_idx = native.transpose(self.crow, self.col_idx, n1)
+            return
+        if order is None:
+            order = torch.sort(cols, stable=True).indices  # row-major → column-major
+        self.order = order
+        self.ccol = _offsets(cols, n1, index)
+        self.row_idx = _at(rows, order).to(index)
+
+    def restrict(self, f: Tensor, g: Tensor, eps: float, thr: float) -> None:
+        """Drop the entries with z_ij < thr at (f, g, ε) (if that drops a quarter of them)."""
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, eps * thr, self.shape[1])
+            mask, count, row_min, col_min = native.keep(*args)
+            if count <= 0.75 * mask.numel() and min(row_min, col_min) > 0:
+                self._set(self.rows[mask], self.cols[mask], self.c[mask])
+            return
+        keep = (_at(f, self.rows) + _at(g, self.cols) - self.c) >= eps * thr
+        total = torch.cumsum(keep, 0)  # kept entries up to each one, row-major
+        by_col = torch.cumsum(_at(keep, self.order), 0)
+        kept = torch.stack(
+            [
+                total[-1],
+                _segment_counts(total, self.crow).min(),
+                _segment_counts(by_col, self.ccol).min(),
+            ]
+        ).tolist()
+        if kept[0] > 0.75 * keep.numel() or min(kept[1:]) == 0:
+            return
+        order = _at(total - 1, self.order[_at(keep, self.order)])
+        self._set(self.rows[keep], self.cols[keep], self.c[keep], order)
+
+    def rebuild(self, f: Tensor, g: Tensor, eps: float, thr: float) -> bool:
+        """A new support from one dense pass at (f, g, ε); ``False`` if a row or column of it
+        is empty."""
+        support = _dense_support(self.cost, f, g, eps, thr)
+        if support is None:
+            return False
+        self.reset(support)
+        return True
+
+    def run(
+        self,
+        f: Tensor,
+        g: Tensor,
+        eps: float,
+        tol: float,
+        max_iter: int,
+        cold: bool,
+        rebalance: bool = True,
+        theta: float | None = None,
+    ) -> tuple[Tensor, Tensor, int, float]:
+        """Re-balance on the support, drop what is below e^−θ of its row's mass at ε
+        (unless the support was just built for ε), then iterate."""
+        f, g = self.log_step(f, g, eps)
+        if rebalance and not self.fresh:
+            self.restrict(f, g, eps, self.lmin - (self.theta if theta is None else theta))
+        self.fresh = False
+        return super().run(f, g, eps, tol, max_iter, cold=False, rebalance=False)
+
+    def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        """One exact log-domain Sinkhorn iteration on the support.
+
+        The sums are shifted by the current potentials rather than by each segment's maximum
+        (sparse products instead of scatters): exact while every sum
+        stays within the normal range, which holds for potentials balanced at up to a few
+        times ε; else the segment maxima are used. On the CPU a compiled kernel shifts each
+        sum by its largest term instead.
+        """
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, self.log_a, self.log_b, eps)
+            return native.log_step(*args)
+        z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
+        rows = self._csr(z.exp()) @ torch.ones_like(g)
+        f1 = f + eps * (self.log_a - rows.log())
+        z = (_at(f1, self.rows) + _at(g, self.cols) - self.c) / eps
+        cols = self._csr_t(_at(z.exp(), self.order)) @ torch.ones_like(f1)
+        g1 = g + eps * (self.log_b - cols.log())
+        info = torch.finfo(f.dtype)
+        low, high = info.tiny / info.eps, info.max * info.eps
+        if bool(((rows > low) & (rows < high)).all() & ((cols > low) & (cols < high)).all()):
+            return f1, g1
+        f = eps * (self.log_a - _segment_lse((_at(g, self.cols) - self.c) / eps, self.rows, f))
+        z = (_at(f, self.rows) - self.c) / eps
+        return f, eps * (self.log_b - _segment_lse(z, self.cols, g))
+
+    def column_step(self, f: Tensor, g: Tensor, eps: float) -> Tensor:
+        """g re-balanced to the columns in float64 on the support: ε(log b − LSE_i((f − C)/ε))."""
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, self.log_a, self.log_b, eps)
+            return native.log_step(*args, rows=False)[1]
+        z = (_at(f, self.rows) - self.c) / eps
+        return eps * (self.log_b - _segment_lse(z, self.cols, g))
+
+    def kernel(self, f: Tensor, g: Tensor, eps: float) -> _SparseKernel:  # type: ignore[override]
+        z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps
+        values = self._exp(z, clamp=True).to(self.values)
+        return self._matrices(values)
+
+    def _matrices(self, values: Tensor) -> _SparseKernel:
+        return _SparseKernel(self._csr(values), self._csr_t(_at(values, self.order)))
+
+    def _csr(self, values: Tensor) -> Tensor:
+        """K as a CSR matrix, from its values in row-major order."""
+        return _csr(self.crow, self.col_idx, values, self.shape)
+
+    def _csr_t(self, values: Tensor) -> Tensor:
+        """Kᵀ as a CSR matrix, from the values of K in column-major order."""
+        return _csr(self.ccol, self.row_idx, values, (self.shape[1], self.shape[0]))
+
+    def _rebuilt(  # type: ignore[override]
+        self, f: Tensor, g: Tensor, eps: float
+    ) -> tuple[_SparseKernel, Tensor]:
+        if self.native:
+            args = (self.crow, self.col_idx, self.c, f, g, eps, self.floor + 1.0, self.order)
+            values, values_t, row_sums = native.values(*args, self.values)
+            return _SparseKernel(self._csr(values), self._csr_t(values_t)), row_sums
+        kernel = self.kernel(f, g, eps)
+        return kernel, kernel @ torch.ones(self.shape[1], dtype=self.values, device=f.device)
+
+
+def _csr(offsets: Tensor, index: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(offsets, index, values, shape, check_invariants=False)
+
+
+def _offsets(index: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """CSR offsets of a sorted index vector with values in [0, n)."""
+    out = torch.zeros(n + 1, dtype=torch.int64, device=index.device)
+    out[1:] = torch.cumsum(torch.bincount(index, minlength=n), 0)
+    return out.to(dtype)
+
+
+def _segment_counts(cumulative: Tensor, offsets: Tensor) -> Tensor:
+    """Per-segment totals of a cumulative sum, segments given by CSR offsets."""
+    padded = torch.cat([cumulative.new_zeros(1), cumulative])
+    ends = offsets.long()
+    return _at(padded, ends[1:]) - _at(padded, ends[:-1])
+
+
+def _segment_lse(z: Tensor, index: Tensor, like: Tensor) -> Tensor:
+    """log Σ exp(z) over the entries of each segment ``index`` (shape of ``like``)."""
+    m = torch.full_like(like, -math.inf).scatter_reduce_(0, index, z, "amax")
+    s = torch.zeros_like(like).index_add_(0, index, torch.exp(z - _at(m, index)))
+    return m + torch.log(s)
+
+
+def _at(x: Tensor, index: Tensor) -> Tensor:
+    """x[index] for a 1-D x (by ``index_select``)."""
+    return torch.index_select(x, 0, index)
