@@ -16,6 +16,59 @@ import numpy as np
 __all__: list[str] = []
 
 
+def _list_best_two(near: Any, prices: Any, cand: Any, i: Any) -> Any:
+    """(best, second best, best object) of person i's candidate list: the values
+    near[i, t] + prices[cand[i, t]]. Plain Python; compiled with the auction kernels."""
+    b1 = np.inf
+    b2 = np.inf
+    j1 = 0
+    for t in range(cand.shape[1]):
+        val = near[i, t] + prices[cand[i, t]]
+        if val < b2:
+            if val < b1:
+                b2 = b1
+                b1 = val
+                j1 = cand[i, t]
+            else:
+                b2 = val
+    return b1, b2, j1
+
+
+def _insert_smallest(val: Any, j: Any, cnt: Any, hv: Any, hi: Any) -> Any:
+    """Insert (val, j) into the sorted ``hv``/``hi`` holding the ``cnt`` smallest values seen
+    (at most m = len(hv)); the caller tests first that it belongs (cnt < m or val < hv[m − 1]).
+    Returns the new count. Plain Python; compiled with the auction kernels."""
+    m = hv.shape[0]
+    t = cnt if cnt < m else m - 1
+    if cnt < m:
+        cnt += 1
+    while t > 0 and hv[t - 1] > val:
+        hv[t] = hv[t - 1]
+        hi[t] = hi[t - 1]
+        t -= 1
+    hv[t] = val
+    hi[t] = j
+    return cnt
+
+
+def _take(i: Any, j: Any, owner: Any, assigned: Any, queue: Any, tail: Any, nfree: Any) -> Any:
+    """Person i takes object j; its previous owner, if any, joins the circular ``queue`` of
+    free persons at ``tail``. Returns (tail, nfree). Plain Python; compiled with the auction
+    kernels."""
+    prev = owner[j]
+    owner[j] = i
+    assigned[i] = j
+    if prev >= 0:
+        assigned[prev] = -1
+        queue[tail] = prev
+        tail += 1
+        if tail == queue.shape[0]:
+            tail = 0
+    else:
+        nfree -= 1
+    return tail, nfree
+
+
 def _auction_kernel(
     cost: Any, prices: Any, eps0: Any, eps_final: Any, theta: Any, k: Any, list_eps: Any
 ) -> Any:
@@ -54,11 +107,8 @@ def _auction_kernel(
             j = assigned[i]
             if j >= 0:
                 row = cost[i]
-                best = np.inf
-                for t in range(k):  # the list's minimum is the row's when it is ≤ thr
-                    val = near[i, t] + prices[cand[i, t]]
-                    if val < best:
-                        best = val
+                # the list's minimum is the row's when it is ≤ thr
+                best = _list_best_two(near, prices, cand, i)[0]
                 if not best <= thr[i]:
                     best = np.inf
                     for t in range(n):
@@ -99,29 +149,13 @@ def _auction_kernel(
                             b2 = val
                 thr[i] = -np.inf
             else:
-                for t in range(k):
-                    val = near[i, t] + prices[cand[i, t]]
-                    if val < b2:
-                        if val < b1:
-                            b2 = b1
-                            b1 = val
-                            j1 = cand[i, t]
-                        else:
-                            b2 = val
+                b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 if not b2 <= thr[i]:  # an object outside the list may be better: rescan
                     cnt = 0
                     for j in range(n):  # the m smallest values, by insertion
                         val = row[j] + prices[j]
                         if cnt < m or val < hv[k]:
-                            t = cnt if cnt < m else k
-                            if cnt < m:
-                                cnt += 1
-                            while t > 0 and hv[t - 1] > val:
-                                hv[t] = hv[t - 1]
-                                hi[t] = hi[t - 1]
-                                t -= 1
-                            hv[t] = val
-                            hi[t] = j
+                            cnt = _insert_smallest(val, j, cnt, hv, hi)
                     for t in range(k):
                         cand[i, t] = hi[t]
                         near[i, t] = row[hi[t]]
@@ -130,17 +164,7 @@ def _auction_kernel(
                     b2 = hv[1]
                     j1 = hi[0]
             prices[j1] += b2 - b1 + eps
-            prev = owner[j1]
-            owner[j1] = i
-            assigned[i] = j1
-            if prev >= 0:
-                assigned[prev] = -1
-                queue[tail] = prev
-                tail += 1
-                if tail == n:
-                    tail = 0
-            else:
-                nfree -= 1
+            tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
@@ -242,6 +266,7 @@ def _unsqueeze_reduce_kernel(half: Any, matrix: Any, prices: Any, u: Any, row: A
 
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
+_HELPERS = ("_list_best_two", "_insert_smallest", "_take")  # shared with _point_kernels
 
 
 def _jit(function: Callable[..., Any], *, fast: bool) -> Callable[..., Any]:
@@ -288,4 +313,4 @@ def _compiled(name: str) -> Callable[..., Any] | None:
     """The numba-compiled kernel ``_<name>_kernel`` of this module (cached on disk where the
     package folder is writable); ``None`` without numba."""
     # the span kernel tests for non-finite values and float32 rounding: no fastmath
-    return _compile_in(globals(), name, _KERNELS, fast=name != "span")
+    return _compile_in(globals(), name, _KERNELS, _HELPERS, fast=name != "span")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _compile_in
+from ._kernels import _compile_in, _insert_smallest, _list_best_two, _take
 
 __all__: list[str] = []
 
@@ -157,11 +157,7 @@ def _point_auction_kernel(
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
             if j >= 0:
-                best = np.inf
-                for t in range(k):
-                    val = near[i, t] + prices[cand[i, t]]
-                    if val < best:
-                        best = val
+                best = _list_best_two(near, prices, cand, i)[0]
                 if not best <= thr[i]:
                     _row_values(ym2, x[i], xx[i], w, vals)
                     one[0] = _block_minima(keys, bmin)[0]
@@ -192,15 +188,7 @@ def _point_auction_kernel(
             j1 = 0
             rescan = True
             if eps <= list_eps:
-                for t in range(k):
-                    val = near[i, t] + prices[cand[i, t]]
-                    if val < b2:
-                        if val < b1:
-                            b2 = b1
-                            b1 = val
-                            j1 = cand[i, t]
-                        else:
-                            b2 = val
+                b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 rescan = not b2 <= thr[i]
             if rescan:
                 _row_values(ym2, x[i], xx[i], w, vals)
@@ -226,15 +214,7 @@ def _point_auction_kernel(
                         for j in range(s, e):
                             val = np.float64(vals[j])
                             if cnt < m or val < hv[k]:
-                                t = cnt if cnt < m else k
-                                if cnt < m:
-                                    cnt += 1
-                                while t > 0 and hv[t - 1] > val:
-                                    hv[t] = hv[t - 1]
-                                    hi[t] = hi[t - 1]
-                                    t -= 1
-                                hv[t] = val
-                                hi[t] = j
+                                cnt = _insert_smallest(val, j, cnt, hv, hi)
                     for t in range(k):
                         c = hi[t]
                         cc = yy[c]
@@ -253,17 +233,7 @@ def _point_auction_kernel(
                 stuck += 1
                 if stuck > 4 * n:  # the values cannot tell the objects apart: give up
                     return cand, assigned, False
-            prev = owner[j1]
-            owner[j1] = i
-            assigned[i] = j1
-            if prev >= 0:
-                assigned[prev] = -1
-                queue[tail] = prev
-                tail += 1
-                if tail == n:
-                    tail = 0
-            else:
-                nfree -= 1
+            tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
@@ -435,6 +405,9 @@ _HELPERS = (  # callees first
     "_sqdist",
     "_row_sqdist",
     "_key_min",
+    "_list_best_two",  # the bidding steps shared with the matrix auction (_kernels)
+    "_insert_smallest",
+    "_take",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}
 
