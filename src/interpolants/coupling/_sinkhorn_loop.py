@@ -26,6 +26,7 @@ class _Loop:
     SAFETY = 0.95  # ω = 1 + SAFETY·(ω* − 1)
     SETTLE = 10  # after a raise of ω by more than BIG_RAISE, iterations of transient growth
     BIG_RAISE = 0.1  # that the divergence test ignores
+    STALE_EVERY = 10  # iterations between two evaluations of ``omitted_z`` (truncated kernels)
 
     def __init__(
         self,
@@ -51,6 +52,13 @@ class _Loop:
         # warm-started from its potentials squares that kernel instead of evaluating exp
         self.keep_kernel = False
         self.last: tuple[Tensor, Tensor, float, Tensor, Tensor, Tensor] | None = None
+        # a run stops early, with ``stale`` set, once ``omitted_z`` exceeds ``stale_at``
+        self.stale_at, self.stale = math.inf, False
+
+    def omitted_z(self, f: Tensor, g: Tensor, u: Tensor, v: Tensor, eps: float) -> Tensor:
+        """An upper bound on z = (f_i + ε log u_i + g_j + ε log v_j − C_ij)/ε over the
+        entries the kernel leaves out: −inf for the dense kernel (see ``_SparseLoop``)."""
+        return torch.full((), -math.inf, dtype=f.dtype, device=f.device)
 
     def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         """One exact log-domain Sinkhorn iteration (stable for any ε)."""
@@ -106,12 +114,14 @@ class _Loop:
         max_iter: int,
         cold: bool,
         rebalance: bool = True,
+        soft_cap: tuple[int, float] = (0, 0.0),
     ) -> tuple[Tensor, Tensor, int, float]:
         """Iterate from potentials (f, g), zero when ``cold``; returns (f, g, iterations, row
         error). A warm start begins with one log-domain iteration when ``rebalance``, else
         with the scalings u = v = 1 of the kernel of (f, g) (when (f, g) are balanced at 2ε
         or so, so that no row of that kernel underflows; if one does, the log-domain rescue
-        below takes over)."""
+        below takes over). ``soft_cap`` = (k, e): stop at the first check after k iterations
+        if the error is below e there; if it is not, go on to ``tol`` (or ``max_iter``)."""
         a, b = self.a, self.b
         if cold:  # try the plain kernel
             g = g + self.low
@@ -141,17 +151,20 @@ class _Loop:
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
         recheck = False  # check right after a final column update
+        soft: bool | None = None  # whether to stop at soft_cap[0] (decided there)
         while True:
             if recheck or n_iter % self.check_every == 0 or n_iter >= max_iter:
                 recheck = False
                 row = u * kv
-                stats = torch.stack(
-                    [
-                        torch.linalg.vector_norm(row - a),
-                        torch.log(u).abs().max(),
-                        torch.log(v).abs().max(),
-                    ]
-                ).tolist()
+                checks = [
+                    torch.linalg.vector_norm(row - a),
+                    torch.log(u).abs().max(),
+                    torch.log(v).abs().max(),
+                ]
+                drift = self.stale_at < math.inf and n_iter % self.STALE_EVERY == 0
+                if drift:
+                    checks.append(self.omitted_z(f, g, u, v, eps).to(checks[0].dtype))
+                stats = torch.stack(checks).tolist()
                 if not all(math.isfinite(x) for x in stats):
                     # a scaling under/overflowed: absorb the last good ones, then one block of
                     # exact log-domain updates, and restart the scalings (without relaxation)
@@ -174,7 +187,16 @@ class _Loop:
                     continue
                 error = stats[0]
                 good = (u, v)
-                if error < tol or n_iter >= max_iter:
+                self.stale = drift and stats[3] > self.stale_at
+                if self.stale:  # the kernel no longer holds the plan: the caller rebuilds it
+                    break
+                if soft is None and n_iter >= soft_cap[0]:
+                    if not plain:  # decided on the error after a plain column update
+                        v = b / (kernel.T @ u)
+                        kv, plain, recheck = kernel @ v, True, True
+                        continue
+                    soft = error < soft_cap[1]
+                if error < tol or n_iter >= max_iter or soft:
                     if plain:
                         break
                     v = b / (kernel.T @ u)  # finish with a plain column update, then re-check

@@ -159,8 +159,8 @@ def _keep_kernel(
 def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
     """The entries of a dense cost with z_ij = g_j − C_ij ≥ t_i, row by row: t_i = ``lower[i]``,
     or with ``relative`` max_j z_ij + ``lower[0]``. Returns (rows, cols (int32), costs in
-    float64, the number of empty columns); rows is empty if a row is. Two passes: the thresholds and
-    counts (vectorised), then the entries, without branches."""
+    float64, the number of empty columns, the thresholds t); rows is empty if a row is. Two
+    passes: the thresholds and counts (vectorised), then the entries, without branches."""
     n0, n1 = cost.shape
     thresholds = np.empty(n0, cost.dtype)
     counts = np.empty(n0, np.int64)
@@ -179,7 +179,8 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
         for j in range(n1):
             kept += g[j] - row[j] >= t
         if kept == 0:
-            return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64), n1
+            empty_rows = np.empty(0, np.int32)
+            return empty_rows, empty_rows, np.empty(0, np.float64), n1, thresholds
         counts[i] = kept
         nnz += kept
     rows = np.empty(nnz, np.int32)  # indices below n0, n1 (< 2³¹)
@@ -203,7 +204,7 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
     empty = 0
     for j in range(n1):
         empty += per_col[j] == 0
-    return rows[:k], cols[:k], vals[:k], empty
+    return rows[:k], cols[:k], vals[:k], empty, thresholds
 
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
@@ -300,14 +301,15 @@ def keep(
 
 def support(
     cost: Tensor, g: Tensor, lower: Tensor, relative: bool
-) -> tuple[Tensor, Tensor, Tensor] | None:
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
     """The entries of the dense ``cost`` with g_j − C_ij ≥ t_i (t = ``lower``, or each row's
-    maximum + ``lower[0]`` when ``relative``), as (rows, cols (int32), costs in float64),
-    row-major;
-    ``None`` if a row or a column would be empty. ``g`` and ``lower`` in the cost's dtype."""
+    maximum + ``lower[0]`` when ``relative``), as (rows, cols (int32), costs in float64, t),
+    row-major; ``None`` if a row or a column would be empty. ``g`` and ``lower`` in the
+    cost's dtype."""
     kernel = _kernel("support")
     assert kernel is not None
-    rows, cols, vals, empty = kernel(_np(cost), _np(g), _np(lower), relative)
+    rows, cols, vals, empty, t = kernel(_np(cost), _np(g), _np(lower), relative)
     if rows.shape[0] == 0 or empty:
         return None
-    return torch.from_numpy(rows), torch.from_numpy(cols), torch.from_numpy(vals)
+    as_torch = torch.from_numpy
+    return as_torch(rows), as_torch(cols), as_torch(vals), as_torch(t)

@@ -12,6 +12,7 @@ kernels of ``_sparse_kernels``; elsewhere the torch operations here.
 
 import math
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -21,12 +22,29 @@ from ._sinkhorn_loop import _Loop
 
 __all__: list[str] = []
 
+WIDEN = 20.0  # extra margin (units of z) of a support rebuilt around moved potentials
+REBUILDS = 3  # rebuilds in one run of the iterations
+# a support is rebuilt once an entry left out may have reached e^−(θ − STALE_MARGIN) of its
+# row's mass (a support cut at θ has no margin; the final dense check sees the rest)
+STALE_MARGIN = 10.0
+
 
 def _kept_fraction(cost: Tensor, f: Tensor, g: Tensor, eps: float, thr: float) -> float:
     """Fraction of entries with (f_i + g_j − C_ij)/ε ≥ thr, on ~256 evenly spaced rows."""
     rows = torch.arange(0, cost.shape[0], max(1, cost.shape[0] // 256), device=cost.device)
     z = torch.sub(g[None, :], cost.index_select(0, rows)).add_(_at(f, rows)[:, None])
     return float((z >= eps * thr).double().mean())
+
+
+class _Support(NamedTuple):
+    """Entries of a dense cost, row-major: what :func:`_dense_support` returns."""
+
+    rows: Tensor
+    cols: Tensor
+    costs: Tensor  # C at them, in f's dtype
+    sums: Tensor  # row sums of exp(z) over them (or f, when they were not asked for)
+    # (P, Q): every entry left out has C_ij > P_i + Q_j (float64)
+    bound: tuple[Tensor, Tensor]
 
 
 def _dense_support(
@@ -37,16 +55,17 @@ def _dense_support(
     thr: float,
     row_sums: bool = False,
     relative: bool = False,
-) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+) -> _Support | None:
     """The entries with z_ij = (f_i + g_j − C_ij)/ε ≥ thr, from one dense pass by row blocks.
 
-    Returns (rows, cols, C at them in f's dtype, row sums of exp(z) over them, or f when not
-    ``row_sums``), row-major, or ``None`` if a row or a column would be empty. Entries left
-    out are each below e^thr, so with thr = min log a − 40 − log n1 the row sums miss less
-    than e^−40·a_i: below their float64 rounding, so these are the dense row sums. With
-    ``relative``, thr is relative to each row's largest z instead (f then does not matter):
-    this keeps every entry that has z ≥ log a_i + thr once the rows are re-balanced at ε
-    (their largest z is then at most log a_i), from potentials balanced at another ε.
+    Returns them as a :class:`_Support`, or ``None`` if a row or a column would be empty.
+    Entries left out are each below e^thr, so with thr = min log a − 40 − log n1 the row
+    sums miss less than e^−40·a_i: below their float64 rounding, so these are the dense row
+    sums. With ``relative``, thr is relative to each row's largest z instead (f then does not
+    matter): this keeps every entry that has z ≥ log a_i + thr once the rows are re-balanced
+    at ε (their largest z is then at most log a_i), from potentials balanced at another ε.
+    The bound (P, Q) on the costs left out is P = −t − ε, Q = g for the mask g_j − C_ij ≥ t_i
+    evaluated (the extra ε, one unit of z, covers the mask's rounding).
     """
     n0, n1 = cost.shape
     # the mask in the cost's dtype (at least float32), one unit of z wider than asked, which
@@ -59,30 +78,30 @@ def _dense_support(
         found = native.support(cost.to(low), g_low, lower, relative)
         if found is None:
             return None
-        r, c, cs = found[0], found[1], found[2].to(f.dtype)
+        r, c, cs, t = found[0], found[1], found[2].to(f.dtype), found[3]
     else:
         block = max(1, (1 << 22) // max(n1, 1))
-        rows, cols = [], []
+        rows, cols, ts = [], [], []
         for start in range(0, n0, block):
             sl = slice(start, min(n0, start + block))
             z = torch.sub(g_low[None, :], cost[sl])
-            if relative:
-                idx = (z >= z.amax(1, keepdim=True) + eps * (thr - 1.0)).nonzero()
-            else:
-                idx = (z >= bound[sl, None]).nonzero()
+            t = z.amax(1) + eps * (thr - 1.0) if relative else bound[sl]
+            idx = (z >= t[:, None]).nonzero()
             rows.append(idx[:, 0] + start)
             cols.append(idx[:, 1])
-        r, c = torch.cat(rows), torch.cat(cols)
+            ts.append(t)
+        r, c, t = torch.cat(rows), torch.cat(cols), torch.cat(ts)
         counts = torch.stack(
             [torch.bincount(r, minlength=n0).min(), torch.bincount(c, minlength=n1).min()]
         )
         if int(counts.min()) == 0:
             return None
         cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
+    omitted = (-t.double() - eps, g.double())
     if not row_sums:
-        return r, c, cs, f
+        return _Support(r, c, cs, f, omitted)
     z = (_at(f, r) + _at(g, c) - cs) / eps
-    return r, c, cs, torch.zeros_like(f).index_add_(0, r, z.exp())
+    return _Support(r, c, cs, torch.zeros_like(f).index_add_(0, r, z.exp()), omitted)
 
 
 class _SparseKernel:
@@ -100,7 +119,7 @@ class _SparseLoop(_Loop):
 
     def __init__(
         self,
-        support: tuple[Tensor, Tensor, Tensor, Tensor],
+        support: _Support,
         cost: Tensor,
         a: Tensor,
         b: Tensor,
@@ -127,10 +146,10 @@ class _SparseLoop(_Loop):
         self.a, self.b = self.marginals[0].to(dtype), self.marginals[1].to(dtype)
         self.floor = math.log(torch.finfo(dtype).tiny) + self.tau
 
-    def reset(self, support: tuple[Tensor, Tensor, Tensor, Tensor]) -> None:
-        """Use the (row-major) support (rows, cols, costs, _)."""
-        rows, cols, cs, _ = support
-        self._set(rows, cols, cs)
+    def reset(self, support: _Support) -> None:
+        """Use the (row-major) support and its bound on the costs left out."""
+        self._set(support.rows, support.cols, support.costs)
+        self.omitted = support.bound
         self.fresh = True
 
     def _set(self, rows: Tensor, cols: Tensor, cs: Tensor, order: Tensor | None = None) -> None:
@@ -158,6 +177,7 @@ class _SparseLoop(_Loop):
             mask, count, row_min, col_min = native.keep(*args)
             if count <= 0.75 * mask.numel() and min(row_min, col_min) > 0:
                 self._set(self.rows[mask], self.cols[mask], self.c[mask])
+                self._omit(f, g, eps * thr)
             return
         keep = (_at(f, self.rows) + _at(g, self.cols) - self.c) >= eps * thr
         total = torch.cumsum(keep, 0)  # kept entries up to each one, row-major
@@ -173,11 +193,27 @@ class _SparseLoop(_Loop):
             return
         order = _at(total - 1, self.order[_at(keep, self.order)])
         self._set(self.rows[keep], self.cols[keep], self.c[keep], order)
+        self._omit(f, g, eps * thr)
 
-    def rebuild(self, f: Tensor, g: Tensor, eps: float, thr: float) -> bool:
-        """A new support from one dense pass at (f, g, ε); ``False`` if a row or column of it
-        is empty."""
-        support = _dense_support(self.cost, f, g, eps, thr)
+    def _omit(self, f: Tensor, g: Tensor, level: float) -> None:
+        """Update the bound (P, Q) on the costs left out after dropping the entries with
+        f_i + g_j − C_ij < ``level``: C_ij > f_i − level + g_j for those, and the earlier
+        ones' C_ij > P_i + Q_j ≥ P_i + min(Q − g) + g_j."""
+        p, q = self.omitted
+        f, g = f.double(), g.double()
+        self.omitted = (torch.minimum(f - level, p + (q - g).min()), g)
+
+    def omitted_z(self, f: Tensor, g: Tensor, u: Tensor, v: Tensor, eps: float) -> Tensor:
+        """The largest z an entry left out can have at the potentials (f + ε log u,
+        g + ε log v): max_i((f_i − P_i)/ε + log u_i) + max_j((g_j − Q_j)/ε + log v_j)."""
+        p, q = self.omitted
+        rows = torch.sub(f, p).div_(eps).add_(torch.log(u)).max()
+        return rows + torch.sub(g, q).div_(eps).add_(torch.log(v)).max()
+
+    def rebuild(self, f: Tensor, g: Tensor, eps: float, thr: float, relative: bool = False) -> bool:
+        """A new support from one dense pass at (f, g, ε) (see :func:`_dense_support`);
+        ``False`` if a row or column of it is empty."""
+        support = _dense_support(self.cost, f, g, eps, thr, relative=relative)
         if support is None:
             return False
         self.reset(support)
@@ -192,15 +228,36 @@ class _SparseLoop(_Loop):
         max_iter: int,
         cold: bool,
         rebalance: bool = True,
+        soft_cap: tuple[int, float] = (0, 0.0),
         theta: float | None = None,
     ) -> tuple[Tensor, Tensor, int, float]:
         """Re-balance on the support, drop what is below e^−θ of its row's mass at ε
-        (unless the support was just built for ε), then iterate."""
+        (unless the support was just built for ε), then iterate. When an entry left out may
+        have reached e^−(θ − ``STALE_MARGIN``) of its row's mass (the bound ``omitted_z``,
+        every ``STALE_EVERY`` iterations: the potentials moved far from those the support
+        was cut at), the support is rebuilt by a dense pass around the current potentials,
+        at most ``REBUILDS`` times."""
+        theta = self.theta if theta is None else theta
         f, g = self.log_step(f, g, eps)
         if rebalance and not self.fresh:
-            self.restrict(f, g, eps, self.lmin - (self.theta if theta is None else theta))
+            self.restrict(f, g, eps, self.lmin - theta)
         self.fresh = False
-        return super().run(f, g, eps, tol, max_iter, cold=False, rebalance=False)
+        n_iter, error = 0, math.inf
+        for rebuilds in range(REBUILDS + 1):
+            cut = self.lmin - theta + STALE_MARGIN
+            self.stale_at = cut if rebuilds < REBUILDS else math.inf
+            budget = max_iter - n_iter
+            f, g, it, error = super().run(f, g, eps, tol, budget, False, False, soft_cap)
+            n_iter += it
+            if not self.stale or n_iter >= max_iter:
+                break
+            # each row keeps what is within θ + WIDEN of its largest z: once re-balanced,
+            # every entry with z ≥ log a_i − θ
+            if not self.rebuild(f, g, eps, -theta - WIDEN, relative=True):
+                break
+            f, g = self.log_step(f, g, eps)
+        self.stale_at, self.stale = math.inf, False
+        return f, g, n_iter, error
 
     def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         """One exact log-domain Sinkhorn iteration on the support.

@@ -7,7 +7,10 @@ to a_i, the entries below a_i·e^−θ carry less than n1·e^−θ of its mass. 
 (2019), ε is halved stage by stage from 0.02 × the cost's spread, each stage warm-started from
 the previous potentials (:class:`~._sinkhorn_loop._Loop` iterations, with over-relaxation, lazy
 absorption and the log-domain rescue). The first stages run dense (at most ``STAGE_CAP_DENSE``
-iterations each, in float32 while that resolves ε, absorbing the scalings only beyond
+iterations each, or ``STAGE_CAP_STALLED`` while the error is still above ``STALLED`` × the
+stage's tolerance: on clustered data these stages settle how much mass crosses between
+clusters, which the truncated ones cannot move; in float32 while that resolves ε, absorbing
+the scalings only beyond
 e^±``COARSE_TAU``: a warm stage's first update moves them by ~e^12 and each absorption rebuilds
 the dense kernel); once at most ``DENSE_FRACTION`` of the kernel would be kept at the next
 ε (``FINAL_FRACTION`` when the next ε is the last, whose iterations are the most: a product
@@ -28,7 +31,12 @@ not). A warm dense stage squares the kernel of the stage before, scaled by its f
 scalings, (u_i K_ij v_j)² = exp((f_i + g_j − C_ij)/(ε/2)): no exponential per entry. A
 stage that stalls (its error still ten times its tolerance at the cap: the support missed
 entries the potentials moved onto) gets its support rebuilt by a dense pass with a wider
-margin. At the end one dense pass checks the result on the full kernel: the returned error
+margin. Within a stage, a bound C_ij > P_i + Q_j on the entries left out (kept with the
+support) is evaluated every ``_Loop.STALE_EVERY`` iterations: once the potentials have moved
+so far that an entry left out may exceed e^−(θ − 10) of its row's mass, the support is
+rebuilt around them (``_SparseLoop.run``; a truncated problem with no balanced plan
+otherwise lets the potentials drift without bound). At the end one dense pass checks the
+result on the full kernel: the returned error
 is the dense plan's row-marginal error (the entries that pass leaves out are below the
 float64 rounding of the row sums, see :func:`_dense_support`); if it is not within
 tolerance the iterations resume on that pass's support, and after ``ATTEMPTS`` checks the
@@ -53,7 +61,7 @@ import torch
 from torch import Tensor
 
 from ._sinkhorn_loop import _Loop
-from ._sparse_loop import _dense_support, _kept_fraction, _SparseLoop
+from ._sparse_loop import WIDEN, _dense_support, _kept_fraction, _SparseLoop
 
 THETA = 30.0  # entries below a_i·e^-θ (relative to their row's mass) are truncated
 THETA_STAGE = 20.0  # the same, in the intermediate stages (only a warm start there)
@@ -64,9 +72,9 @@ EXTRAPOLATE = True  # start the sparse stages from potentials extrapolated in ε
 COARSE_TAU = 18.0  # absorb the dense stages' scalings beyond e^±18 (the loop's default: 12)
 VALUES32_TOL = 1e-6  # at this tol or above, with costs below float64, sparse entries in float32
 STAGE_CAP_DENSE = 20  # iterations per intermediate dense stage (a warm start suffices)
+STAGE_CAP_STALLED = 200  # the same, when its error is still above STALLED × its tolerance
 STAGE_CAP_SPARSE = 400  # iterations per intermediate sparse stage
 STAGE_TOL = 10.0  # intermediate stages stop at this multiple of tol
-WIDEN = 20.0  # extra margin of a support rebuilt after a stage stalled
 STALLED = 10.0  # a stage ending above STALLED × its tolerance rebuilds its support
 FINAL_CHUNK = 2000  # last-stage iterations between two dense checks
 ATTEMPTS = 3  # dense checks (each may rebuild the support) before the dense fallback
@@ -117,14 +125,18 @@ def scaled_sinkhorn(
         if sparse is None:
             dt = wide if e >= resolution else dtype
             # (f, g) passed on as returned: the loop then squares its last kernel (ε halves)
+            # a stage still far from its tolerance at the cap goes on (to STAGE_CAP_STALLED):
+            # on clustered data the coarse stages fix the clusters' masses, which the later
+            # (smaller ε, truncated) stages cannot move
             f, g, it, error = coarse.loop(dt).run(
                 f.to(dt),
                 g.to(dt),
                 e,
                 STAGE_TOL * tol,
-                min(STAGE_CAP_DENSE, left),
+                min(STAGE_CAP_STALLED, left),
                 cold=cold,
                 rebalance=False,
+                soft_cap=(STAGE_CAP_DENSE, STALLED * STAGE_TOL * tol),
             )
             n_iter, cold = n_iter + it, False
             nxt = schedule[k + 1]
@@ -178,14 +190,14 @@ def scaled_sinkhorn(
     for attempt in range(ATTEMPTS):
         left = max_iter - n_iter
         budget = left if attempt == ATTEMPTS - 1 else min(left, FINAL_CHUNK)
-        f, g, it, _ = sparse.run(f, g, eps, tol, budget, False, attempt == 0, theta)
+        f, g, it, _ = sparse.run(f, g, eps, tol, budget, False, attempt == 0, theta=theta)
         n_iter += it
         if sparse.values != torch.float64:  # columns exact to float64, not float32, rounding
             g = sparse.column_step(f, g, eps)
         support = _dense_support(cost, f, g, eps, lmin - THETA_CHECK - math.log(b.numel()), True)
         if support is None:
             break
-        error = float(torch.linalg.vector_norm(support[3] - a64))
+        error = float(torch.linalg.vector_norm(support.sums - a64))
         if error < tol or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
