@@ -120,8 +120,9 @@ class _Loop:
         error). A warm start begins with one log-domain iteration when ``rebalance``, else
         with the scalings u = v = 1 of the kernel of (f, g) (when (f, g) are balanced at 2ε
         or so, so that no row of that kernel underflows; if one does, the log-domain rescue
-        below takes over). ``soft_cap`` = (k, e): stop at the first check after k iterations
-        if the error is below e there; if it is not, go on to ``tol`` (or ``max_iter``)."""
+        below takes over). ``soft_cap`` = (k, e): at the first check after k iterations, the
+        run stops if the error (after a plain column update) is below e; if it is not, the
+        run goes on to ``tol`` or ``max_iter``."""
         a, b = self.a, self.b
         if cold:  # try the plain kernel
             g = g + self.low
@@ -151,7 +152,7 @@ class _Loop:
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
         recheck = False  # check right after a final column update
-        soft: bool | None = None  # whether to stop at soft_cap[0] (decided there)
+        decided = False  # soft_cap applied
         while True:
             if recheck or n_iter % self.check_every == 0 or n_iter >= max_iter:
                 recheck = False
@@ -190,13 +191,15 @@ class _Loop:
                 self.stale = drift and stats[3] > self.stale_at
                 if self.stale:  # the kernel no longer holds the plan: the caller rebuilds it
                     break
-                if soft is None and n_iter >= soft_cap[0]:
+                if not decided and n_iter >= soft_cap[0]:
                     if not plain:  # decided on the error after a plain column update
                         v = b / (kernel.T @ u)
                         kv, plain, recheck = kernel @ v, True, True
                         continue
-                    soft = error < soft_cap[1]
-                if error < tol or n_iter >= max_iter or soft:
+                    decided = True
+                    if error < soft_cap[1]:
+                        max_iter = n_iter
+                if error < tol or n_iter >= max_iter:
                     if plain:
                         break
                     v = b / (kernel.T @ u)  # finish with a plain column update, then re-check

@@ -42,20 +42,16 @@ def _log_step_kernel(
     log_a: Any,
     log_b: Any,
     eps: Any,
-    rows: Any,
     f1: Any,
     g1: Any,
 ) -> None:
     """One exact log-domain Sinkhorn iteration on the support: f1 = ε(log a − LSE_j((g − C)/ε))
-    over each row's entries (f1 = f without ``rows``), then g1 = ε(log b − LSE_i((f1 − C)/ε))
-    over each column's, each log-sum-exp shifted by its largest term. Every row and column
-    must have an entry."""
+    over each row's entries, then g1 = ε(log b − LSE_i((f1 − C)/ε)) over each column's, each
+    log-sum-exp shifted by its largest term. Every row and column must have an entry."""
     n0 = crow.shape[0] - 1
     n1 = g.shape[0]
     inv = 1.0 / eps
-    if not rows:
-        f1[:] = f
-    for i in range(n0 if rows else 0):
+    for i in range(n0):
         lo = crow[i]
         hi = crow[i + 1]
         m = g[col[lo]] - c[lo]
@@ -236,15 +232,13 @@ def log_step(
     log_a: Tensor,
     log_b: Tensor,
     eps: float,
-    rows: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """One exact log-domain Sinkhorn iteration on the CSR support, or only its column half
-    (f kept) without ``rows`` (see the kernel)."""
+    """One exact log-domain Sinkhorn iteration on the CSR support (see the kernel)."""
     f1, g1 = torch.empty_like(f), torch.empty_like(g)
     kernel = _kernel("log_step")
     assert kernel is not None
     arrays = (_np(crow), _np(col), _np(c), _np(f), _np(g), _np(log_a), _np(log_b))
-    kernel(*arrays, eps, rows, f1.numpy(), g1.numpy())
+    kernel(*arrays, eps, f1.numpy(), g1.numpy())
     return f1, g1
 
 

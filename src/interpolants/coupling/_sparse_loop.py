@@ -45,6 +45,7 @@ class _Support(NamedTuple):
     sums: Tensor  # row sums of exp(z) over them (or f, when they were not asked for)
     # (P, Q): every entry left out has C_ij > P_i + Q_j (float64)
     bound: tuple[Tensor, Tensor]
+    g: Tensor  # the column potentials of the sums (re-balanced when ``columns`` was given)
 
 
 def _dense_support(
@@ -55,6 +56,7 @@ def _dense_support(
     thr: float,
     row_sums: bool = False,
     relative: bool = False,
+    columns: Tensor | None = None,
 ) -> _Support | None:
     """The entries with z_ij = (f_i + g_j − C_ij)/ε ≥ thr, from one dense pass by row blocks.
 
@@ -65,7 +67,10 @@ def _dense_support(
     matter): this keeps every entry that has z ≥ log a_i + thr once the rows are re-balanced
     at ε (their largest z is then at most log a_i), from potentials balanced at another ε.
     The bound (P, Q) on the costs left out is P = −t − ε, Q = g for the mask g_j − C_ij ≥ t_i
-    evaluated (the extra ε, one unit of z, covers the mask's rounding).
+    evaluated (the extra ε, one unit of z, covers the mask's rounding). With ``columns`` (the
+    marginal b, for ``row_sums``) g is first re-balanced to the columns on these entries,
+    g_j + ε log(b_j / Σ_i exp(z_ij)) (with thr as above, the dense plan's columns then sum to
+    b up to rounding), and the row sums are those at the new g.
     """
     n0, n1 = cost.shape
     # the mask in the cost's dtype (at least float32), one unit of z wider than asked, which
@@ -99,9 +104,14 @@ def _dense_support(
         cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
     omitted = (-t.double() - eps, g.double())
     if not row_sums:
-        return _Support(r, c, cs, f, omitted)
-    z = (_at(f, r) + _at(g, c) - cs) / eps
-    return _Support(r, c, cs, torch.zeros_like(f).index_add_(0, r, z.exp()), omitted)
+        return _Support(r, c, cs, f, omitted, g)
+    kernel = ((_at(f, r) + _at(g, c) - cs) / eps).exp_()
+    if columns is not None:
+        scale = columns / torch.zeros_like(g).index_add_(0, c, kernel)
+        if bool(torch.isfinite(scale).all() & (scale > 0).all()):  # (else: nothing to fix)
+            g = g + eps * scale.log()
+            kernel.mul_(_at(scale, c))
+    return _Support(r, c, cs, torch.zeros_like(f).index_add_(0, r, kernel), omitted, g)
 
 
 class _SparseKernel:
@@ -284,14 +294,6 @@ class _SparseLoop(_Loop):
         f = eps * (self.log_a - _segment_lse((_at(g, self.cols) - self.c) / eps, self.rows, f))
         z = (_at(f, self.rows) - self.c) / eps
         return f, eps * (self.log_b - _segment_lse(z, self.cols, g))
-
-    def column_step(self, f: Tensor, g: Tensor, eps: float) -> Tensor:
-        """g re-balanced to the columns in float64 on the support: ε(log b − LSE_i((f − C)/ε))."""
-        if self.native:
-            args = (self.crow, self.col_idx, self.c, f, g, self.log_a, self.log_b, eps)
-            return native.log_step(*args, rows=False)[1]
-        z = (_at(f, self.rows) - self.c) / eps
-        return eps * (self.log_b - _segment_lse(z, self.cols, g))
 
     def kernel(self, f: Tensor, g: Tensor, eps: float) -> _SparseKernel:  # type: ignore[override]
         z = (_at(f, self.rows) + _at(g, self.cols) - self.c) / eps

@@ -22,13 +22,15 @@ the remaining stages iterate on them only, as a CSR matrix and the CSR matrix of
 transpose: O(nnz) an iteration. When ε halves, the kept set {C − f − g ≤ ε(θ + log 1/a)}
 shrinks, so between stages the support is only filtered, on the sparse entries, after a
 log-domain rebalance (θ = ``THETA_STAGE`` in the intermediate stages, whose result is only a
-warm start, ``THETA`` in the last). From the third sparse stage on (and in the last) the
-start is extrapolated linearly in ε from the two previous stages' potentials
-(f_ε ≈ f_2ε + (f_2ε − f_4ε)/2: halved the last stage's iterations at n = 8192, see
-``benchmarks/results/design_notes.md``); the last dense stage counts as one of them when it
-converged within its cap (unconverged potentials make a worse start extrapolated than
-not). A warm dense stage squares the kernel of the stage before, scaled by its final
-scalings, (u_i K_ij v_j)² = exp((f_i + g_j − C_ij)/(ε/2)): no exponential per entry. A
+warm start; in the last the smaller of ``THETA`` and the θ at which the entries left out
+move the dense row error by at most tol/10, :func:`_theta_tol`). A sparse
+stage (the last one included) starts from potentials extrapolated linearly in ε from the
+two stages before it (f_ε ≈ f_2ε + (f_2ε − f_4ε)/2: halved the last stage's iterations at
+n = 8192, see ``benchmarks/results/design_notes.md``), where dense stages count only when
+their error is within ``CLOSE`` × their tolerance (potentials further from convergence make
+a worse start extrapolated than not). A warm dense
+stage squares the kernel of the stage before, scaled by its final scalings,
+(u_i K_ij v_j)² = exp((f_i + g_j − C_ij)/(ε/2)): no exponential per entry. A
 stage that stalls (its error still ten times its tolerance at the cap: the support missed
 entries the potentials moved onto) gets its support rebuilt by a dense pass with a wider
 margin. Within a stage, a bound C_ij > P_i + Q_j on the entries left out (kept with the
@@ -36,9 +38,11 @@ support) is evaluated every ``_Loop.STALE_EVERY`` iterations: once the potential
 so far that an entry left out may exceed e^−(θ − 10) of its row's mass, the support is
 rebuilt around them (``_SparseLoop.run``; a truncated problem with no balanced plan
 otherwise lets the potentials drift without bound). At the end one dense pass checks the
-result on the full kernel: the returned error
-is the dense plan's row-marginal error (the entries that pass leaves out are below the
-float64 rounding of the row sums, see :func:`_dense_support`); if it is not within
+result on the full kernel: it collects every entry above the float64 rounding of the row
+sums (see :func:`_dense_support`), re-balances g to the columns on them in float64 (the
+truncated kernel's columns miss the entries it left out, up to tol/10 with θ from
+:func:`_theta_tol`; the dense plan's columns then sum to b up to rounding), and the
+returned error is the dense plan's row-marginal error at that g; if it is not within
 tolerance the iterations resume on that pass's support, and after ``ATTEMPTS`` checks the
 dense iterations finish the job. The returned potentials are dense vectors, the plan stays
 π = exp((f + g − C)/ε).
@@ -75,6 +79,7 @@ STAGE_CAP_DENSE = 20  # iterations per intermediate dense stage (a warm start su
 STAGE_CAP_STALLED = 200  # the same, when its error is still above STALLED × its tolerance
 STAGE_CAP_SPARSE = 400  # iterations per intermediate sparse stage
 STAGE_TOL = 10.0  # intermediate stages stop at this multiple of tol
+CLOSE = 2.0  # a dense stage within CLOSE × its tolerance is a point to extrapolate from
 STALLED = 10.0  # a stage ending above STALLED × its tolerance rebuilds its support
 FINAL_CHUNK = 2000  # last-stage iterations between two dense checks
 ATTEMPTS = 3  # dense checks (each may rebuild the support) before the dense fallback
@@ -102,9 +107,10 @@ def scaled_sinkhorn(
     wide = torch.promote_types(cost.dtype, torch.float32)
     resolution = 1e3 * torch.finfo(wide).eps * max(abs(lo), abs(hi))
     a_t, a64, b64 = a.to(dtype), a.double(), b.double()
-    theta = _theta(a.numel(), b.numel(), THETA)
-    theta_stage = _theta(a.numel(), b.numel(), THETA_STAGE)
     lmin = float(torch.minimum(a64.min(), b64.min()).log())
+    theta_switch = _theta(a.numel(), b.numel(), THETA)  # (the kept fraction that decides)
+    theta = min(theta_switch, _theta(a.numel(), b.numel(), _theta_tol(a, b, lmin, tol)))
+    theta_stage = _theta(a.numel(), b.numel(), THETA_STAGE)
     coarse = _Coarse(cost, a, b, lo, hi - lo, check_every, overrelax)
     f = torch.zeros(coarse.a.shape, dtype=wide, device=cost.device)
     g = torch.zeros(coarse.b.shape, dtype=wide, device=cost.device)
@@ -117,7 +123,7 @@ def scaled_sinkhorn(
         f, g, it, error = loop.run(f, g, eps, tol, max(1, budget), cold=False)
         return f, g, n_iter + it, error
 
-    done: list[tuple[Tensor, Tensor, float]] = []  # the sparse stages' potentials
+    done: list[tuple[Tensor, Tensor, float]] = []  # stages' potentials to extrapolate from
     for k, e in enumerate(schedule[:-1]):  # the coarse stages
         left = max_iter - n_iter
         if left < 1:
@@ -139,11 +145,16 @@ def scaled_sinkhorn(
                 soft_cap=(STAGE_CAP_DENSE, STALLED * STAGE_TOL * tol),
             )
             n_iter, cold = n_iter + it, False
+            if error < CLOSE * STAGE_TOL * tol:  # (nearly) converged: a point to extrapolate from
+                done[:] = [*done[-1:], (f.double(), g.double(), e)]
+            else:  # (only consecutive such stages are)
+                done.clear()
             nxt = schedule[k + 1]
             last = k + 2 == len(schedule)
             # the fraction the next support keeps: for the last stage the one built below
             # (at this ε), else the next ε's
-            if _kept_fraction(cost, f, g, e if last else nxt, lmin - theta) <= (
+            kept = lmin - (theta if last else theta_switch)
+            if _kept_fraction(cost, f, g, e if last else nxt, kept) <= (
                 FINAL_FRACTION if last else DENSE_FRACTION
             ):
                 coarse.release()  # the dense kernel is not squared again if this succeeds
@@ -158,8 +169,6 @@ def scaled_sinkhorn(
                     sparse.set_values(_entry_dtype(cost.dtype, tol, a64, b64))
                     support = None  # (its int64 indices)
                     f, g = f64, g64
-                    if error < STAGE_TOL * tol:  # converged: a point to extrapolate from
-                        done.append((f64, g64, e))
         else:
             f, g = _extrapolate(done, f, g, e)
             for retry in (False, True):  # a stalled stage is run again on a rebuilt support
@@ -192,11 +201,13 @@ def scaled_sinkhorn(
         budget = left if attempt == ATTEMPTS - 1 else min(left, FINAL_CHUNK)
         f, g, it, _ = sparse.run(f, g, eps, tol, budget, False, attempt == 0, theta=theta)
         n_iter += it
-        if sparse.values != torch.float64:  # columns exact to float64, not float32, rounding
-            g = sparse.column_step(f, g, eps)
-        support = _dense_support(cost, f, g, eps, lmin - THETA_CHECK - math.log(b.numel()), True)
+        # the check: the dense plan's rows, after a float64 column update on every entry
+        # that counts (the truncated kernel's columns miss the entries left out)
+        thr = lmin - THETA_CHECK - math.log(b.numel())
+        support = _dense_support(cost, f, g, eps, thr, True, columns=b64)
         if support is None:
             break
+        g = support.g
         error = float(torch.linalg.vector_norm(support.sums - a64))
         if error < tol or n_iter >= max_iter:
             return f, g, n_iter, error
@@ -252,8 +263,9 @@ class _Coarse:
 def _extrapolate(
     done: list[tuple[Tensor, Tensor, float]], f: Tensor, g: Tensor, to: float
 ) -> tuple[Tensor, Tensor]:
-    """The start at ε = ``to``: (f, g), the last sparse stage's potentials, extrapolated
-    linearly in ε (f_ε = f_0 + ε·f_1 + o(ε)) from the last two sparse stages, if any."""
+    """The start at ε = ``to``: the potentials of the last stage in ``done`` (which are
+    (f, g)), extrapolated linearly in ε (f_ε = f_0 + ε·f_1 + o(ε)) from the last two stages
+    there; (f, g) when there are fewer."""
     if not EXTRAPOLATE or len(done) < 2:
         return f, g
     (fb, gb, eb), (fl, gl, el) = done[-2], done[-1]
@@ -270,6 +282,13 @@ def _entry_dtype(dtype: torch.dtype, tol: float, a: Tensor, b: Tensor) -> torch.
     rounding = heaviest * math.sqrt(max(a.numel(), b.numel())) * 2.0**-24
     fine = tol >= VALUES32_TOL and 10.0 * rounding <= tol
     return torch.float32 if dtype != torch.float64 and fine else torch.float64
+
+
+def _theta_tol(a: Tensor, b: Tensor, lmin: float, tol: float) -> float:
+    """θ at which the truncation moves the dense row error by at most tol/10: the entries left
+    out are below e^(min log a − θ) each, so they miss at most √n0 · n1 · e^(lmin − θ) in
+    the row error's norm."""
+    return lmin + math.log(10.0 * math.sqrt(a.numel()) * b.numel() / tol)
 
 
 def _theta(n0: int, n1: int, base: float) -> float:
