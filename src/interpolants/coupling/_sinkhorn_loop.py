@@ -152,7 +152,8 @@ class _Loop:
         history: list[tuple[int, float]] = []  # (iteration, row error) at the checks
         good = (u, v)  # scalings at the last check that passed
         recheck = False  # check right after a final column update
-        decided = False  # soft_cap applied
+        decided = soft_cap[1] <= 0.0  # soft_cap applied (the default: never)
+        drifted = -self.STALE_EVERY  # the iteration omitted_z was last evaluated at
         while True:
             if recheck or n_iter % self.check_every == 0 or n_iter >= max_iter:
                 recheck = False
@@ -162,8 +163,9 @@ class _Loop:
                     torch.log(u).abs().max(),
                     torch.log(v).abs().max(),
                 ]
-                drift = self.stale_at < math.inf and n_iter % self.STALE_EVERY == 0
+                drift = self.stale_at < math.inf and n_iter - drifted >= self.STALE_EVERY
                 if drift:
+                    drifted = n_iter
                     checks.append(self.omitted_z(f, g, u, v, eps).to(checks[0].dtype))
                 stats = torch.stack(checks).tolist()
                 if not all(math.isfinite(x) for x in stats):

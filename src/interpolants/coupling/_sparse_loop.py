@@ -108,7 +108,8 @@ def _dense_support(
     kernel = ((_at(f, r) + _at(g, c) - cs) / eps).exp_()
     if columns is not None:
         scale = columns / torch.zeros_like(g).index_add_(0, c, kernel)
-        if bool(torch.isfinite(scale).all() & (scale > 0).all()):  # (else: nothing to fix)
+        # (0 or inf: a broken plan, left unbalanced; its row sums show it)
+        if bool(torch.isfinite(scale).all() & (scale > 0).all()):
             g = g + eps * scale.log()
             kernel.mul_(_at(scale, c))
     return _Support(r, c, cs, torch.zeros_like(f).index_add_(0, r, kernel), omitted, g)
@@ -246,7 +247,8 @@ class _SparseLoop(_Loop):
         have reached e^−(θ − ``STALE_MARGIN``) of its row's mass (the bound ``omitted_z``,
         every ``STALE_EVERY`` iterations: the potentials moved far from those the support
         was cut at), the support is rebuilt by a dense pass around the current potentials,
-        at most ``REBUILDS`` times."""
+        at most ``REBUILDS`` times; if the potentials still move off the support after
+        that, the run returns early (the caller's dense check then sees it)."""
         theta = self.theta if theta is None else theta
         f, g = self.log_step(f, g, eps)
         if rebalance and not self.fresh:
@@ -254,13 +256,13 @@ class _SparseLoop(_Loop):
         self.fresh = False
         n_iter, error = 0, math.inf
         for rebuilds in range(REBUILDS + 1):
-            cut = self.lmin - theta + STALE_MARGIN
-            self.stale_at = cut if rebuilds < REBUILDS else math.inf
+            self.stale_at = self.lmin - theta + STALE_MARGIN
             budget = max_iter - n_iter
             f, g, it, error = super().run(f, g, eps, tol, budget, False, False, soft_cap)
             n_iter += it
-            if not self.stale or n_iter >= max_iter:
-                break
+            if not self.stale or n_iter >= max_iter or rebuilds == REBUILDS:
+                break  # (still stale after the last rebuild: returned early, the caller's
+                # dense check sees it)
             # each row keeps what is within θ + WIDEN of its largest z: once re-balanced,
             # every entry with z ≥ log a_i − θ
             if not self.rebuild(f, g, eps, -theta - WIDEN, relative=True):

@@ -43,7 +43,8 @@ sums (see :func:`_dense_support`), re-balances g to the columns on them in float
 truncated kernel's columns miss the entries it left out, up to tol/10 with θ from
 :func:`_theta_tol`; the dense plan's columns then sum to b up to rounding), and the
 returned error is the dense plan's row-marginal error at that g; if it is not within
-tolerance the iterations resume on that pass's support, and after ``ATTEMPTS`` checks the
+tolerance (or g moved by more than ε there: the potentials had drifted off the truncated
+kernel) the iterations resume on that pass's support, and after ``ATTEMPTS`` checks the
 dense iterations finish the job. The returned potentials are dense vectors, the plan stays
 π = exp((f + g − C)/ε).
 
@@ -207,9 +208,12 @@ def scaled_sinkhorn(
         support = _dense_support(cost, f, g, eps, thr, True, columns=b64)
         if support is None:
             break
+        # g moved by more than ε: the truncated kernel was far from the plan (its potentials
+        # drifted off the support), and this pass's entries were chosen at the old g
+        moved = float((support.g - g).abs().max()) > eps
         g = support.g
         error = float(torch.linalg.vector_norm(support.sums - a64))
-        if error < tol or n_iter >= max_iter:
+        if (error < tol and not moved) or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
         support = None
@@ -287,7 +291,11 @@ def _entry_dtype(dtype: torch.dtype, tol: float, a: Tensor, b: Tensor) -> torch.
 def _theta_tol(a: Tensor, b: Tensor, lmin: float, tol: float) -> float:
     """θ at which the truncation moves the dense row error by at most tol/10: the entries left
     out are below e^(min log a − θ) each, so they miss at most √n0 · n1 · e^(lmin − θ) in
-    the row error's norm."""
+    the row error's norm. This holds where the support is cut; as the potentials move, the
+    entries left out may grow (by up to e^``STALE_MARGIN`` before the support is rebuilt),
+    and the final dense check is what enforces tol."""
+    if not math.isfinite(tol):
+        return -math.inf
     return lmin + math.log(10.0 * math.sqrt(a.numel()) * b.numel() / tol)
 
 

@@ -26,7 +26,7 @@ cost is one all-gather of ``2·W·B·d`` numbers per step and a coupling ``W`` t
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint
-from ._trainer import EMA as EMA
+from ._ema import EMA as EMA
 from ._trainer import TrainState as TrainState
 
 __all__ = [

@@ -1,6 +1,5 @@
 """The training loop (see :mod:`interpolants.train`)."""
 
-import copy
 import math
 import os
 import time
@@ -22,43 +21,15 @@ from ..data._seed import batch_generator, derived_seed
 from ..nn._mlp import drop_labels
 from ..objective._base import Objective, bind_condition, check_given_time, check_pair
 from ._checkpoint import CheckpointError, first_line, load_checkpoint, save_checkpoint
+from ._distributed import all_gather, rank_world
+from ._ema import EMA
 
-__all__ = ["EMA", "TrainState", "Trainer"]
+__all__ = ["TrainState", "Trainer"]
 
 FORMAT = "interpolants.Trainer/2"
 """The ``format`` entry of a trainer's state (:meth:`Trainer.state_dict`)."""
 RECENT = 100
 """How many recent losses a trainer keeps (and saves) for running figures."""
-
-
-@final
-class EMA:
-    """Exponential moving average of a model's parameters: θ̄ ← δₙ θ̄ + (1 − δₙ) θ.
-
-    The average lives in a frozen deep copy of the model (``model``), usable as a field.
-    Buffers are copied, not averaged. With ``warmup`` (default) the decay of the n-th update
-    is δₙ = min(δ, (1 + n)/(10 + n)), so that early averages are not dominated by the random
-    initialisation (short runs with δ = 0.999 otherwise sample from weights far behind).
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True) -> None:
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must lie in [0, 1), got {decay}")
-        self.decay = decay
-        self.warmup = warmup
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current parameters."""
-        n = self.updates
-        decay = min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
-        self.updates += 1
-        for avg, p in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(p.detach(), 1 - decay)
-        for avg_b, b in zip(self.model.buffers(), model.buffers()):
-            avg_b.copy_(b)
 
 
 @dataclass
@@ -69,12 +40,6 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
     #: Whether the callback stopped the run before its last step (early stopping).
     stopped: bool = False
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _check_autocast(dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
@@ -237,7 +202,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective = objective
         self.batches = batches
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
         self.train_model: nn.Module = self.model
         if self.world > 1:
             self.train_model = nn.parallel.DistributedDataParallel(
@@ -303,9 +268,9 @@ class Trainer:
 
     def _global_batch(self, batches: PairedBatches, step: int) -> Batch:
         x0, x1, y0, y1 = batches._draw(batch_generator(self.seed, step, self.rank))
-        g0, g1 = _all_gather(x0.to(self.device)), _all_gather(x1.to(self.device))
-        l1 = None if y1 is None else _all_gather(y1.to(self.device))
-        l0 = l1 if y0 is y1 else (None if y0 is None else _all_gather(y0.to(self.device)))
+        g0, g1 = all_gather(x0.to(self.device)), all_gather(x1.to(self.device))
+        l1 = None if y1 is None else all_gather(y1.to(self.device))
+        l0 = l1 if y0 is y1 else (None if y0 is None else all_gather(y0.to(self.device)))
         generator = torch.Generator(self.device).manual_seed(
             derived_seed(self.seed, step, "global")
         )
@@ -544,9 +509,3 @@ class Trainer:
         """Resume from a checkpoint written by :meth:`save` (verified, then loaded with
         ``weights_only=True``; see :func:`~interpolants.train.load_checkpoint`)."""
         self.load_state_dict(load_checkpoint(path))
-
-
-def _all_gather(x: Tensor) -> Tensor:
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
