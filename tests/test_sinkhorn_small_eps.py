@@ -13,6 +13,7 @@ import torch
 from interpolants.coupling import SquaredEuclideanCost, sinkhorn
 from interpolants.coupling import _sinkhorn_loop as loop_mod
 from interpolants.coupling import _sparse_kernels as kernels_mod
+from interpolants.coupling import _sparse_loop as loop_sparse
 from interpolants.coupling import _sparse_sinkhorn as sparse_mod
 
 
@@ -241,7 +242,9 @@ def test_compiled_support_kernels_equal_the_torch_formulation(
     assert support is not None
 
     def loop() -> sparse_mod._SparseLoop:
-        return sparse_mod._SparseLoop(support, cost, a, b, 30.0, 10, False)
+        built = sparse_mod._SparseLoop(cost, a, b, 30.0, 10, False)
+        built.reset(support)  # (the same support, whatever the labels)
+        return built
 
     native, plain = both(loop)
     assert native.native and not plain.native
@@ -469,3 +472,37 @@ def test_last_stage_theta_bounds_the_truncated_row_mass() -> None:
         lmin = float(np.log(1.0 / max(n0, n1)))
         theta = sparse_mod._theta_tol(a, b, lmin, tol)
         assert np.sqrt(n0) * n1 * np.exp(lmin - theta) == pytest.approx(tol / 10, rel=1e-12)
+
+
+@pytest.mark.parametrize("formulation", ["compiled", "torch"], indirect=True)
+def test_local_labels_hold_the_same_support() -> None:
+    """A support built in the local labels of ``_spatial_order`` is the cost-labelled one
+    relabelled: same entries (i, j) = (p_k, q_l), same costs, same row sums; and the order
+    is spatial (consecutive local rows are close points)."""
+    eps = 0.05
+    cost, _, _, f, g = _balanced(130, 97, torch.float64, eps)
+    p, q = loop_sparse._spatial_order(cost)
+    assert torch.equal(torch.sort(p).values, torch.arange(130))
+    assert torch.equal(torch.sort(q).values, torch.arange(97))
+    q_inv = torch.argsort(q)
+    for relative, thr in ((False, float(np.log(1 / 130)) - 6.0), (True, -8.0)):
+        plain = sparse_mod._dense_support(cost, f, g, eps, thr, True, relative)
+        local = sparse_mod._dense_support(
+            cost, f[p], g[q], eps, thr, True, relative, order=(p, q_inv)
+        )
+        assert plain is not None and local is not None
+        key = lambda i, j: i.long() * 97 + j.long()  # noqa: E731
+        want, got = key(plain.rows, plain.cols), key(p[local.rows.long()], q[local.cols.long()])
+        assert torch.equal(torch.sort(want).values, torch.sort(got).values)
+        torch.testing.assert_close(local.sums, plain.sums[p], rtol=1e-13, atol=0)
+        # once set, a valid CSR matrix: each row's columns sorted and distinct
+        even0, even1 = torch.full((130,), 1 / 130.0), torch.full((97,), 1 / 97.0)
+        sparse = loop_sparse._SparseLoop(cost, even0.double(), even1.double(), 30.0, 10, False)
+        sparse.reset(local)
+        shape = (130, 97)
+        torch.sparse_csr_tensor(sparse.crow, sparse.col_idx, sparse.c, shape, check_invariants=True)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2000, 2, generator=gen, dtype=torch.float64)
+    rows, _ = loop_sparse._spatial_order(SquaredEuclideanCost()(x, x))
+    step = (x[rows[1:]] - x[rows[:-1]]).norm(dim=1).mean()
+    assert step < 0.1 * (x[1:] - x[:-1]).norm(dim=1).mean()  # random order: ~0.52

@@ -152,17 +152,18 @@ def _keep_kernel(
     return total, fewest, per_col.min()
 
 
-def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
-    """The entries of a dense cost with z_ij = g_j − C_ij ≥ t_i, row by row: t_i = ``lower[i]``,
-    or with ``relative`` max_j z_ij + ``lower[0]``. Returns (rows, cols (int32), costs in
-    float64, the number of empty columns, the thresholds t); rows is empty if a row is. Two
-    passes: the thresholds and counts (vectorised), then the entries, without branches."""
+def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any, order: Any) -> Any:
+    """The entries of a dense cost with z_ij = g_j − C_ij ≥ t_i, row by row in the ``order``
+    of the cost's rows (row k of the result is cost row order[k]): t_k = ``lower[k]``, or with
+    ``relative`` max_j z_ij + ``lower[0]``. Returns (rows k, cols (int32), costs in float64,
+    the number of empty columns, the thresholds t); rows is empty if a row is. Two passes:
+    the thresholds and counts (vectorised), then the entries, without branches."""
     n0, n1 = cost.shape
     thresholds = np.empty(n0, cost.dtype)
     counts = np.empty(n0, np.int64)
     nnz = 0
     for i in range(n0):
-        row = cost[i]
+        row = cost[order[i]]
         if relative:
             m = g[0] - row[0]
             for j in range(1, n1):
@@ -185,7 +186,7 @@ def _support_kernel(cost: Any, g: Any, lower: Any, relative: Any) -> Any:
     per_col = np.zeros(n1, np.int64)
     k = 0
     for i in range(n0):
-        row = cost[i]
+        row = cost[order[i]]
         t = thresholds[i]
         start = k
         for j in range(n1):  # j is written always and kept by advancing k
@@ -294,15 +295,15 @@ def keep(
 
 
 def support(
-    cost: Tensor, g: Tensor, lower: Tensor, relative: bool
+    cost: Tensor, g: Tensor, lower: Tensor, relative: bool, order: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-    """The entries of the dense ``cost`` with g_j − C_ij ≥ t_i (t = ``lower``, or each row's
-    maximum + ``lower[0]`` when ``relative``), as (rows, cols (int32), costs in float64, t),
-    row-major; ``None`` if a row or a column would be empty. ``g`` and ``lower`` in the
-    cost's dtype."""
+    """The entries of the dense ``cost`` with g_j − C_ij ≥ t_k (t = ``lower``, or each row's
+    maximum + ``lower[0]`` when ``relative``), row k being cost row ``order[k]``, as (rows k,
+    cols (int32), costs in float64, t), row-major; ``None`` if a row or a column would be
+    empty. ``g`` and ``lower`` in the cost's dtype."""
     kernel = _kernel("support")
     assert kernel is not None
-    rows, cols, vals, empty, t = kernel(_np(cost), _np(g), _np(lower), relative)
+    rows, cols, vals, empty, t = kernel(_np(cost), _np(g), _np(lower), relative, _np(order))
     if rows.shape[0] == 0 or empty:
         return None
     as_torch = torch.from_numpy

@@ -57,8 +57,14 @@ def _dense_support(
     row_sums: bool = False,
     relative: bool = False,
     columns: Tensor | None = None,
+    order: tuple[Tensor, Tensor] | None = None,
 ) -> _Support | None:
     """The entries with z_ij = (f_i + g_j − C_ij)/ε ≥ thr, from one dense pass by row blocks.
+
+    With ``order`` = (p, q⁻¹) the result, f, g and ``columns`` are in the local labels of
+    :func:`_spatial_order`: local row k is cost row p_k, cost column j is local column q⁻¹_j
+    (each row's entries are then not sorted by local column: :meth:`_SparseLoop.reset`
+    sorts them).
 
     Returns them as a :class:`_Support`, or ``None`` if a row or a column would be empty.
     Entries left out are each below e^thr, so with thr = min log a − 40 − log n1 the row
@@ -76,11 +82,13 @@ def _dense_support(
     # the mask in the cost's dtype (at least float32), one unit of z wider than asked, which
     # covers its rounding; the kept entries are then evaluated in f's dtype
     low = torch.promote_types(cost.dtype, torch.float32)
-    g_low = g.to(low)
+    p = torch.arange(n0, device=cost.device) if order is None else order[0]
+    g_cost = g if order is None else _at(g, order[1])  # g in the cost's column order
+    g_low = g_cost.to(low)
     bound = (eps * (thr - 1.0) - f).to(low)  # f_i + g_j − C_ij ≥ ε·thr, rearranged
     if native.native(cost):  # one pass of a compiled kernel
         lower = bound.new_full((1,), eps * (thr - 1.0)) if relative else bound
-        found = native.support(cost.to(low), g_low, lower, relative)
+        found = native.support(cost.to(low), g_low, lower, relative, p)
         if found is None:
             return None
         r, c, cs, t = found[0], found[1], found[2].to(f.dtype), found[3]
@@ -89,7 +97,8 @@ def _dense_support(
         rows, cols, ts = [], [], []
         for start in range(0, n0, block):
             sl = slice(start, min(n0, start + block))
-            z = torch.sub(g_low[None, :], cost[sl])
+            block_rows = cost[sl] if order is None else cost.index_select(0, p[sl])
+            z = torch.sub(g_low[None, :], block_rows)
             t = z.amax(1) + eps * (thr - 1.0) if relative else bound[sl]
             idx = (z >= t[:, None]).nonzero()
             rows.append(idx[:, 0] + start)
@@ -101,7 +110,9 @@ def _dense_support(
         )
         if int(counts.min()) == 0:
             return None
-        cs = _at(cost.reshape(-1), r * n1 + c).to(f.dtype)
+        cs = _at(cost.reshape(-1), _at(p, r) * n1 + c).to(f.dtype)
+    if order is not None:  # the columns in local labels (each row's still in cost order)
+        c = _at(order[1].to(c.dtype), c)
     omitted = (-t.double() - eps, g.double())
     if not row_sums:
         return _Support(r, c, cs, f, omitted, g)
@@ -115,6 +126,59 @@ def _dense_support(
     return _Support(r, c, cs, torch.zeros_like(f).index_add_(0, r, kernel), omitted, g)
 
 
+def _spatial_order(cost: Tensor, bits: int = 10, sample: int = 128) -> tuple[Tensor, Tensor]:
+    """Orders of the cost's rows and columns under which a truncated kernel is clustered:
+    (p, q), local row k = cost row p_k, local column l = cost column q_l.
+
+    For a squared Euclidean cost the doubly centred cost −½ J₀ C J₁ (J = I − 11ᵀ/n) is the
+    cross term (x_i − x̄)·(y_j − ȳ) of the points (classical multidimensional scaling). Its
+    restriction to ``sample`` evenly spaced columns gives the rows two coordinates, their
+    two principal components (the leading eigenvectors of its Gram matrix), and its
+    restriction to as many rows gives the columns theirs. Rows and columns are sorted by the
+    Morton (Z-order) code of their coordinates quantised to ``bits`` bits, so that nearby
+    points get nearby labels and a row's kept entries fall in a few runs of columns, which
+    the sparse products then read with far fewer cache misses. Any cost gets some order; the
+    result of the iterations does not depend on it.
+    """
+    n0, n1 = cost.shape
+    dtype = torch.promote_types(cost.dtype, torch.float32)
+
+    def principal(block: Tensor) -> Tensor:
+        """The two leading principal components of the rows of a doubly centred block."""
+        block = block.to(dtype)
+        block = block - block.mean(0, keepdim=True) - block.mean(1, keepdim=True) + block.mean()
+        vectors: Tensor = torch.linalg.eigh((block.T @ block).double()).eigenvectors
+        return torch.matmul(block, vectors[:, -2:].to(dtype))
+
+    def codes(coordinates: Tensor) -> Tensor:
+        out = torch.zeros(coordinates.shape[0], dtype=torch.int64, device=cost.device)
+        lo, hi = coordinates.amin(0), coordinates.amax(0)
+        scaled = (coordinates - lo) / torch.clamp(hi - lo, min=torch.finfo(dtype).tiny)
+        level = (scaled * (2**bits - 1)).round().to(torch.int64).clamp_(0, 2**bits - 1)
+        for bit in range(bits):
+            for k in range(2):
+                out |= ((level[:, k] >> bit) & 1) << (2 * bit + k)
+        return out
+
+    some_cols = torch.arange(0, n1, max(1, n1 // sample), device=cost.device)[:sample]
+    some_rows = torch.arange(0, n0, max(1, n0 // sample), device=cost.device)[:sample]
+    rows = principal(cost.index_select(1, some_cols))
+    cols = principal(cost.index_select(0, some_rows).T)
+    return torch.argsort(codes(rows), stable=True), torch.argsort(codes(cols), stable=True)
+
+
+def _by_columns(rows: Tensor, cols: Tensor, n0: int, n1: int, compiled: bool) -> Tensor:
+    """The order of row-major entries that sorts each row's entries by column (CSR needs it):
+    with ``compiled``, two counting sorts (by column, then stably back by row), else a sort
+    of the keys row·n1 + column."""
+    if not compiled:
+        return torch.argsort(rows.long() * n1 + cols.long(), stable=True)
+    crow = _offsets(rows, n0, torch.int32)
+    to_columns, ccol, row_idx = native.transpose(crow, cols.to(torch.int32), n1)
+    back, _, _ = native.transpose(ccol, row_idx, n0)  # rows ascending within each column
+    return _at(to_columns, back)
+
+
 class _SparseKernel:
     """A kernel as CSR matrices of K and Kᵀ: what :class:`_Loop` multiplies with."""
 
@@ -126,11 +190,16 @@ class _SparseKernel:
 
 
 class _SparseLoop(_Loop):
-    """:class:`_Loop`'s iterations on a truncated kernel (see the module docstring)."""
+    """:class:`_Loop`'s iterations on a truncated kernel (see the module docstring).
+
+    It works in the local labels of :func:`_spatial_order`: :meth:`run`, :meth:`rebuild`,
+    :meth:`to_local` and :meth:`to_cost` take and give potentials in the cost's labels,
+    everything else (the support, :meth:`reset`, the loop's vectors) is local. Until a
+    support is set (:meth:`rebuild` or :meth:`reset`) there is none to iterate on.
+    """
 
     def __init__(
         self,
-        support: _Support,
         cost: Tensor,
         a: Tensor,
         b: Tensor,
@@ -141,14 +210,26 @@ class _SparseLoop(_Loop):
         n0, n1 = cost.shape
         self.shape = (n0, n1)
         self.theta = theta
-        cs = support[2]
-        super().__init__(cs, a, b, cs.min(), 0.0, check_every, overrelax)
+        p, q = _spatial_order(cost)
+        self.p, self.q = p, q
+        self.p_inv, self.q_inv = torch.argsort(p), torch.argsort(q)
+        self.labels = (p, self.q_inv)  # the ``order`` _dense_support takes
+        a, b = _at(a, p), _at(b, q)
+        none = torch.zeros(0, dtype=a.dtype, device=a.device)
+        super().__init__(none, a, b, none.new_zeros(()), 0.0, check_every, overrelax)
         self.cost = cost
         self.native = native.native(cost)
         self.lmin = float(torch.minimum(self.log_a.min(), self.log_b.min()))
         self.marginals = (a, b)  # float64 (the log-domain steps use their logarithms)
         self.values = a.dtype  # of the kernel's entries and the scalings (see set_values)
-        self.reset(support)
+
+    def to_local(self, f: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        """Potentials in the cost's labels → local labels."""
+        return _at(f, self.p), _at(g, self.q)
+
+    def to_cost(self, f: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        """Potentials in local labels → the cost's labels."""
+        return _at(f, self.p_inv), _at(g, self.q_inv)
 
     def set_values(self, dtype: torch.dtype) -> None:
         """Store the kernel's entries (and iterate the scalings) in ``dtype``; the potentials,
@@ -157,9 +238,20 @@ class _SparseLoop(_Loop):
         self.a, self.b = self.marginals[0].to(dtype), self.marginals[1].to(dtype)
         self.floor = math.log(torch.finfo(dtype).tiny) + self.tau
 
+    def release(self) -> None:
+        """Drop the support (until the next :meth:`reset` or :meth:`rebuild`)."""
+        none = torch.zeros(0, dtype=torch.int32, device=self.cost.device)
+        self.rows = self.cols = self.crow = self.col_idx = none
+        self.order = self.ccol = self.row_idx = none
+        self.c = self.c.new_zeros(0)
+
     def reset(self, support: _Support) -> None:
-        """Use the (row-major) support and its bound on the costs left out."""
-        self._set(support.rows, support.cols, support.costs)
+        """Use the (row-major, local) support and its bound on the costs left out; each row's
+        entries are first sorted by column, as CSR requires."""
+        n0, n1 = self.shape
+        rows, cols, costs = support.rows, support.cols, support.costs
+        perm = _by_columns(rows, cols, n0, n1, self.native)
+        self._set(_at(rows, perm), _at(cols, perm), _at(costs, perm))
         self.omitted = support.bound
         self.fresh = True
 
@@ -222,9 +314,13 @@ class _SparseLoop(_Loop):
         return rows + torch.sub(g, q).div_(eps).add_(torch.log(v)).max()
 
     def rebuild(self, f: Tensor, g: Tensor, eps: float, thr: float, relative: bool = False) -> bool:
-        """A new support from one dense pass at (f, g, ε) (see :func:`_dense_support`);
-        ``False`` if a row or column of it is empty."""
-        support = _dense_support(self.cost, f, g, eps, thr, relative=relative)
+        """A new support from one dense pass at (f, g, ε), in the cost's labels (see
+        :func:`_dense_support`); ``False`` if a row or column of it is empty."""
+        return self._build(*self.to_local(f, g), eps, thr, relative)
+
+    def _build(self, f: Tensor, g: Tensor, eps: float, thr: float, relative: bool) -> bool:
+        """:meth:`rebuild` from local potentials."""
+        support = _dense_support(self.cost, f, g, eps, thr, relative=relative, order=self.labels)
         if support is None:
             return False
         self.reset(support)
@@ -242,7 +338,8 @@ class _SparseLoop(_Loop):
         soft_cap: tuple[int, float] = (0, 0.0),
         theta: float | None = None,
     ) -> tuple[Tensor, Tensor, int, float]:
-        """Re-balance on the support, drop what is below e^−θ of its row's mass at ε
+        """From (f, g) in the cost's labels (returned in them too): re-balance on the
+        support, drop what is below e^−θ of its row's mass at ε
         (unless the support was just built for ε), then iterate. When an entry left out may
         have reached e^−(θ − ``STALE_MARGIN``) of its row's mass (the bound ``omitted_z``,
         every ``STALE_EVERY`` iterations: the potentials moved far from those the support
@@ -250,7 +347,7 @@ class _SparseLoop(_Loop):
         at most ``REBUILDS`` times; if the potentials still move off the support after
         that, the run returns early (the caller's dense check then sees it)."""
         theta = self.theta if theta is None else theta
-        f, g = self.log_step(f, g, eps)
+        f, g = self.log_step(*self.to_local(f, g), eps)
         if rebalance and not self.fresh:
             self.restrict(f, g, eps, self.lmin - theta)
         self.fresh = False
@@ -265,11 +362,11 @@ class _SparseLoop(_Loop):
                 # dense check sees it)
             # each row keeps what is within θ + WIDEN of its largest z: once re-balanced,
             # every entry with z ≥ log a_i − θ
-            if not self.rebuild(f, g, eps, -theta - WIDEN, relative=True):
+            if not self._build(f, g, eps, -theta - WIDEN, relative=True):
                 break
             f, g = self.log_step(f, g, eps)
         self.stale_at, self.stale = math.inf, False
-        return f, g, n_iter, error
+        return *self.to_cost(f, g), n_iter, error
 
     def log_step(self, f: Tensor, g: Tensor, eps: float) -> tuple[Tensor, Tensor]:
         """One exact log-domain Sinkhorn iteration on the support.

@@ -53,7 +53,12 @@ dense kernel at every stage in NumPy (host only, no truncation); the comparison 
 problems of ``benchmarks/coupling.py`` (``bench_small_eps``) is in ``benchmarks/RESULTS.md``.
 The sparse products are ``torch.sparse_csr_tensor`` matrix–vector products with int32
 indices, the fastest of the alternatives measured there (``index_add_``, ``bincount``,
-``segment_reduce`` over the same entries), and available on every torch device. On the CPU
+``segment_reduce`` over the same entries), and available on every torch device. They run
+on rows and columns relabelled in a spatial order computed from the cost alone
+(``_sparse_loop._spatial_order``: the Morton order of two principal coordinates of the
+doubly centred cost), under which each row's kept entries fall in a few runs of columns:
+the products then take about half the time (see ``benchmarks/results/design_notes.md``).
+On the CPU
 the passes between the iterations (the dense supports, the log-domain rebalance, the
 filter, the column order and the kernel's entries) are compiled kernels
 (``_sparse_kernels``); elsewhere they are the torch operations here. Each stage and check
@@ -161,15 +166,16 @@ def scaled_sinkhorn(
                 coarse.release()  # the dense kernel is not squared again if this succeeds
                 # the support of the next stage (θ of the last one if it is the last)
                 f64, g64 = f.double(), g.double()  # the potentials of sparse stages: float64
+                sparse = _SparseLoop(cost, a64, b64, theta, check_every, overrelax)
                 if not last:  # rows re-balanced at nxt keep e^−θ of their mass
-                    support = _dense_support(cost, f64, g64, nxt, -theta_stage, relative=True)
+                    built = sparse.rebuild(f64, g64, nxt, -theta_stage, relative=True)
                 else:  # the last stage: wider, the entries within e^−θ at this ε
-                    support = _dense_support(cost, f64, g64, e, lmin - theta)
-                if support is not None:
-                    sparse = _SparseLoop(support, cost, a64, b64, theta, check_every, overrelax)
+                    built = sparse.rebuild(f64, g64, e, lmin - theta)
+                if built:
                     sparse.set_values(_entry_dtype(cost.dtype, tol, a64, b64))
-                    support = None  # (its int64 indices)
                     f, g = f64, g64
+                else:
+                    sparse = None
         else:
             f, g = _extrapolate(done, f, g, e)
             for retry in (False, True):  # a stalled stage is run again on a rebuilt support
@@ -205,14 +211,18 @@ def scaled_sinkhorn(
         # the check: the dense plan's rows, after a float64 column update on every entry
         # that counts (the truncated kernel's columns miss the entries left out)
         thr = lmin - THETA_CHECK - math.log(b.numel())
-        support = _dense_support(cost, f, g, eps, thr, True, columns=b64)
+        f_local, g_local = sparse.to_local(f, g)
+        b_local = sparse.marginals[1].double()
+        sparse.release()  # if the check fails, its own (wider) support replaces this one
+        args = (cost, f_local, g_local, eps, thr, True, False, b_local, sparse.labels)
+        support = _dense_support(*args)
         if support is None:
             break
         # g moved by more than ε: the truncated kernel was far from the plan (its potentials
         # drifted off the support), and this pass's entries were chosen at the old g
-        moved = float((support.g - g).abs().max()) > eps
-        g = support.g
-        error = float(torch.linalg.vector_norm(support.sums - a64))
+        moved = float((support.g - g_local).abs().max()) > eps
+        g = sparse.to_cost(f_local, support.g)[1]
+        error = float(torch.linalg.vector_norm(support.sums - sparse.marginals[0].double()))
         if (error < tol and not moved) or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
