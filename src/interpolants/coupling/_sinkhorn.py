@@ -131,11 +131,15 @@ def sinkhorn(
     truncate:
         Below ε = 0.02 × (mean C − min C), run the ε-scaling stages on truncated sparse kernels
         once the kernel is sparse (``False``: the dense iterations, with ε·4ᵏ stages of at
-        most 100 iterations). The entries dropped are below e^−θ (θ = max(30, log n + 10))
-        of their row's mass at the potentials of the stage; the returned ``error`` and
-        ``converged`` are those of the dense plan, from a final pass over the whole cost
-        (which rebuilds the support, or finishes with dense iterations, when the truncated
-        kernel did not reach ``tol`` on it). See :mod:`._sparse_sinkhorn`.
+        most 100 iterations). In the last stage the entries dropped are below
+        e^(min log a − θ) at the potentials of the stage, with θ the smaller of 30 and the
+        level at which they move the row error by at most tol/10, log(10·√n0·n1/tol) +
+        min log a (and at least log n + 10; the intermediate stages, only warm starts, keep
+        e^−20 of each row's mass); the returned ``error`` and ``converged`` are those of the
+        dense plan, from a final pass over the whole cost that also re-balances the columns
+        on every entry above their rounding (that pass rebuilds the support, or the dense
+        iterations finish, when the truncated kernel did not reach ``tol`` on it). See
+        :mod:`._sparse_sinkhorn`.
     init:
         Potentials (f, g) to start from instead of ε-scaling, e.g. the exact (ε = 0) duals of
         the same cost (:meth:`AuctionSolver.certified
