@@ -230,15 +230,15 @@ def test_compiled_support_kernels_equal_the_torch_formulation(
 
     for args in [(eps, -8.0, True, False), (eps, float(np.log(1 / 130)) - 6.0, True, False),
                  (2 * eps, -5.0, False, True)]:  # fmt: skip
-        got, want = both(sparse_mod._dense_support, cost, f, g, *args)
+        got, want = both(loop_sparse._dense_support, cost, f, g, *args)
         assert got is not None and want is not None
         for x, y in zip(got[:3], want[:3], strict=True):
             assert torch.equal(x.to(y.dtype), y)  # (the compiled indices are int32)
         torch.testing.assert_close(got[3], want[3], rtol=1e-13, atol=0)
     # a row that would be empty
-    assert both(sparse_mod._dense_support, cost, f, g - 1e3, eps, -1.0) == (None, None)
+    assert both(loop_sparse._dense_support, cost, f, g - 1e3, eps, -1.0) == (None, None)
 
-    support = sparse_mod._dense_support(cost, f, g, eps, -12.0, True)
+    support = loop_sparse._dense_support(cost, f, g, eps, -12.0, True)
     assert support is not None
 
     def loop() -> sparse_mod._SparseLoop:
@@ -486,8 +486,8 @@ def test_local_labels_hold_the_same_support() -> None:
     assert torch.equal(torch.sort(q).values, torch.arange(97))
     q_inv = torch.argsort(q)
     for relative, thr in ((False, float(np.log(1 / 130)) - 6.0), (True, -8.0)):
-        plain = sparse_mod._dense_support(cost, f, g, eps, thr, True, relative)
-        local = sparse_mod._dense_support(
+        plain = loop_sparse._dense_support(cost, f, g, eps, thr, True, relative)
+        local = loop_sparse._dense_support(
             cost, f[p], g[q], eps, thr, True, relative, order=(p, q_inv)
         )
         assert plain is not None and local is not None

@@ -167,18 +167,6 @@ def _spatial_order(cost: Tensor, bits: int = 10, sample: int = 128) -> tuple[Ten
     return torch.argsort(codes(rows), stable=True), torch.argsort(codes(cols), stable=True)
 
 
-def _by_columns(rows: Tensor, cols: Tensor, n0: int, n1: int, compiled: bool) -> Tensor:
-    """The order of row-major entries that sorts each row's entries by column (CSR needs it):
-    with ``compiled``, two counting sorts (by column, then stably back by row), else a sort
-    of the keys row·n1 + column."""
-    if not compiled:
-        return torch.argsort(rows.long() * n1 + cols.long(), stable=True)
-    crow = _offsets(rows, n0, torch.int32)
-    to_columns, ccol, row_idx = native.transpose(crow, cols.to(torch.int32), n1)
-    back, _, _ = native.transpose(ccol, row_idx, n0)  # rows ascending within each column
-    return _at(to_columns, back)
-
-
 class _SparseKernel:
     """A kernel as CSR matrices of K and Kᵀ: what :class:`_Loop` multiplies with."""
 
@@ -247,26 +235,42 @@ class _SparseLoop(_Loop):
 
     def reset(self, support: _Support) -> None:
         """Use the (row-major, local) support and its bound on the costs left out; each row's
-        entries are first sorted by column, as CSR requires."""
-        n0, n1 = self.shape
-        rows, cols, costs = support.rows, support.cols, support.costs
-        perm = _by_columns(rows, cols, n0, n1, self.native)
-        self._set(_at(rows, perm), _at(cols, perm), _at(costs, perm))
+        entries are sorted by column on the way, as CSR requires."""
+        self._set(support.rows, support.cols, support.costs, sort=True)
         self.omitted = support.bound
         self.fresh = True
 
-    def _set(self, rows: Tensor, cols: Tensor, cs: Tensor, order: Tensor | None = None) -> None:
-        """The support (rows, cols, cs), row-major; ``order`` (row-major positions in
-        column-major order) is computed when not given."""
+    def _set(
+        self,
+        rows: Tensor,
+        cols: Tensor,
+        cs: Tensor,
+        order: Tensor | None = None,
+        sort: bool = False,
+    ) -> None:
+        """The support (rows, cols, cs), row-major (with ``sort``, each row's entries are
+        sorted by column first); ``order`` (row-major positions in column-major order) is
+        computed when not given."""
         n0, n1 = self.shape
-        self.rows, self.cols, self.c = rows, cols, cs
         index = torch.int32 if rows.numel() < 2**31 - 1 else torch.int64
         self.crow = _offsets(rows, n0, index)
-        self.col_idx = cols.to(index)
-        if self.native:  # a counting sort; the row and column indices kept in int32
-            self.rows, self.cols = rows.to(index), self.col_idx
-            self.order, self.ccol, self.row_idx = native.transpose(self.crow, self.col_idx, n1)
+        if self.native:  # counting sorts; the row and column indices kept in int32
+            col_idx = cols.to(index)
+            order, self.ccol, self.row_idx = native.transpose(self.crow, col_idx, n1)
+            if sort:  # transposed back, each row's columns come out ascending (same rows)
+                back, _, col_idx = native.transpose(self.ccol, self.row_idx, n0)
+                cs = _at(cs, _at(order, back))
+                order = torch.empty_like(back).index_copy_(
+                    0, back.long(), torch.arange(back.numel(), dtype=back.dtype)
+                )
+            self.rows, self.cols, self.col_idx, self.c = rows.to(index), col_idx, col_idx, cs
+            self.order = order
             return
+        if sort:
+            perm = torch.argsort(rows.long() * n1 + cols.long(), stable=True)
+            rows, cols, cs, order = _at(rows, perm), _at(cols, perm), _at(cs, perm), None
+        self.rows, self.cols, self.c = rows, cols, cs
+        self.col_idx = cols.to(index)
         if order is None:
             order = torch.sort(cols, stable=True).indices  # row-major → column-major
         self.order = order
@@ -312,6 +316,26 @@ class _SparseLoop(_Loop):
         p, q = self.omitted
         rows = torch.sub(f, p).div_(eps).add_(torch.log(u)).max()
         return rows + torch.sub(g, q).div_(eps).add_(torch.log(v)).max()
+
+    def check(
+        self, f: Tensor, g: Tensor, eps: float, thr: float
+    ) -> tuple[_Support, Tensor, float, bool] | None:
+        """The final dense check at (f, g), in the cost's labels: every entry with z ≥ thr,
+        g re-balanced to the columns on them in float64 (see :func:`_dense_support`). Drops
+        this support first (if the check fails, the one returned replaces it: :meth:`reset`).
+        Returns (those entries, the new g in the cost's labels, the dense row error, whether
+        g moved by more than ε: the potentials had drifted off the truncated kernel), or
+        ``None`` if a row or column is empty."""
+        f, g = self.to_local(f, g)
+        self.release()
+        a, b = self.marginals
+        args = (self.cost, f, g, eps, thr, True, False, b, self.labels)
+        support = _dense_support(*args)
+        if support is None:
+            return None
+        moved = float((support.g - g).abs().max()) > eps
+        error = float(torch.linalg.vector_norm(support.sums - a))
+        return support, _at(support.g, self.q_inv), error, moved
 
     def rebuild(self, f: Tensor, g: Tensor, eps: float, thr: float, relative: bool = False) -> bool:
         """A new support from one dense pass at (f, g, ε), in the cost's labels (see

@@ -39,7 +39,7 @@ so far that an entry left out may exceed e^−(θ − 10) of its row's mass, the
 rebuilt around them (``_SparseLoop.run``; a truncated problem with no balanced plan
 otherwise lets the potentials drift without bound). At the end one dense pass checks the
 result on the full kernel: it collects every entry above the float64 rounding of the row
-sums (see :func:`_dense_support`), re-balances g to the columns on them in float64 (the
+sums (see ``_sparse_loop._dense_support``), re-balances g to the columns on them in float64 (the
 truncated kernel's columns miss the entries it left out, up to tol/10 with θ from
 :func:`_theta_tol`; the dense plan's columns then sum to b up to rounding), and the
 returned error is the dense plan's row-marginal error at that g; if it is not within
@@ -71,7 +71,7 @@ import torch
 from torch import Tensor
 
 from ._sinkhorn_loop import _Loop
-from ._sparse_loop import WIDEN, _dense_support, _kept_fraction, _SparseLoop
+from ._sparse_loop import WIDEN, _kept_fraction, _SparseLoop
 
 THETA = 30.0  # entries below a_i·e^-θ (relative to their row's mass) are truncated
 THETA_STAGE = 20.0  # the same, in the intermediate stages (only a warm start there)
@@ -151,8 +151,9 @@ def scaled_sinkhorn(
                 soft_cap=(STAGE_CAP_DENSE, STALLED * STAGE_TOL * tol),
             )
             n_iter, cold = n_iter + it, False
+            f64, g64 = f.double(), g.double()  # the potentials of sparse stages: float64
             if error < CLOSE * STAGE_TOL * tol:  # (nearly) converged: a point to extrapolate from
-                done[:] = [*done[-1:], (f.double(), g.double(), e)]
+                done[:] = [*done[-1:], (f64, g64, e)]
             else:  # (only consecutive such stages are)
                 done.clear()
             nxt = schedule[k + 1]
@@ -165,7 +166,6 @@ def scaled_sinkhorn(
             ):
                 coarse.release()  # the dense kernel is not squared again if this succeeds
                 # the support of the next stage (θ of the last one if it is the last)
-                f64, g64 = f.double(), g.double()  # the potentials of sparse stages: float64
                 sparse = _SparseLoop(cost, a64, b64, theta, check_every, overrelax)
                 if not last:  # rows re-balanced at nxt keep e^−θ of their mass
                     built = sparse.rebuild(f64, g64, nxt, -theta_stage, relative=True)
@@ -210,23 +210,15 @@ def scaled_sinkhorn(
         n_iter += it
         # the check: the dense plan's rows, after a float64 column update on every entry
         # that counts (the truncated kernel's columns miss the entries left out)
-        thr = lmin - THETA_CHECK - math.log(b.numel())
-        f_local, g_local = sparse.to_local(f, g)
-        b_local = sparse.marginals[1].double()
-        sparse.release()  # if the check fails, its own (wider) support replaces this one
-        args = (cost, f_local, g_local, eps, thr, True, False, b_local, sparse.labels)
-        support = _dense_support(*args)
-        if support is None:
+        checked = sparse.check(f, g, eps, lmin - THETA_CHECK - math.log(b.numel()))
+        if checked is None:
             break
-        # g moved by more than ε: the truncated kernel was far from the plan (its potentials
-        # drifted off the support), and this pass's entries were chosen at the old g
-        moved = float((support.g - g_local).abs().max()) > eps
-        g = sparse.to_cost(f_local, support.g)[1]
-        error = float(torch.linalg.vector_norm(support.sums - sparse.marginals[0].double()))
+        # (g moved by more than ε: this pass's entries were chosen at a g far from the plan)
+        support, g, error, moved = checked
         if (error < tol and not moved) or n_iter >= max_iter:
             return f, g, n_iter, error
         sparse.reset(support)  # the check's (wider) support, cut to θ at the next run
-        support = None
+        del checked, support  # (its unsorted copies)
         sparse.set_values(torch.float64)  # in case float32 entries were what fell short
     # the truncated kernel did not reach tol on the dense one: finish with dense iterations
     return dense_finish(f, g, max_iter - n_iter)
