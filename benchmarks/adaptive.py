@@ -206,10 +206,12 @@ class Variant(EmbeddedRungeKutta):
         alpha = 1 / 5 - 0.75 * self.beta
         return self.safety * err ** (-alpha) * max(previous, 1e-4) ** self.beta
 
-    def _step(self, remaining: float, h: float) -> float:
+    def _step(self, remaining: float, h: float, stretch: float = 0.2) -> float:
+        # the loop passes stretch = 0 for a retry (never longer than h)
         if self.stretch is None:
             return min(h, remaining)
-        return remaining / max(1, math.ceil(remaining / h - self.stretch - 1e-10))
+        theta = min(stretch, self.stretch)
+        return remaining / max(1, math.ceil(remaining / h - theta - 1e-10))
 
 
 def variant(hairer: bool = False, **attrs: Any) -> Run:

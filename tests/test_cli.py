@@ -512,3 +512,36 @@ def test_a_one_sided_mean_flow_recipe_gives_a_velocity_and_no_score() -> None:
     t, x = torch.full((4,), 0.5), torch.randn(4, 2)
     assert run.velocity(run.model)(t, x).shape == (4, 2)
     assert run.score(run.model) is None
+
+
+def test_sde_samples_take_the_noise_peak_over_the_whole_interval() -> None:
+    # γ = t(1 − t) peaks at 1/4 at t = 1/2. ε(t) = ε·γ(t)/max γ must not depend on the grid: a
+    # grid of 3 steps (max γ on it 2/9) or 1 step (γ = 0 at both ends) still divides by 1/4.
+    from interpolants import SDE, Euler, LinearInterpolant, time_grid
+    from interpolants.cli import sde_samples
+    from interpolants.integrate import GammaProportionalDiffusion
+    from interpolants.interpolant import QuadraticGamma
+
+    interpolant = LinearInterpolant(QuadraticGamma())
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def velocity(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -x
+
+    def score(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -x
+
+    for steps in (1, 3):
+        got = sde_samples(
+            interpolant, velocity, score, x0, 2.0, steps, torch.Generator().manual_seed(1)
+        )
+        expected = Euler().integrate(
+            SDE(velocity, score, GammaProportionalDiffusion(interpolant, 2.0 / 0.25)),
+            x0,
+            time_grid(steps, dtype=torch.float64),
+            generator=torch.Generator().manual_seed(1),
+        )
+        assert torch.allclose(got.state, expected.state, rtol=0, atol=1e-12), steps
+    # one step from t = 0, where γ = 0: the Euler step of the ODE, no noise
+    one = sde_samples(interpolant, velocity, score, x0, 2.0, 1, torch.Generator().manual_seed(1))
+    assert torch.allclose(one.state, torch.zeros_like(x0), rtol=0, atol=1e-12)

@@ -78,11 +78,17 @@ def sde_samples(
     scale σ vanishes (γ, or α if one-sided), by ``integrator`` (default
     :class:`~interpolants.Euler`, i.e. Euler–Maruyama).
 
-    Vanishing with σ keeps ε·s = −ε·η_z/max σ bounded where a learned s = −η_z/σ is not.
-    Raises :class:`ValueError` for an interpolant without noise (σ ≡ 0).
+    Vanishing with σ keeps ε·s = −ε·η_z/max σ bounded where a learned s = −η_z/σ is not. The
+    maximum is over [0, 1] (a grid of 1025 points and the sampling grid), so ε(t) is the same
+    function of t for every ``steps``; with ``steps = 1`` and σ(0) = σ(1) = 0 the step adds no
+    noise. Raises :class:`ValueError` for an interpolant without noise (σ ≡ 0).
     """
     grid = time_grid(steps, dtype=x0.dtype, device=x0.device)
-    peak = float(interpolant.noise_scale(grid).max())  # one host read, before integrating
+    fine = time_grid(1024, dtype=x0.dtype, device=x0.device)
+    # one host read, before integrating
+    peak = float(
+        torch.maximum(interpolant.noise_scale(fine).max(), interpolant.noise_scale(grid).max())
+    )
     if not peak > 0:
         raise ValueError(f"{interpolant!r} has no noise (σ ≡ 0): sample it with an ODE")
     diffusion = GammaProportionalDiffusion(interpolant, epsilon / peak)

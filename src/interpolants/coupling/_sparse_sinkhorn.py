@@ -50,7 +50,8 @@ dense iterations finish the job. The returned potentials are dense vectors, the 
 
 Written here rather than taken from POT: ``ot.sinkhorn_epsilon_scaling`` iterates on the
 dense kernel at every stage in NumPy (host only, no truncation); the comparison on the
-problems of ``benchmarks/coupling.py`` (``bench_small_eps``) is in ``benchmarks/RESULTS.md``.
+problems of ``benchmarks/coupling.py`` (``coupling_bench.bench_small_eps``) is in
+``benchmarks/RESULTS.md``.
 The sparse products are ``torch.sparse_csr_tensor`` matrix–vector products with int32
 indices, the fastest of the alternatives measured there (``index_add_``, ``bincount``,
 ``segment_reduce`` over the same entries), and available on every torch device. They run
