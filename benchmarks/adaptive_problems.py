@@ -25,6 +25,28 @@ GRID = torch.tensor([0.0, 1.0], dtype=DT)
 Field = Callable[[Tensor, Tensor], Tensor]
 
 
+def problem(
+    field: Field,
+    x0: Tensor,
+    reference: Tensor,
+    how: str,
+    description: str,
+    dense_ok: bool = False,
+) -> dict[str, Any]:
+    """A problem's record, with the reference checked against our Dopri5 at 1e-12
+    (``dense_ok``: the field exists past t = 1, so torchdiffeq may step past it)."""
+    check = Dopri5(rtol=1e-12, atol=1e-12).integrate(field, x0, GRID).state
+    return {
+        "field": field,
+        "x0": x0,
+        "reference": reference,
+        "reference_check": float((check - reference).abs().max()),
+        "reference_how": how,
+        "description": description,
+        "dense_ok": dense_ok,
+    }
+
+
 def two_mixtures(dim: int) -> tuple[GaussianMixture, GaussianMixture]:
     """``tests/bank.py: two_mixtures``: a 2-component base and a 3-component target, fixed."""
     gen = torch.Generator().manual_seed(1234)
@@ -56,16 +78,7 @@ def mixture_problem(
     coarse = RK4().integrate(field, x0, torch.linspace(0, 1, n + 1, dtype=DT)).state
     fine = RK4().integrate(field, x0, torch.linspace(0, 1, 2 * n + 1, dtype=DT)).state
     reference = (16 * fine - coarse) / 15
-    check = Dopri5(rtol=1e-12, atol=1e-12).integrate(field, x0, GRID).state
-    return {
-        "field": field,
-        "x0": x0,
-        "reference": reference,
-        "reference_check": float((check - reference).abs().max()),
-        "reference_how": f"RK4 {2 * n} and {n} steps, Richardson",
-        "description": description,
-        "dense_ok": False,
-    }
+    return problem(field, x0, reference, f"RK4 {2 * n} and {n} steps, Richardson", description)
 
 
 def mixture(gamma: bool, dim: int, quick: bool) -> dict[str, Any]:
@@ -105,17 +118,10 @@ def linear(time_dependent: bool) -> dict[str, Any]:
         return (0.2 + 6 * s * s) * (x @ a.T)
 
     reference = x0 @ torch.linalg.matrix_exp((2.2 if time_dependent else 1.0) * a).T
-    check = Dopri5(rtol=1e-12, atol=1e-12).integrate(field, x0, GRID).state
-    return {
-        "field": field,
-        "x0": x0,
-        "reference": reference,
-        "reference_check": float((check - reference).abs().max()),
-        "reference_how": "matrix exponential",
-        "description": ("ẋ = (0.2 + 6t²) A x" if time_dependent else "ẋ = A x")
-        + ", d = 6, A = skew + dissipative + random, 32 samples",
-        "dense_ok": True,
-    }
+    description = ("ẋ = (0.2 + 6t²) A x" if time_dependent else "ẋ = A x") + (
+        ", d = 6, A = skew + dissipative + random, 32 samples"
+    )
+    return problem(field, x0, reference, "matrix exponential", description, dense_ok=True)
 
 
 def random_mixtures(
@@ -167,16 +173,7 @@ def scipy_problem(
         for x in x0
     ]
     reference = torch.tensor(np.array(ends), dtype=DT)
-    check = Dopri5(rtol=1e-12, atol=1e-12).integrate(field, x0, GRID).state
-    return {
-        "field": field,
-        "x0": x0,
-        "reference": reference,
-        "reference_check": float((check - reference).abs().max()),
-        "reference_how": "SciPy DOP853 at 1e-13",
-        "description": description,
-        "dense_ok": False,
-    }
+    return problem(field, x0, reference, "SciPy DOP853 at 1e-13", description)
 
 
 def lotka_volterra() -> dict[str, Any]:

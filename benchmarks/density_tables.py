@@ -174,16 +174,24 @@ def _nsf_times(results: list[dict[str, Any]], task: str) -> dict[str, float] | N
     return nsf[0] if nsf else None
 
 
+def _calibrated(
+    results: list[dict[str, Any]], task: str
+) -> tuple[dict[str, Any], dict[str, float]] | None:
+    """Our calibrated costs on ``task`` and NSF's times, when the run measured both."""
+    ours = [
+        r for r in select(results, task=task, method="ours", kind="budget") if "calibrated" in r
+    ]
+    nsf = _nsf_times(results, task)
+    return None if not ours or nsf is None else (ours[0]["calibrated"], nsf)
+
+
 def calibrated_table(results: list[dict[str, Any]], tasks: list[str]) -> str:
     body = []
     for task in tasks:
-        ours = [
-            r for r in select(results, task=task, method="ours", kind="budget") if "calibrated" in r
-        ]
-        nsf = _nsf_times(results, task)
-        if not ours or nsf is None:
+        pair = _calibrated(results, task)
+        if pair is None:
             continue
-        c = ours[0]["calibrated"]
+        c, nsf = pair
         body.append(
             [
                 task,
@@ -238,13 +246,10 @@ def targets(results: list[dict[str, Any]], tasks: list[str]) -> str:
                 ]
             )
     for task in tasks:
-        ours = [
-            r for r in select(results, task=task, method="ours", kind="budget") if "calibrated" in r
-        ]
-        nsf = _nsf_times(results, task)
-        if not ours or nsf is None:
+        pair = _calibrated(results, task)
+        if pair is None:
             continue
-        c = ours[0]["calibrated"]
+        c, nsf = pair
         for name in ("log_prob", "sample"):
             ratio = c[f"{name}_cpu_s"] / nsf[f"{name}_cpu_s"]
             rows.append(

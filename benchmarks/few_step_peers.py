@@ -15,28 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from few_step_ours import _model
+from sampling_quality_train import train_torchcfm
 
 
 def train_torchcfm_ot(base: Any, target: Any, steps: int, seed: int) -> dict[str, Any]:
-    import numpy as np
-    from torchcfm.conditional_flow_matching import ExactOptimalTransportConditionalFlowMatcher
-
-    fm = ExactOptimalTransportConditionalFlowMatcher(0.0)
-    model = _model(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 (torchcfm draws its OT pairs with np.random.choice)
-    start = time.process_time()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(steps):
-            x0, x1 = base.sample(256, gen), target.sample(256, gen)
-            t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
-            loss = ((model(t, xt) - ut) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return {"model": model.eval(), "cpu_s": time.process_time() - start}
+    """torchcfm's OT-CFM, the loop of :func:`sampling_quality_train.train_torchcfm`."""
+    out = train_torchcfm("otcfm", base, target, steps, seed)
+    return {"model": out["velocity"], "cpu_s": out["cpu_s"]}
 
 
 class _XT(nn.Module):

@@ -19,6 +19,7 @@ from interpolants.coupling import (
 from interpolants.coupling import _auction as auction_module
 from interpolants.coupling import _auto as auto_module
 from interpolants.coupling import _exact as exact_module
+from interpolants.coupling import _point_kernels as point_kernels
 
 pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs numba")
 
@@ -326,3 +327,37 @@ def test_points_are_copied_to_the_host_only_when_the_solver_prefers_them(monkeyp
         x0, x1 = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
         OTCoupling(solver=AuctionSolver())(x0, x1)
     assert calls == [(600, 2)]
+
+
+def test_near_ties_settle_from_the_points_without_the_matrix(monkeypatch):
+    # x0 stretched along one axis and x1 along the other (ratio 900): C_ij ≈ f(i) + g(j) up to
+    # terms ~1e-3 of its span, so the residual graph has long chains of near-zero reduced
+    # costs. Its potentials settle, however many relaxations they take; a cap on relaxations
+    # called that a negative cycle and sent the batch to the n×n matrix (5× slower here).
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("fell back to the cost matrix")
+
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    n, s = 4096, 30.0
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((n, 2)) * [s, 1 / s]).astype(np.float32).astype(np.float64)
+    y = (rng.standard_normal((n, 2)) * [1 / s, s]).astype(np.float32).astype(np.float64)
+    out = AuctionSolver().certified_points(x, y)
+    assert sorted(out.perm.tolist()) == list(range(n))
+    cost = _cost(x, y)
+    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+
+
+def test_the_potentials_kernel_finds_a_negative_cycle():
+    # all 3×3 pairs of C = [[0, 1, 1], [1, 0, 1], [1, 1, 0]]: the identity is optimal, a
+    # 3-cycle is not (its residual graph has a cycle of length −3)
+    kernel = point_kernels._point_kernel("sparse_potentials")
+    indptr = np.array([0, 3, 6, 9])
+    cols = np.tile(np.arange(3), 3)
+    cost = (1.0 - np.eye(3)).ravel()
+    slack = np.zeros(3)
+    v = np.zeros(3)
+    assert kernel(indptr, cols, cost, np.arange(3), v, slack)
+    assert np.array_equal(v, np.zeros(3))  # already dual feasible: nothing lowered
+    assert not kernel(indptr, cols, cost, np.array([1, 2, 0]), np.zeros(3), slack)

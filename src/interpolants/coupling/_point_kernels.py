@@ -295,8 +295,11 @@ def _sparse_potentials_kernel(
 ) -> Any:
     """Lower the column potentials ``v`` (in place) until v_j ≤ v_perm(i) + C_ij − C_i,perm(i)
     + ``slack``_j on every edge (i, j) of the CSR set (shortest paths in the residual graph of
-    ``perm``, queue-based Bellman–Ford). False if they do not settle (a negative cycle:
-    ``perm`` is not optimal on the edges). Plain Python; compiled by numba."""
+    ``perm``, queue-based Bellman–Ford). False if they do not settle: a column whose last
+    lowering came along a path of n edges closes a cycle of negative length (``perm`` is not
+    optimal on the edges). A path's length, not a count of relaxations, decides it, so that
+    near-ties (long chains of almost-zero reduced costs) settle however many rounds they
+    take. Plain Python; compiled by numba."""
     n = perm.shape[0]
     row_of = np.empty(n, np.int64)
     own = np.empty(n)
@@ -307,10 +310,9 @@ def _sparse_potentials_kernel(
                 own[i] = cost[e]
     queued = np.ones(n, np.bool_)
     queue = np.arange(n)
+    length = np.zeros(n, np.int64)  # edges on the path that last lowered each column
     head = 0
     size = n
-    pushes = 0
-    limit = 64 * n + 1024
     while size > 0:
         c = queue[head]
         head = head + 1 if head + 1 < n else 0
@@ -323,14 +325,14 @@ def _sparse_potentials_kernel(
             val = base + cost[e]
             if val < v[j] - slack[j]:
                 v[j] = val
+                length[j] = length[c] + 1
+                if length[j] >= n:
+                    return False
                 if not queued[j]:
                     queued[j] = True
                     tail = head + size
                     queue[tail - n if tail >= n else tail] = j
                     size += 1
-                    pushes += 1
-                    if pushes > limit:
-                        return False
     return True
 
 
