@@ -361,3 +361,72 @@ def test_the_potentials_kernel_finds_a_negative_cycle():
     assert kernel(indptr, cols, cost, np.arange(3), v, slack)
     assert np.array_equal(v, np.zeros(3))  # already dual feasible: nothing lowered
     assert not kernel(indptr, cols, cost, np.array([1, 2, 0]), np.zeros(3), slack)
+
+
+@pytest.mark.parametrize("kind", ["gauss", "heavy", "tiny", "huge", "ties", "bimodal"])
+@pytest.mark.parametrize("n", [33, 700, 3000])
+def test_one_dimension_is_the_monotone_matching_certified_from_the_points(kind, n, monkeypatch):
+    # on the line the sorted matching is optimal; its closed-form potentials are checked over
+    # every pair like the auction's, without the matrix (tiny: costs ~1e-6, where the sparse
+    # completion needs its weights rescaled to resolve them)
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("fell back to the cost matrix")
+
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    rng = np.random.default_rng(n)
+    x, y = {
+        "gauss": lambda: (rng.standard_normal((n, 1)), rng.standard_normal((n, 1)) + 0.5),
+        "heavy": lambda: (rng.standard_t(1.5, (n, 1)), rng.standard_normal((n, 1))),
+        "tiny": lambda: (1e-3 * rng.standard_normal((n, 1)), 1e-3 * rng.uniform(-1, 1, (n, 1))),
+        "huge": lambda: (1e6 * rng.standard_normal((n, 1)), 1e6 * rng.standard_normal((n, 1))),
+        "ties": lambda: (np.round(20 * rng.standard_normal((n, 1))), 20 * rng.random((n, 1))),
+        "bimodal": lambda: (
+            np.r_[rng.standard_normal((n // 2, 1)) - 5, rng.standard_normal((n - n // 2, 1)) + 5],
+            rng.uniform(-1, 1, (n, 1)),
+        ),
+    }[kind]()
+    out = AuctionSolver().certified_points(x, y)
+    cost = _cost(x, y)
+    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
+    assert out.gap <= 2 * n * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    total = float(cost[np.arange(n), out.perm].sum())
+    rounding = 2.0**-48 * n * float(np.abs(cost).max())
+    assert total - _optimum(cost) <= 2 * n * out.tol + rounding
+    # and it is the monotone matching up to ties in x0
+    order = np.argsort(x[:, 0], kind="stable")
+    assert np.all(np.diff(y[out.perm[order], 0]) >= 0) or kind == "ties"
+
+
+def test_otcoupling_pairs_one_dimensional_batches_in_sorted_order():
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4096, 1, generator=gen)
+    x1 = 3 * torch.rand(4096, 1, generator=gen)
+    p = OTCoupling()(x0, x1)
+    order = p.x0[:, 0].argsort()
+    assert torch.all(p.x1[order, 0].diff() >= 0)
+
+
+def test_points_on_a_line_in_more_dimensions_take_the_monotone_matching(monkeypatch):
+    # a 1-D sample embedded along a direction of R³ (and the same with a constant coordinate):
+    # the sorted matching along the line, certified against C of the points themselves
+    def no_auction(*args, **kwargs):
+        raise AssertionError("ran the auction")
+
+    monkeypatch.setattr(AuctionSolver, "_point_prices", no_auction)
+    rng = np.random.default_rng(5)
+    n = 2000
+    direction = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    s, t = rng.standard_normal(n), 2 * rng.random(n)
+    for x, y in (
+        (s[:, None] * direction + 1.0, t[:, None] * direction + 1.0),
+        (np.c_[s, np.full(n, 7.0)], np.c_[t, np.full(n, 7.0)]),
+    ):
+        out = AuctionSolver().certified_points(x, y)
+        cost = _cost(x, y)
+        assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * n * out.tol + 1e-12 * n
+        assert np.all(np.diff(t[out.perm[np.argsort(s)]]) >= 0)
+    # off the line by more than rounding: the auction runs (and is the one refused here)
+    x = np.c_[s, 1e-3 * rng.standard_normal(n)]
+    with pytest.raises(AssertionError, match="ran the auction"):
+        AuctionSolver().certified_points(x, np.c_[t, np.zeros(n)])

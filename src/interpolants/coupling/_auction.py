@@ -22,6 +22,7 @@ from ._certificate import (
     _sqdist_matrix,
 )
 from ._kernels import _compiled
+from ._monotone import _line_coordinates, _monotone_start
 from ._point_kernels import _point_kernel
 from ._repeated import _transport_assignment
 
@@ -306,6 +307,11 @@ class AuctionSolver(AssignmentSolver):
         the float64 matrix is built and solved by :meth:`certified`: the answer is always
         certified, the speed and the memory are then those of the matrix path.
 
+        **Points on a line.** For ``(n, 1)`` points, or points of any dimension that lie on one
+        line to within rounding, step 1 is the monotone matching (the sorted x0 with the sorted
+        x1 along the line, optimal there) with its potentials in closed form, and the
+        candidates are each row's neighbours in sorted order; steps 2 and 3 are unchanged.
+
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
         m0·m1 ≤ n²/64: quantised data, duplicates), the problem is the transportation problem
         between the distinct points with their multiplicities as masses: it is solved exactly
@@ -357,8 +363,9 @@ class AuctionSolver(AssignmentSolver):
                 raise ImportError("AuctionSolver needs numba (pip install numba)")
         elif n < self.SMALL:
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
-        else:
-            start = self._point_prices(x, y)
+        else:  # on a line the monotone matching and its potentials replace the auction
+            line = _line_coordinates(x, y)
+            start = self._point_prices(x, y) if line is None else _monotone_start(*line)
             kernel = _point_kernel("sqdist_edges")
             if start is not None and kernel is not None:
                 prices, cand, assigned = start

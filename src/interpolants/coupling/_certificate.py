@@ -207,13 +207,15 @@ def _sparse_lap(
     """An optimal permutation of the sparse assignment problem given in CSR by row (sorted
     columns, a perfect matching among the edges): lapx's ``lapmod`` (Jonker–Volgenant for
     sparse matrices), else scipy's ``min_weight_full_bipartite_matching``. Each row is shifted
-    to a minimum of 1 and the whole scaled below lapmod's bound on entries (neither changes
-    the optimal permutations)."""
+    to a minimum of 1 and the shifts are scaled so that the largest is 1e5, under lapmod's
+    bound on entries and far above its resolution whatever the costs' own scale (neither
+    changes the optimal permutations)."""
     n = indptr.shape[0] - 1
-    w = weight - np.repeat(np.minimum.reduceat(weight, indptr[:-1]), np.diff(indptr)) + 1.0
+    w = weight - np.repeat(np.minimum.reduceat(weight, indptr[:-1]), np.diff(indptr))
     top = float(w.max())
-    if top > 1e5:
-        w *= 1e5 / top
+    if top > 0.0:
+        w *= (1e5 - 1.0) / top
+    w += 1.0
     lapmod = None
     if importlib.util.find_spec("lap") is not None:
         import lap  # type: ignore[import-untyped,unused-ignore]
