@@ -67,6 +67,21 @@ def _optimum(cost):
     return float(ot.emd2(a, a, cost, numItermax=10**8)) * n
 
 
+def _assert_certified_optimum(x, y, out):
+    n = x.shape[0]
+    cost = _cost(x, y)
+    # the potentials prove the permutation optimal on the matrix built here, up to the
+    # certified bound 2nδ (δ = 2^-40 (max C + max|p|); float64 rounding of C is ~2^-52 max C),
+    # plus the rounding of this einsum's C against the solver's (a few ulps of max C per row)
+    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
+    assert out.gap <= 2 * n * out.tol
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    # at most the certified gap above POT's optimum (plus the rounding of the two totals)
+    total = float(cost[np.arange(n), out.perm].sum())
+    rounding = 2.0**-48 * n * float(np.abs(cost).max())
+    assert total - _optimum(cost) <= 2 * n * out.tol + rounding
+
+
 KINDS = ["gauss", "moons", "clustered", "far", "scale1e-3", "duplicates", "grid", "one-point"]
 
 
@@ -78,18 +93,8 @@ def test_points_path_is_certified_and_equals_pot(kind, n, monkeypatch):
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
     x, y = _points(kind, n)
     out = AuctionSolver().certified_points(x, y)
-    cost = _cost(x, y)
     assert sorted(out.perm.tolist()) == list(range(n))
-    # the potentials prove the permutation optimal on the matrix built here, up to the
-    # certified bound 2nδ (δ = 2^-40 (max C + max|p|); float64 rounding of C is ~2^-52 max C),
-    # plus the rounding of this einsum's C against the solver's (a few ulps of max C per row)
-    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
-    assert out.gap <= 2 * n * out.tol
-    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
-    # at most the certified gap above POT's optimum (plus the rounding of the two totals)
-    total = float(cost[np.arange(n), out.perm].sum())
-    rounding = 2.0**-48 * n * float(np.abs(cost).max())
-    assert total - _optimum(cost) <= 2 * n * out.tol + rounding
+    _assert_certified_optimum(x, y, out)
 
 
 @pytest.mark.parametrize("d", [1, 3, 7])
@@ -386,13 +391,7 @@ def test_one_dimension_is_the_monotone_matching_certified_from_the_points(kind, 
         ),
     }[kind]()
     out = AuctionSolver().certified_points(x, y)
-    cost = _cost(x, y)
-    slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
-    assert out.gap <= 2 * n * out.tol
-    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
-    total = float(cost[np.arange(n), out.perm].sum())
-    rounding = 2.0**-48 * n * float(np.abs(cost).max())
-    assert total - _optimum(cost) <= 2 * n * out.tol + rounding
+    _assert_certified_optimum(x, y, out)
     # and it is the monotone matching up to ties in x0
     order = np.argsort(x[:, 0], kind="stable")
     assert np.all(np.diff(y[out.perm[order], 0]) >= 0) or kind == "ties"
