@@ -429,3 +429,22 @@ def test_points_on_a_line_in_more_dimensions_take_the_monotone_matching(monkeypa
     x = np.c_[s, 1e-3 * rng.standard_normal(n)]
     with pytest.raises(AssertionError, match="ran the auction"):
         AuctionSolver().certified_points(x, np.c_[t, np.zeros(n)])
+
+
+def test_rounding_and_tiny_scales_do_not_break_the_points_path(monkeypatch):
+    # the potentials' own edge must not be "lowered" by rounding (a 2-point problem whose
+    # costs differ at 1e-9 once took that for a negative cycle and fell back to the matrix),
+    # and points at 1e-153 (squared distances ~1e-306) must not overflow lapmod's weights
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("fell back to the cost matrix")
+
+    x = np.array([[0.0], [-0.016568044480634453]])
+    y = np.array([[-1.199028571380907e-09], [0.01656804456636315]])
+    with monkeypatch.context() as m:
+        m.setattr(AuctionSolver, "certified", no_matrix)
+        out = AuctionSolver().certified_points(x, y)
+        assert out.perm.tolist() == [1, 0]
+    rng = np.random.default_rng(0)
+    x, y = 1e-153 * rng.normal(size=(40, 2)), 1e-153 * rng.normal(size=(40, 2))
+    out = AuctionSolver().certified_points(x, y)
+    assert sorted(out.perm.tolist()) == list(range(40))

@@ -10,6 +10,7 @@ in float64, in row blocks (no second n×n array).
 """
 
 import importlib.util
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,14 +208,16 @@ def _sparse_lap(
     """An optimal permutation of the sparse assignment problem given in CSR by row (sorted
     columns, a perfect matching among the edges): lapx's ``lapmod`` (Jonker–Volgenant for
     sparse matrices), else scipy's ``min_weight_full_bipartite_matching``. Each row is shifted
-    to a minimum of 1 and the shifts are scaled so that the largest is 1e5, under lapmod's
-    bound on entries and far above its resolution whatever the costs' own scale (neither
-    changes the optimal permutations)."""
+    to a minimum of 0, the whole scaled so that its largest entry is 1e5 − 1 (under lapmod's
+    bound on entries and far above its resolution whatever the costs' own scale; unscaled
+    where that factor would overflow), and 1 added (none of it changes the optimal
+    permutations)."""
     n = indptr.shape[0] - 1
     w = weight - np.repeat(np.minimum.reduceat(weight, indptr[:-1]), np.diff(indptr))
     top = float(w.max())
-    if top > 0.0:
-        w *= (1e5 - 1.0) / top
+    factor = (1e5 - 1.0) / top if top > 0.0 else 1.0
+    if math.isfinite(factor):
+        w *= factor
     w += 1.0
     lapmod = None
     if importlib.util.find_spec("lap") is not None:

@@ -319,10 +319,9 @@ def _sparse_potentials_kernel(
         size -= 1
         queued[c] = False
         i = row_of[c]
-        base = v[c] - own[i]
         for e in range(indptr[i], indptr[i + 1]):
             j = cols[e]
-            val = base + cost[e]
+            val = v[c] + (cost[e] - own[i])  # exactly v[c] on the row's own edge
             if val < v[j] - slack[j]:
                 v[j] = val
                 length[j] = length[c] + 1
