@@ -121,7 +121,8 @@ def scaled_sinkhorn(
     coarse = _Coarse(cost, a, b, lo, hi - lo, check_every, overrelax)
     f = torch.zeros(coarse.a.shape, dtype=wide, device=cost.device)
     g = torch.zeros(coarse.b.shape, dtype=wide, device=cost.device)
-    sparse: _SparseLoop | None = None
+    sparse: _SparseLoop | None = None  # the truncated loop, once a support is built
+    truncated: _SparseLoop | None = None
     n_iter, cold, error = 0, True, math.inf
 
     def dense_finish(f: Tensor, g: Tensor, budget: int) -> tuple[Tensor, Tensor, int, float]:
@@ -167,16 +168,16 @@ def scaled_sinkhorn(
             ):
                 coarse.release()  # the dense kernel is not squared again if this succeeds
                 # the support of the next stage (θ of the last one if it is the last)
-                sparse = _SparseLoop(cost, a64, b64, theta, check_every, overrelax)
+                if truncated is None:  # (its spatial order once, whatever the attempts)
+                    truncated = _SparseLoop(cost, a64, b64, theta, check_every, overrelax)
                 if not last:  # rows re-balanced at nxt keep e^−θ of their mass
-                    built = sparse.rebuild(f64, g64, nxt, -theta_stage, relative=True)
+                    built = truncated.rebuild(f64, g64, nxt, -theta_stage, relative=True)
                 else:  # the last stage: wider, the entries within e^−θ at this ε
-                    built = sparse.rebuild(f64, g64, e, lmin - theta)
+                    built = truncated.rebuild(f64, g64, e, lmin - theta)
                 if built:
+                    sparse = truncated
                     sparse.set_values(_entry_dtype(cost.dtype, tol, a64, b64))
                     f, g = f64, g64
-                else:
-                    sparse = None
         else:
             f, g = _extrapolate(done, f, g, e)
             for retry in (False, True):  # a stalled stage is run again on a rebuilt support
