@@ -9,7 +9,17 @@ import math
 import numpy as np
 import torch
 
-KINDS = ("gauss", "moons", "8gaussians-moons", "clustered", "duplicates", "square-ring", "crossed")
+KINDS = (
+    "gauss",
+    "moons",
+    "8gaussians-moons",
+    "clustered",
+    "duplicates",
+    "square-ring",
+    "crossed",
+    "student-t",
+    "cauchy",
+)
 # small ε: not "clustered" (its kernel never gets sparse at reg 1e-3 and the dense iterations
 # take ~10⁵: design_notes.md) nor "duplicates" (a lattice target: ties, no new case)
 SMALL_EPS_KINDS = ("gauss", "moons", "8gaussians-moons", "square-ring")
@@ -18,8 +28,9 @@ SMALL_EPS_KINDS = ("gauss", "moons", "8gaussians-moons", "square-ring")
 def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 2-D batches: N(0, I) pairs (the grid's data), a Gaussian to two moons, eight
     Gaussians to two moons, clustered against clustered, duplicated points against a lattice,
-    a uniform square to a ring, and two Gaussians stretched 30:1/30 along crossed axes (C_ij
-    nearly f(i) + g(j): near ties everywhere)."""
+    a uniform square to a ring, two Gaussians stretched 30:1/30 along crossed axes (C_ij
+    nearly f(i) + g(j): near ties everywhere), and heavy tails: Student-t with 2 degrees of
+    freedom and Cauchy, each to N(0, I)."""
     rng = np.random.default_rng(seed)
 
     def moons(m: int) -> np.ndarray:
@@ -52,6 +63,10 @@ def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     elif kind == "crossed":  # not used in tuning the solver: near ties
         x0 = rng.standard_normal((n, 2)) * [30.0, 1 / 30]
         x1 = rng.standard_normal((n, 2)) * [1 / 30, 30.0]
+    elif kind == "student-t":  # not used in tuning the solver: heavy tails
+        x0, x1 = rng.standard_t(2.0, (n, 2)), rng.standard_normal((n, 2))
+    elif kind == "cauchy":  # not used in tuning the solver: no mean, prices spread ~1e3×
+        x0, x1 = rng.standard_cauchy((n, 2)), rng.standard_normal((n, 2))
     else:
         raise ValueError(kind)
     return torch.tensor(x0, dtype=torch.float32), torch.tensor(x1, dtype=torch.float32)

@@ -354,6 +354,36 @@ def test_near_ties_settle_from_the_points_without_the_matrix(monkeypatch):
     assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
 
 
+def _cauchy_against_normal(n, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_cauchy((n, 2)), rng.standard_normal((n, 2))
+
+
+def test_heavy_tails_settle_from_the_points_without_the_matrix(monkeypatch):
+    # Cauchy points against N(0, I): the prices spread ~1e3 times beyond a typical row's range,
+    # where float32 values cannot resolve ε; the auction goes on in float64 from the prices
+    # reached (it used to give up and build the matrix, whose auction is slower still here)
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("fell back to the cost matrix")
+
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    x, y = _cauchy_against_normal(1024)
+    out = AuctionSolver().certified_points(x, y)
+    assert sorted(out.perm.tolist()) == list(range(1024))
+    _assert_certified_optimum(x, y, out)
+
+
+def test_a_price_war_raises_epsilon_and_still_ends_certified(monkeypatch):
+    # a budget of 0.05·n bids a phase raises ε again and again (every phase's price war is
+    # cut short): the auction must still end, and its coarse prices lead to the certified
+    # optimum (through the matrix where the sparse completion cannot settle)
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    monkeypatch.setattr(AuctionSolver, "phase_bids", 0.05)
+    x, y = _cauchy_against_normal(700, seed=4)
+    _assert_certified_optimum(x, y, AuctionSolver().certified_points(x, y))
+
+
 def test_the_potentials_kernel_finds_a_negative_cycle():
     # all 3×3 pairs of C = [[0, 1, 1], [1, 0, 1], [1, 1, 0]]: the identity is optimal, a
     # 3-cycle is not (its residual graph has a cycle of length −3)

@@ -147,6 +147,8 @@ class AuctionSolver(AssignmentSolver):
     POINTS = 512  # from this size assign_points works from the points (below, the matrix)
     warm_eps = 1.0 / 256
     span_quantile = 0.99  # ε of the point path relative to this quantile of a row's costs
+    phase_bids = 32  # bids per point in one phase of the point auction before its ε is raised
+    phase_raises = 16  # the most raises of ε in one run of the point auction
 
     def __init__(
         self,
@@ -291,7 +293,12 @@ class AuctionSolver(AssignmentSolver):
            minimum, so that a few far points do not coarsen it for the others, and a cold
            start opens at a quarter of the whole range), a row's values C_ij + p_j computed
            in float32 from the points when a bid needs them (d multiply-adds per entry, in
-           cache, rather than a read of the matrix from memory).
+           cache, rather than a read of the matrix from memory). Where float32 cannot resolve
+           the bids (heavy tails spread the prices far beyond a typical row's range), the
+           auction goes on in float64 from the prices reached. A phase that takes more than
+           ``phase_bids``·n bids raises its ε (a price war at too small an ε, as a warm start
+           far from the optimum's prices causes), so that no start costs more than a few
+           phases.
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
@@ -302,7 +309,7 @@ class AuctionSolver(AssignmentSolver):
            violated pairs are added and steps 2–3 repeated until none is violated. ``tol`` is
            the largest δ_ij, so the gap is at most 2n·``tol``.
 
-        If that does not settle (float32 values that cannot resolve the bids, more than 64·n
+        If that does not settle (float64 values that cannot resolve the bids, more than 64·n
         candidate pairs, a check whose rounding disagrees with the search for violations),
         the float64 matrix is built and solved by :meth:`certified`: the answer is always
         certified, the speed and the memory are then those of the matrix path.
@@ -379,8 +386,8 @@ class AuctionSolver(AssignmentSolver):
         self, x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
-        the auction's assignment), or None where float32 values cannot resolve the problem
-        (the caller then solves the matrix)."""
+        the auction's assignment), or None where float64 values cannot resolve the problem
+        either (the caller then solves the matrix)."""
         auction = _point_kernel("point_auction")
         span_kernel = _point_kernel("sqdist_range")
         colmin = _point_kernel("sqdist_colmin")
@@ -422,30 +429,41 @@ class AuctionSolver(AssignmentSolver):
             colmin(xs, sub0, ys, coarse.u, prices)
             prices *= -1.0
             eps0 = self.warm_eps * span
-        # float32 values in units of ~span; beyond float32's range the matrix path is taken
-        # (where float32 cannot resolve the price rises the auction gives up, likewise)
+        # the values in units of ~span, in float32 (half the bytes, twice the lanes) where its
+        # range holds them; where float32 cannot resolve the price rises (heavy tails: prices
+        # spread far beyond the typical row's range) the auction stops and float64 takes over
+        # from the prices reached; beyond float64's resolution the matrix path is taken
         unit = 2.0 ** math.floor(math.log2(span))
-        if not (_max_norm(xs) + _max_norm(ys)) ** 2 / unit < 1e30:
-            return None
-        root = math.sqrt(unit)
-        ym2 = np.ascontiguousarray(-2.0 * ys.T / root, dtype=np.float32)
-        yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of the float32 y'
+        reach = (_max_norm(xs) + _max_norm(ys)) ** 2 / unit
         scaled = prices / unit
-        cand, assigned, ok = auction(
-            (xs / root).astype(np.float32),
-            ym2,
-            yy,
-            scaled,
-            eps0 / unit,
-            self.final_eps * span / unit,
-            self.point_scaling,
-            k,
-            self.point_list_eps * span / unit,
-        )
-        if not ok:
-            return None
-        prices = scaled * unit + 2.0 * (ys @ (mx - my))
-        return prices, cand, assigned
+        eps = eps0 / unit
+        for dtype, itype in ((np.float32, np.int32), (np.float64, np.int64)):
+            if not reach < (1e30 if dtype is np.float32 else 1e300):
+                continue
+            root = math.sqrt(unit)
+            ym2 = np.ascontiguousarray(-2.0 * ys.T / root, dtype=dtype)
+            yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of those y'
+            buf = np.empty(n + 1, dtype)
+            cand, assigned, ok, eps = auction(
+                np.ascontiguousarray(xs / root, dtype=dtype),
+                ym2,
+                yy,
+                scaled,
+                eps,
+                self.final_eps * span / unit,
+                self.point_scaling,
+                k,
+                self.point_list_eps * span / unit,
+                self.phase_bids * n,
+                self.phase_raises,
+                buf,
+                buf.view(itype),
+                float(np.finfo(dtype).eps) / 2.0,
+            )
+            if ok:
+                prices = scaled * unit + 2.0 * (ys @ (mx - my))
+                return prices, cand, assigned
+        return None
 
     def prefers_points(self, n: int, dim: int) -> bool:
         return n >= self.POINTS and dim < self.max_point_dim

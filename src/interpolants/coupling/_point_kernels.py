@@ -2,10 +2,11 @@ r"""The numba kernels of the certified assignment from points (:meth:`AuctionSol
 <interpolants.coupling.AuctionSolver.certified_points>`), for C_ij = ‖x_i − y_j‖².
 
 No n×n matrix is formed: a row's values C_ij + p_j − p_min are computed from the points when a
-bid needs them, in float32, into a buffer of n values that stays in cache; the minimum is
-taken over the values' bit patterns as int32 (non-negative floats order like their bits, and
-integer minima vectorise), block by block, so that a bid reads the block minima and one
-block. The exact steps (sparse completion, certificate) evaluate C in float64 from the points.
+bid needs them, in float32 (float64 where float32 cannot resolve the bids), into a buffer of n
+values that stays in cache; the minimum is taken over the values' bit patterns as integers of
+the same width (non-negative floats order like their bits, and integer minima vectorise), block
+by block, so that a bid reads the block minima and one block. The exact steps (sparse
+completion, certificate) evaluate C in float64 from the points.
 
 Each ``_<name>_kernel`` is a plain Python function in numba's subset; :func:`_point_kernel`
 compiles it on first use, after the helpers it calls (``_HELPERS``), and returns ``None``
@@ -25,7 +26,7 @@ _BLOCK = 256  # values per block of a row's minimum search
 
 
 def _row_values(ym2: Any, xi: Any, xx: Any, w: Any, vals: Any) -> None:
-    """vals_j = max(‖x_i‖² + w_j − 2 x_i·y_j, 0) in float32, with ``ym2`` = −2 yᵀ (d, n) and
+    """vals_j = max(‖x_i‖² + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ (d, n),
     w_j = ‖y_j‖² + p_j − p_min (so the values are C_ij + p_j − p_min ≥ 0 up to rounding)."""
     d, n = ym2.shape
     if d == 2:
@@ -45,13 +46,12 @@ def _row_values(ym2: Any, xi: Any, xx: Any, w: Any, vals: Any) -> None:
             vals[j] = max(vals[j], np.float32(0.0))
 
 
-def _block_minima(keys: Any, bmin: Any) -> Any:
-    """Per-block minima of the int32 ``keys`` (bit patterns of non-negative float32 values)
-    into ``bmin``; returns (the minimum, its block)."""
+def _block_minima(keys: Any, bmin: Any, top: Any) -> Any:
+    """Per-block minima of the integer ``keys`` (bit patterns of non-negative floats, ``top``
+    that of +inf, above every finite one) into ``bmin``; returns (the minimum, its block)."""
     n = keys.shape[0]
     nb = bmin.shape[0]
     full = n // _BLOCK
-    top = np.int32(2**31 - 1)
     for b in range(full):
         m = top
         base = b * _BLOCK
@@ -72,12 +72,12 @@ def _block_minima(keys: Any, bmin: Any) -> Any:
     return b1, jb
 
 
-def _best_two(keys: Any, bmin: Any) -> Any:
+def _best_two(keys: Any, bmin: Any, top: Any) -> Any:
     """(j1, key of the second smallest value) for the row in ``keys``: j1 the first index of
     the smallest value, the second smallest over all other entries (ties count)."""
     n = keys.shape[0]
     nb = bmin.shape[0]
-    k1, jb = _block_minima(keys, bmin)
+    k1, jb = _block_minima(keys, bmin, top)
     s = jb * _BLOCK
     e = min(s + _BLOCK, n)
     j1 = s
@@ -85,11 +85,11 @@ def _best_two(keys: Any, bmin: Any) -> Any:
         if keys[j] == k1:
             j1 = j
             break
-    k2 = np.int32(2**31 - 1)
+    k2 = top
     for b in range(nb):
         if b != jb:
             k2 = min(k2, bmin[b])
-    keys[j1] = np.int32(2**31 - 1)
+    keys[j1] = top
     for j in range(s, e):
         k2 = min(k2, keys[j])
     keys[j1] = k1
@@ -107,7 +107,7 @@ def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
 
 def _point_auction_kernel(
     x: Any, ym2: Any, yy: Any, prices: Any, eps0: Any, eps_final: Any, theta: Any, k: Any,
-    list_eps: Any,
+    list_eps: Any, budget: Any, raises: Any, buf: Any, keys: Any, roundoff: Any,
 ) -> Any:  # fmt: skip
     """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
 
@@ -115,13 +115,28 @@ def _point_auction_kernel(
     ε-complementary slackness per phase; ε divided by ``theta`` down to ``eps_final``; from
     ``list_eps`` on, bids from per-row lists of the k cheapest objects, rescanned only when
     the list may be stale), with the row values computed from the points (``_row_values``)
-    instead of read from a matrix, and the row minima found on their int32 bit patterns.
-    ``x`` (n, d) float32, ``ym2`` = −2 yᵀ (d, n) float32, ``yy`` = ‖y_j‖² (float64, of the
-    float32 y); ``prices`` (n,) float64, updated in place. Returns (candidate lists (n, k),
-    the final assignment (n,), True), or False last when the float32 values stop resolving the
-    price rises (more than 4n bids that leave their object's value unchanged: points whose
-    values round together, where the bids would never end). Plain Python here;
-    :func:`_point_kernel` compiles it.
+    instead of read from a matrix, and the row minima found on their integer bit patterns.
+    ``x`` (n, d) and ``ym2`` = −2 yᵀ (d, n) in one float dtype (float32, or float64 where
+    float32 cannot resolve the bids), ``yy`` = ‖y_j‖² (float64, of the y in that dtype);
+    ``prices`` (n,) float64, updated in place; ``buf`` (n + 1,) of the points' dtype and
+    ``keys`` its view as integers of the same width (the row's values and their bit patterns);
+    ``roundoff`` the unit roundoff of that dtype.
+
+    A phase whose bids exceed ``budget`` raises ε by ``theta`` (and so on every ``budget``
+    bids), keeping its assignment (ε-complementary slackness only loosens): the prices given
+    may be far from the optimum's (a warm start from a subsample of heavy-tailed points), and
+    a price war at a small ε would then take bids in proportion to the prices' error over ε.
+    The phases go on down from the raised ε. At most ``raises`` raises in all: after them the
+    auction is the plain ε-scaling one, and it ends as that does.
+
+    Returns (candidate lists (n, k), the final assignment (n,), True, ε), or False and the ε
+    reached when the values cannot resolve the bids: at the start of a phase whose ε is below
+    16× the rounding of the largest w_j = ‖y_j‖² + p_j − p_min (prices spread far beyond the
+    rows' ranges, as heavy-tailed points make them: every row's values then round to a
+    multiple of about ε, and the bids tie), or after more than 4n bids that leave their
+    object's value unchanged (points whose values round together, where the bids would never
+    end). ``prices`` are then the prices reached, a warm start for a run in float64. Plain
+    Python here; :func:`_point_kernel` compiles it.
     """
     n = x.shape[0]
     d = x.shape[1]
@@ -135,24 +150,26 @@ def _point_auction_kernel(
     thr = np.full(n, -np.inf)  # list units
     hv = np.empty(m)
     hi = np.empty(m, np.int64)
-    vals = np.empty(n, np.float32)
-    keys = vals.view(np.int32)
-    one = np.empty(1, np.int32)
-    one_f = one.view(np.float32)
-    bmin = np.empty(nb, np.int32)
-    xx = np.empty(n, np.float32)
+    vals = buf[:n]
+    row_keys = keys[:n]
+    buf[n] = np.inf
+    top = keys[n]  # the key of +inf, above every finite value's
+    bmin = np.empty_like(keys[:nb])
+    xx = np.empty_like(vals)
     for i in range(n):
         s = 0.0
         for t in range(d):
             s += np.float64(x[i, t]) * x[i, t]
         xx[i] = s
     pmin = prices.min()  # prices only rise: C + p − pmin stays ≥ 0
-    w = np.empty(n, np.float32)
+    w = np.empty_like(vals)
     for j in range(n):
         w[j] = yy[j] + (prices[j] - pmin)
     eps = eps0
     stuck = 0
     while True:
+        if 16.0 * roundoff * w.max() > eps:  # the shared part of the values hides ε
+            return cand, assigned, False, eps
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
@@ -160,8 +177,8 @@ def _point_auction_kernel(
                 best = _list_best_two(near, prices, cand, i)[0]
                 if not best <= thr[i]:
                     _row_values(ym2, x[i], xx[i], w, vals)
-                    one[0] = _block_minima(keys, bmin)[0]
-                    best = np.float64(one_f[0]) + pmin - xx[i]
+                    keys[n] = _block_minima(row_keys, bmin, top)[0]
+                    best = np.float64(buf[n]) + pmin - xx[i]
                 cj = yy[j]
                 for t in range(d):
                     cj += np.float64(x[i, t]) * ym2[t, j]
@@ -178,6 +195,7 @@ def _point_auction_kernel(
             continue
         head = 0
         tail = nfree if nfree < n else 0
+        bids = 0
         while nfree > 0:
             i = queue[head]
             head += 1
@@ -193,21 +211,20 @@ def _point_auction_kernel(
             if rescan:
                 _row_values(ym2, x[i], xx[i], w, vals)
                 if eps > list_eps:  # coarse phases: the two best objects only
-                    j1, k2 = _best_two(keys, bmin)
-                    one[0] = k2
+                    j1, keys[n] = _best_two(row_keys, bmin, top)
                     b1 = np.float64(vals[j1])
-                    b2 = np.float64(one_f[0])
+                    b2 = np.float64(buf[n])
                     thr[i] = -np.inf
                 else:  # the m smallest values, visiting only blocks that can hold one
-                    jb = _block_minima(keys, bmin)[1]
+                    jb = _block_minima(row_keys, bmin, top)[1]
                     cnt = 0
                     for bb in range(nb + 1):
                         b = jb if bb == 0 else bb - 1
                         if bb > 0 and b == jb:
                             continue
                         if cnt == m:
-                            one[0] = bmin[b]
-                            if np.float64(one_f[0]) >= hv[k]:
+                            keys[n] = bmin[b]
+                            if np.float64(buf[n]) >= hv[k]:
                                 continue
                         s = b * _BLOCK
                         e = min(s + _BLOCK, n)
@@ -229,15 +246,20 @@ def _point_auction_kernel(
             prices[j1] += b2 - b1 + eps
             before = w[j1]
             w[j1] = yy[j1] + (prices[j1] - pmin)
-            if w[j1] == before:  # the rise is below float32's resolution of the values
+            if w[j1] == before:  # the rise is below the resolution of the values
                 stuck += 1
                 if stuck > 4 * n:  # the values cannot tell the objects apart: give up
-                    return cand, assigned, False
+                    return cand, assigned, False, eps
             tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
+            bids += 1
+            if bids > budget and raises > 0:  # a price war at too small an ε: coarsen it
+                eps *= theta
+                raises -= 1
+                bids = 0
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
-    return cand, assigned, True
+    return cand, assigned, True, eps
 
 
 def _sqdist_range_kernel(x: Any, y: Any) -> Any:
