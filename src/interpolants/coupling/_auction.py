@@ -148,6 +148,7 @@ class AuctionSolver(AssignmentSolver):
     warm_eps = 1.0 / 256
     span_quantile = 0.99  # ε of the point path relative to this quantile of a row's costs
     phase_bids = 32  # bids per point in one phase of the point auction before its ε is raised
+    first_phase_bids = 8  # the same for its first phase (from a warm start: the prices' error)
     phase_raises = 16  # the most raises of ε in one run of the point auction
 
     def __init__(
@@ -296,9 +297,9 @@ class AuctionSolver(AssignmentSolver):
            cache, rather than a read of the matrix from memory). Where float32 cannot resolve
            the bids (heavy tails spread the prices far beyond a typical row's range), the
            auction goes on in float64 from the prices reached. A phase that takes more than
-           ``phase_bids``·n bids raises its ε (a price war at too small an ε, as a warm start
-           far from the optimum's prices causes), so that no start costs more than a few
-           phases.
+           ``phase_bids``·n bids (``first_phase_bids``·n for the first) raises its ε: a
+           price war at too small an ε, as a warm start far from the optimum's prices causes,
+           then costs a few phases.
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
@@ -454,6 +455,7 @@ class AuctionSolver(AssignmentSolver):
                 self.point_scaling,
                 k,
                 self.point_list_eps * span / unit,
+                self.first_phase_bids * n,
                 self.phase_bids * n,
                 self.phase_raises,
                 buf,

@@ -107,7 +107,8 @@ def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
 
 def _point_auction_kernel(
     x: Any, ym2: Any, yy: Any, prices: Any, eps0: Any, eps_final: Any, theta: Any, k: Any,
-    list_eps: Any, budget: Any, raises: Any, buf: Any, keys: Any, roundoff: Any,
+    list_eps: Any, first_budget: Any, budget: Any, raises: Any, buf: Any, keys: Any,
+    roundoff: Any,
 ) -> Any:  # fmt: skip
     """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
 
@@ -122,8 +123,9 @@ def _point_auction_kernel(
     ``keys`` its view as integers of the same width (the row's values and their bit patterns);
     ``roundoff`` the unit roundoff of that dtype.
 
-    A phase whose bids exceed ``budget`` raises ε by ``theta`` (and so on every ``budget``
-    bids), keeping its assignment (ε-complementary slackness only loosens): the prices given
+    A phase whose bids exceed ``budget`` (``first_budget`` for the first, which starts with
+    every person unassigned) raises ε by ``theta`` (and so on every such number of bids),
+    keeping its assignment (ε-complementary slackness only loosens): the prices given
     may be far from the optimum's (a warm start from a subsample of heavy-tailed points), and
     a price war at a small ε would then take bids in proportion to the prices' error over ε.
     The phases go on down from the raised ε. At most ``raises`` raises in all: after them the
@@ -167,6 +169,7 @@ def _point_auction_kernel(
         w[j] = yy[j] + (prices[j] - pmin)
     eps = eps0
     stuck = 0
+    limit = first_budget
     while True:
         if 16.0 * roundoff * w.max() > eps:  # the shared part of the values hides ε
             return cand, assigned, False, eps
@@ -252,10 +255,11 @@ def _point_auction_kernel(
                     return cand, assigned, False, eps
             tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
             bids += 1
-            if bids > budget and raises > 0:  # a price war at too small an ε: coarsen it
+            if bids > limit and raises > 0:  # a price war at too small an ε: coarsen it
                 eps *= theta
                 raises -= 1
                 bids = 0
+        limit = budget
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
