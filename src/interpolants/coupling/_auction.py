@@ -438,15 +438,16 @@ class AuctionSolver(AssignmentSolver):
         reach = (_max_norm(xs) + _max_norm(ys)) ** 2 / unit
         scaled = prices / unit
         eps = eps0 / unit
+        root = math.sqrt(unit)
+        xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
         for dtype, itype in ((np.float32, np.int32), (np.float64, np.int64)):
             if not reach < (1e30 if dtype is np.float32 else 1e300):
                 continue
-            root = math.sqrt(unit)
-            ym2 = np.ascontiguousarray(-2.0 * ys.T / root, dtype=dtype)
+            ym2 = np.ascontiguousarray(ym2u, dtype=dtype)
             yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of those y'
             buf = np.empty(n + 1, dtype)
             cand, assigned, ok, eps = auction(
-                np.ascontiguousarray(xs / root, dtype=dtype),
+                np.ascontiguousarray(xu, dtype=dtype),
                 ym2,
                 yy,
                 scaled,
