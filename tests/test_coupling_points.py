@@ -18,6 +18,7 @@ from interpolants.coupling import (
 )
 from interpolants.coupling import _auction as auction_module
 from interpolants.coupling import _auto as auto_module
+from interpolants.coupling import _balance as balance_module
 from interpolants.coupling import _exact as exact_module
 from interpolants.coupling import _point_kernels as point_kernels
 
@@ -352,6 +353,45 @@ def test_near_ties_settle_from_the_points_without_the_matrix(monkeypatch):
     cost = _cost(x, y)
     slack = 2 * n * out.tol + 1e-12 * n * float(np.abs(cost).max())
     assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_the_balancing_map_equalises_the_covariances_and_keeps_the_cross_term(d):
+    # A = M^½, M Σx M = Σy: the two transformed sets share one covariance, and (xA)·(yA⁻¹) = x·y
+    # (so C' has C's optimal permutations); tolerances: a few float64 eigendecompositions of
+    # matrices with condition number up to ~1e4
+    rng = np.random.default_rng(d)
+    x = rng.standard_normal((500, d)) @ rng.standard_normal((d, d)) * 30.0
+    y = rng.standard_normal((500, d)) @ rng.standard_normal((d, d)) / 30.0
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    a, a_inv = balance_module._balancing_map(x, y)
+    np.testing.assert_allclose(a @ a_inv, np.eye(d), atol=1e-9)
+    np.testing.assert_allclose(a, a.T, atol=1e-12 * np.abs(a).max())
+    xs, ys = x @ a, y @ a_inv
+    cx, cy = xs.T @ xs / 500, ys.T @ ys / 500
+    np.testing.assert_allclose(cx, cy, rtol=1e-7, atol=1e-9 * np.abs(cx).max())
+    np.testing.assert_allclose(xs @ ys.T, x @ y.T, rtol=1e-9, atol=1e-9 * np.abs(x @ y.T).max())
+    assert balance_module._balancing_map(x, np.zeros_like(y)) is None  # nothing to balance
+    assert balance_module._balancing_map(x, np.full_like(y, np.inf)) is None
+
+
+@pytest.mark.parametrize("s", [30.0, 300.0])
+def test_the_auction_resolves_crossed_axes_on_the_scale_of_the_cross_term(s):
+    # N(0, diag(s², s⁻²)) against N(0, diag(s⁻², s²)): C's rows range over ~s² while the cross
+    # term that decides the assignment is ~1. The auction on the balanced sets ends ε-optimal
+    # with ε = 1e-6 of the balanced rows' range (a few times the cross term's), so its own
+    # assignment costs at most n·ε more than the optimum; unbalanced, its ε followed s² and
+    # it ended 2.8e-5 (s = 30) and 3.4e-3 (s = 300) of n times the cross term's range above
+    rng = np.random.default_rng(0)
+    n = 1024
+    x = rng.standard_normal((n, 2)) * [s, 1 / s]
+    y = rng.standard_normal((n, 2)) * [1 / s, s]
+    cost = _cost(x, y)
+    _, assigned = AuctionSolver()._point_prices(x - x.mean(axis=0), y - y.mean(axis=0))[1:]
+    cross = -2.0 * x @ y.T
+    typical = float(np.median(cross.max(axis=1) - cross.min(axis=1)))
+    excess = float(cost[np.arange(n), assigned].sum()) - _optimum(cost)
+    assert excess <= 1e-5 * n * typical
 
 
 def _cauchy_against_normal(n, seed=3):

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._assignment import AssignmentSolver, _checked_points, _exact_lap
+from ._balance import _balancing_map
 from ._certificate import (
     _CERT_TOL,
     CertifiedAssignment,
@@ -294,9 +295,15 @@ class AuctionSolver(AssignmentSolver):
            minimum, so that a few far points do not coarsen it for the others, and a cold
            start opens at a quarter of the whole range), a row's values C_ij + p_j computed
            in float32 from the points when a bid needs them (d multiply-adds per entry, in
-           cache, rather than a read of the matrix from memory). Where float32 cannot resolve
-           the bids (heavy tails spread the prices far beyond a typical row's range), the
-           auction goes on in float64 from the prices reached. A phase that takes more than
+           cache, rather than a read of the matrix from memory). The auction works on the
+           points after a linear change of variables, x0 ↦ x0·A and x1 ↦ x1·A⁻¹ with A the
+           square root of the Gaussian optimal transport map between the two sets'
+           covariances: it keeps every cross term x0_i·x1_j, hence the optimal permutations,
+           and gives both sets one covariance, so that sets stretched along crossed axes or
+           of unequal scales do not make ε follow a part of C that every permutation shares.
+           Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
+           typical row's range), the auction goes on in float64 from the prices and the
+           assignment reached. A phase that takes more than
            ``phase_bids``·n bids (``first_phase_bids``·n for the first) raises its ε: a
            price war at too small an ε, as a warm start far from the optimum's prices causes,
            then costs a few phases.
@@ -396,12 +403,14 @@ class AuctionSolver(AssignmentSolver):
             raise ImportError("AuctionSolver needs numba (pip install numba)")
         n = x.shape[0]
         k = min(self.candidates, n - 1)
-        # the auction runs on C'_ij = ‖x'_i − y'_j‖², x' and y' each centred on its own mean:
-        # C = C' + f(i) + g(j) with g_j = −2 y'_j·δ (δ the difference of the means), so C'
-        # has the same optimal permutations, and its float32 values keep their resolution
-        # when the two sets lie far apart; prices for C are those for C' minus g
+        # the auction runs on C'_ij = ‖x'_i − y'_j‖², x' = (x − x̄)A, y' = (y − ȳ)A⁻¹ (A of
+        # ``_balance``): C = C' + f(i) + g(j) has C''s optimal permutations, and prices for C
+        # are those for C' minus g, g_j = ‖y_j‖² − ‖y'_j‖² − 2 x̄·y_j
         mx, my = x.mean(axis=0), y.mean(axis=0)
         xs, ys = x - mx, y - my
+        balance = _balancing_map(xs, ys)
+        if balance is not None:
+            xs, ys = xs @ balance[0], ys @ balance[1]
         # ε follows the bulk of the costs (a sample of rows), so that a few far points do not
         # make the prices too coarse for all the others
         values = _sqdist_matrix(xs[:: max(1, n // 64)], ys)
@@ -440,6 +449,7 @@ class AuctionSolver(AssignmentSolver):
         eps = eps0 / unit
         root = math.sqrt(unit)
         xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
+        start, first = np.full(n, -1, dtype=np.int64), self.first_phase_bids
         for dtype, itype in ((np.float32, np.int32), (np.float64, np.int64)):
             if not reach < (1e30 if dtype is np.float32 else 1e300):
                 continue
@@ -451,21 +461,23 @@ class AuctionSolver(AssignmentSolver):
                 ym2,
                 yy,
                 scaled,
+                start,
                 eps,
                 self.final_eps * span / unit,
                 self.point_scaling,
                 k,
                 self.point_list_eps * span / unit,
-                self.first_phase_bids * n,
+                first * n,
                 self.phase_bids * n,
                 self.phase_raises,
                 buf,
                 buf.view(itype),
                 float(np.finfo(dtype).eps) / 2.0,
             )
+            start, first = assigned, self.phase_bids  # float64 goes on from there
             if ok:
-                prices = scaled * unit + 2.0 * (ys @ (mx - my))
-                return prices, cand, assigned
+                g = np.square(y).sum(axis=1) - np.square(ys).sum(axis=1) - 2.0 * (y @ mx)
+                return scaled * unit - g, cand, assigned
         return None
 
     def prefers_points(self, n: int, dim: int) -> bool:

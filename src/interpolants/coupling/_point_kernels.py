@@ -106,7 +106,8 @@ def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
 
 
 def _point_auction_kernel(
-    x: Any, ym2: Any, yy: Any, prices: Any, eps0: Any, eps_final: Any, theta: Any, k: Any,
+    x: Any, ym2: Any, yy: Any, prices: Any, start: Any, eps0: Any, eps_final: Any, theta: Any,
+    k: Any,
     list_eps: Any, first_budget: Any, budget: Any, raises: Any, buf: Any, keys: Any,
     roundoff: Any,
 ) -> Any:  # fmt: skip
@@ -119,7 +120,9 @@ def _point_auction_kernel(
     instead of read from a matrix, and the row minima found on their integer bit patterns.
     ``x`` (n, d) and ``ym2`` = −2 yᵀ (d, n) in one float dtype (float32, or float64 where
     float32 cannot resolve the bids), ``yy`` = ‖y_j‖² (float64, of the y in that dtype);
-    ``prices`` (n,) float64, updated in place; ``buf`` (n + 1,) of the points' dtype and
+    ``prices`` (n,) float64, updated in place; ``start`` (n,) int64 the assignment to start
+    from (−1 for a person without an object; each person still within ε of its best object at
+    the first phase keeps it); ``buf`` (n + 1,) of the points' dtype and
     ``keys`` its view as integers of the same width (the row's values and their bit patterns);
     ``roundoff`` the unit roundoff of that dtype.
 
@@ -145,7 +148,10 @@ def _point_auction_kernel(
     m = k + 1
     nb = (n + _BLOCK - 1) // _BLOCK
     owner = np.full(n, -1, np.int64)
-    assigned = np.full(n, -1, np.int64)
+    assigned = start.copy()
+    for i in range(n):
+        if assigned[i] >= 0:
+            owner[assigned[i]] = i
     queue = np.empty(n, np.int64)
     cand = np.zeros((n, k), np.int64)
     near = np.zeros((n, k))  # near[i, t] = C_ic − ‖x_i‖² for c = cand[i, t] (list units)
