@@ -148,7 +148,7 @@ class AuctionSolver(AssignmentSolver):
     POINTS = 512  # from this size assign_points works from the points (below, the matrix)
     warm_eps = 1.0 / 256
     span_quantile = 0.99  # ε of the point path relative to this quantile of a row's costs
-    phase_bids = 32  # bids per point in one phase of the point auction before its ε is raised
+    phase_bids = 64  # bids per point in one phase of the point auction before its ε is raised
     first_phase_bids = 8  # the same for its first phase (from a warm start: the prices' error)
     phase_raises = 16  # the most raises of ε in one run of the point auction
 
