@@ -60,12 +60,12 @@ def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     elif kind == "duplicates":
         base = rng.standard_normal((n // 8, 2))
         x0, x1 = base[rng.integers(0, n // 8, n)], np.round(2 * rng.standard_normal((n, 2))) / 2
-    elif kind == "crossed":  # not used in tuning the solver: near ties
+    elif kind == "crossed":  # near ties (added unseen; since used to choose the balancing)
         x0 = rng.standard_normal((n, 2)) * [30.0, 1 / 30]
         x1 = rng.standard_normal((n, 2)) * [1 / 30, 30.0]
-    elif kind == "student-t":  # not used in tuning the solver: heavy tails
+    elif kind == "student-t":  # heavy tails (added unseen; since used to set the bid budgets)
         x0, x1 = rng.standard_t(2.0, (n, 2)), rng.standard_normal((n, 2))
-    elif kind == "cauchy":  # not used in tuning the solver: no mean, prices spread ~1e3×
+    elif kind == "cauchy":  # no mean, prices spread ~1e3× (since used to set the bid budgets)
         x0, x1 = rng.standard_cauchy((n, 2)), rng.standard_normal((n, 2))
     else:
         raise ValueError(kind)

@@ -381,7 +381,7 @@ def test_the_auction_resolves_crossed_axes_on_the_scale_of_the_cross_term(s):
     # term that decides the assignment is ~1. The auction on the balanced sets ends ε-optimal
     # with ε = 1e-6 of the balanced rows' range (a few times the cross term's), so its own
     # assignment costs at most n·ε more than the optimum; unbalanced, its ε followed s² and
-    # it ended 2.8e-5 (s = 30) and 3.4e-3 (s = 300) of n times the cross term's range above
+    # it ended 3.7e-5 (s = 30) and 3.0e-3 (s = 300) of n times the cross term's range above
     rng = np.random.default_rng(0)
     n = 1024
     x = rng.standard_normal((n, 2)) * [s, 1 / s]
@@ -392,6 +392,33 @@ def test_the_auction_resolves_crossed_axes_on_the_scale_of_the_cross_term(s):
     typical = float(np.median(cross.max(axis=1) - cross.min(axis=1)))
     excess = float(cost[np.arange(n), assigned].sum()) - _optimum(cost)
     assert excess <= 1e-5 * n * typical
+
+
+@pytest.mark.parametrize("s", [1.0, 30.0])
+def test_the_auction_prices_are_epsilon_optimal_for_the_original_cost(s):
+    # the auction runs on balanced points (crossed axes, s = 30) or on the points as given
+    # (s = 1: balancing does not narrow the rows' range), on sets whose means lie far apart;
+    # its prices, converted back to the cost of the given points, must satisfy
+    # ε-complementary slackness there: C_iσ(i) + p_σ(i) ≤ min_j (C_ij + p_j) + ε with
+    # ε = final_eps × the typical row's range of the cost it ran on (its last phase is in
+    # float64: rounding adds ~1e-16 of the values, far below ε; the factor 2 covers it). A
+    # conversion with a wrong sign or centre is off by ~the spread of ‖y_j‖² instead.
+    rng = np.random.default_rng(5)
+    n = 1024
+    x = rng.standard_normal((n, 2)) * [s, 1 / s] + [1e3, -5e2]
+    y = rng.standard_normal((n, 2)) * [1 / s, s] + [2e2, 7e2]
+    centre = 0.5 * (x.mean(axis=0) + y.mean(axis=0))
+    x, y = x - centre, y - centre
+    solver = AuctionSolver()
+    prices, _, assigned = solver._point_prices(x, y)
+    xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+    span = solver._typical_range(xs, ys)[0]
+    a, a_inv = balance_module._balancing_map(xs, ys)
+    span = min(span, solver._typical_range(xs @ a, ys @ a_inv)[0])
+    reduced = _cost(x, y) + prices[None, :]
+    slack = reduced[np.arange(n), assigned] - reduced.min(axis=1)
+    assert sorted(assigned.tolist()) == list(range(n))
+    assert float(slack.max()) <= 2.0 * solver.final_eps * span
 
 
 def _cauchy_against_normal(n, seed=3):

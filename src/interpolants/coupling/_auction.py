@@ -296,11 +296,12 @@ class AuctionSolver(AssignmentSolver):
            start opens at a quarter of the whole range), a row's values C_ij + p_j computed
            in float32 from the points when a bid needs them (d multiply-adds per entry, in
            cache, rather than a read of the matrix from memory). The auction works on the
-           points after a linear change of variables, x0 ↦ x0·A and x1 ↦ x1·A⁻¹ with A the
-           square root of the Gaussian optimal transport map between the two sets'
-           covariances: it keeps every cross term x0_i·x1_j, hence the optimal permutations,
-           and gives both sets one covariance, so that sets stretched along crossed axes or
-           of unequal scales do not make ε follow a part of C that every permutation shares.
+           centred points after a linear change of variables, x0 ↦ x0·A and x1 ↦ x1·A⁻¹
+           with A the square root of the Gaussian optimal transport map between the two
+           sets' (trimmed) covariances: it keeps every cross term of the centred points,
+           changing C by row and column constants only (the same optimal permutations), and
+           gives both sets one covariance, so that sets stretched along crossed axes or of
+           unequal scales do not make ε follow a part of C that every permutation shares.
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
            typical row's range), the auction goes on in float64 from the prices and the
            assignment reached. A phase that takes more than
@@ -390,6 +391,17 @@ class AuctionSolver(AssignmentSolver):
         perm, u, v, gap, tol = found
         return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
 
+    def _typical_range(
+        self, xs: NDArray[np.float64], ys: NDArray[np.float64]
+    ) -> tuple[float, float, float]:
+        """(span, min, max) of C_ij = ‖xs_i − ys_j‖² over a sample of rows: span the median
+        of the rows' range below their top 1 % (``span_quantile``), so that a few far points
+        (a far column is one of n in every row, a far row one of the sampled rows) do not make
+        ε too coarse for all the others."""
+        values = _sqdist_matrix(xs[:: max(1, xs.shape[0] // 64)], ys)
+        rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
+        return float(np.median(rows_range)), float(values.min()), float(values.max())
+
     def _point_prices(
         self, x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
@@ -408,17 +420,14 @@ class AuctionSolver(AssignmentSolver):
         # are those for C' minus g, g_j = ‖y_j‖² − ‖y'_j‖² − 2 x̄·y_j
         mx, my = x.mean(axis=0), y.mean(axis=0)
         xs, ys = x - mx, y - my
+        span, lo, hi = self._typical_range(xs, ys)
         balance = _balancing_map(xs, ys)
-        if balance is not None:
-            xs, ys = xs @ balance[0], ys @ balance[1]
-        # ε follows the bulk of the costs (a sample of rows), so that a few far points do not
-        # make the prices too coarse for all the others
-        values = _sqdist_matrix(xs[:: max(1, n // 64)], ys)
-        lo, hi = float(values.min()), float(values.max())
-        # the typical row's range below its top 1 % (a far column is one of n in every row,
-        # a far row one of the sampled rows)
-        rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
-        span = float(np.median(rows_range))
+        if balance is not None:  # kept where it narrows the range that sets ε
+            xb, yb = xs @ balance[0], ys @ balance[1]
+            if math.isfinite(16.0 * (_max_norm(xb) + _max_norm(yb)) ** 2):
+                balanced = self._typical_range(xb, yb)
+                if balanced[0] < span:
+                    xs, ys, (span, lo, hi) = xb, yb, balanced
         if not span > 0.0:
             span = hi - lo
         if not span > 0.0:
@@ -474,7 +483,8 @@ class AuctionSolver(AssignmentSolver):
                 buf.view(itype),
                 float(np.finfo(dtype).eps) / 2.0,
             )
-            start, first = assigned, self.phase_bids  # float64 goes on from there
+            if (assigned >= 0).any():  # float64 goes on from there, past the warm start
+                start, first = assigned, self.phase_bids
             if ok:
                 g = np.square(y).sum(axis=1) - np.square(ys).sum(axis=1) - 2.0 * (y @ mx)
                 return scaled * unit - g, cand, assigned

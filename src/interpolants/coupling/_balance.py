@@ -14,9 +14,15 @@ values of size s² cannot resolve the smaller ε that the decision needs.
 A symmetric A = M^½ with M the optimal transport map between the two sets' Gaussian
 approximations (M Σ_x M = Σ_y, M symmetric positive definite) gives the transformed sets the
 same covariance, A Σ_x A = A⁻¹ Σ_y A⁻¹ = M^½ Σ_x M^½: the separable part is then no larger than
-the cross term for Gaussian-like data, whatever their shapes and scales. For
+the cross term for Gaussian-like data, whatever their shapes and scales (up to the clamp of
+eigenvalues below 1e-12 of the largest, which caps the condition number of A at 1e6). For
 Σ_x = diag(s², s⁻²), Σ_y = diag(s⁻², s²): M = diag(s⁻², s²), A = diag(s⁻¹, s), and both sets
 become N(0, I).
+
+A is a preconditioner only (any invertible A leaves the answer exact), and not always a good
+one: a few far points set a covariance on their own, and the map then squeezes the bulk of
+their set along their direction. The auction therefore keeps the balanced points only where
+they narrow the typical row's range of costs, which sets its ε (``_auction``).
 """
 
 import numpy as np
@@ -54,12 +60,15 @@ def _balancing_map(
         if not 0.0 < ratio < np.inf:
             return None
         sx, sy = sx / tx, sy / ty
-        rx = _symmetric_power(sx, 0.5)
-        rx_inv = _symmetric_power(sx, -0.5)
-        m = rx_inv @ _symmetric_power(rx @ sy @ rx, 0.5) @ rx_inv  # M Σ_x M = Σ_y
-        m = 0.5 * (m + m.T)
-        a = _symmetric_power(m, 0.5) * ratio
-        a_inv = _symmetric_power(m, -0.5) / ratio
+        try:
+            rx = _symmetric_power(sx, 0.5)
+            rx_inv = _symmetric_power(sx, -0.5)
+            m = rx_inv @ _symmetric_power(rx @ sy @ rx, 0.5) @ rx_inv  # M Σ_x M = Σ_y
+            m = 0.5 * (m + m.T)
+            a = _symmetric_power(m, 0.5) * ratio
+            a_inv = _symmetric_power(m, -0.5) / ratio
+        except np.linalg.LinAlgError:  # no convergence: leave the points as they are
+            return None
     if not (np.isfinite(a).all() and np.isfinite(a_inv).all()):
         return None
     return a, a_inv

@@ -120,14 +120,14 @@ def _point_auction_kernel(
     instead of read from a matrix, and the row minima found on their integer bit patterns.
     ``x`` (n, d) and ``ym2`` = −2 yᵀ (d, n) in one float dtype (float32, or float64 where
     float32 cannot resolve the bids), ``yy`` = ‖y_j‖² (float64, of the y in that dtype);
-    ``prices`` (n,) float64, updated in place; ``start`` (n,) int64 the assignment to start
-    from (−1 for a person without an object; each person still within ε of its best object at
-    the first phase keeps it); ``buf`` (n + 1,) of the points' dtype and
+    ``prices`` (n,) float64, updated in place; ``start`` (n,) int64 the one-to-one (partial)
+    assignment to start from (−1 for a person without an object; each person still within ε
+    of its best object at the first phase keeps it); ``buf`` (n + 1,) of the points' dtype and
     ``keys`` its view as integers of the same width (the row's values and their bit patterns);
     ``roundoff`` the unit roundoff of that dtype.
 
-    A phase whose bids exceed ``budget`` (``first_budget`` for the first, which starts with
-    every person unassigned) raises ε by ``theta`` (and so on every such number of bids),
+    A phase whose bids exceed ``budget`` (``first_budget`` for the first, where a warm
+    start's error shows) raises ε by ``theta`` (and so on every such number of bids),
     keeping its assignment (ε-complementary slackness only loosens): the prices given
     may be far from the optimum's (a warm start from a subsample of heavy-tailed points), and
     a price war at a small ε would then take bids in proportion to the prices' error over ε.
