@@ -17,9 +17,11 @@ from ._balance import _balancing_map
 from ._certificate import (
     _CERT_TOL,
     CertifiedAssignment,
+    _all_pairs,
     _certify_points,
     _certify_reduced,
-    _row_blocks,
+    _max_norm,
+    _reduce_by_prices,
     _sqdist_matrix,
 )
 from ._kernels import _compiled
@@ -28,41 +30,6 @@ from ._point_kernels import _point_kernel
 from ._repeated import _transport_assignment
 
 __all__ = ["AuctionSolver"]
-
-
-def _reduce_by_prices(
-    cost: NDArray[np.float64], prices: NDArray[np.float64], overwrite: bool
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """R = C + p − u with u_i = min_j (C_ij + p_j), so R ≥ 0 with a zero in every row; in
-    place when ``overwrite``. Returns (R, u)."""
-    n0, n1 = cost.shape
-    reduced = cost if overwrite else np.empty_like(cost)
-    u = np.empty(n0)
-    kernel = _compiled("reduce")
-    if kernel is not None:
-        kernel(cost, prices, reduced, u)
-        return reduced, u
-    for s, e in _row_blocks(n0, n1):
-        block = np.add(cost[s:e], prices, out=reduced[s:e])
-        u[s:e] = block.min(axis=1)
-        block -= u[s:e, None]
-    return reduced, u
-
-
-def _max_norm(points: NDArray[np.float64]) -> float:
-    """max_i ‖points_i‖ without overflow in the squares (inf only if the norm overflows)."""
-    top = float(np.abs(points).max())
-    if top == 0.0 or not math.isfinite(top):
-        return top
-    return top * math.sqrt(float(np.square(points / top).sum(axis=1).max()))
-
-
-def _all_pairs(
-    x: NDArray[np.float64], y: NDArray[np.float64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Every pair (i, j) as a CSR edge set by row, with C_ij = ‖x_i − y_j‖² (small n)."""
-    n = x.shape[0]
-    return np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), _sqdist_matrix(x, y).ravel()
 
 
 @final

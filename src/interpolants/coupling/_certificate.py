@@ -6,7 +6,9 @@ optimal for a reduced cost matrix (shortest paths on a sparse edge set, a dense 
 entry, the violated entries added until none is left); :func:`_certify_points` does the same for
 the squared Euclidean cost of two point sets without the matrix (an exact sparse assignment on
 candidate pairs, the cost evaluated from the points in the check). Everything runs on the host
-in float64, in row blocks (no second n×n array).
+in float64, in row blocks (no second n×n array). The helpers that prepare their input live here
+too: the cost reduced by prices (:func:`_reduce_by_prices`), every pair of a small batch as an
+edge set (:func:`_all_pairs`) and the largest norm of a point set (:func:`_max_norm`).
 """
 
 import importlib.util
@@ -283,3 +285,38 @@ def _certify_points(
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         cost = _sqdist_rows(x[rows], y[cols])
     return None
+
+
+def _reduce_by_prices(
+    cost: NDArray[np.float64], prices: NDArray[np.float64], overwrite: bool
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """R = C + p − u with u_i = min_j (C_ij + p_j), so R ≥ 0 with a zero in every row; in
+    place when ``overwrite``. Returns (R, u)."""
+    n0, n1 = cost.shape
+    reduced = cost if overwrite else np.empty_like(cost)
+    u = np.empty(n0)
+    kernel = _compiled("reduce")
+    if kernel is not None:
+        kernel(cost, prices, reduced, u)
+        return reduced, u
+    for s, e in _row_blocks(n0, n1):
+        block = np.add(cost[s:e], prices, out=reduced[s:e])
+        u[s:e] = block.min(axis=1)
+        block -= u[s:e, None]
+    return reduced, u
+
+
+def _max_norm(points: NDArray[np.float64]) -> float:
+    """max_i ‖points_i‖ without overflow in the squares (inf only if the norm overflows)."""
+    top = float(np.abs(points).max())
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    return top * math.sqrt(float(np.square(points / top).sum(axis=1).max()))
+
+
+def _all_pairs(
+    x: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Every pair (i, j) as a CSR edge set by row, with C_ij = ‖x_i − y_j‖² (small n)."""
+    n = x.shape[0]
+    return np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), _sqdist_matrix(x, y).ravel()
