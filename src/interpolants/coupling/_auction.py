@@ -265,10 +265,12 @@ class AuctionSolver(AssignmentSolver):
            cache, rather than a read of the matrix from memory). The auction works on the
            centred points after a linear change of variables, x0 ↦ x0·A and x1 ↦ x1·A⁻¹
            with A the square root of the Gaussian optimal transport map between the two
-           sets' (trimmed) covariances: it keeps every cross term of the centred points,
-           changing C by row and column constants only (the same optimal permutations), and
-           gives both sets one covariance, so that sets stretched along crossed axes or of
-           unequal scales do not make ε follow a part of C that every permutation shares.
+           sets' covariances: it keeps every cross term of the centred points, changing C
+           by row and column constants only (the same optimal permutations), and gives both
+           sets one covariance, so that sets stretched along crossed axes or of unequal
+           scales do not make ε follow a part of C that every permutation shares. The
+           balanced points are used only where they narrow the typical row's range (a few
+           far points can set a covariance on their own).
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
            typical row's range), the auction goes on in float64 from the prices and the
            assignment reached. A phase that takes more than
@@ -388,13 +390,15 @@ class AuctionSolver(AssignmentSolver):
         mx, my = x.mean(axis=0), y.mean(axis=0)
         xs, ys = x - mx, y - my
         span, lo, hi = self._typical_range(xs, ys)
+        radius = _max_norm(xs) + _max_norm(ys)
         balance = _balancing_map(xs, ys)
         if balance is not None:  # kept where it narrows the range that sets ε
             xb, yb = xs @ balance[0], ys @ balance[1]
-            if math.isfinite(16.0 * (_max_norm(xb) + _max_norm(yb)) ** 2):
+            radius_b = _max_norm(xb) + _max_norm(yb)
+            if math.isfinite(16.0 * radius_b**2):
                 balanced = self._typical_range(xb, yb)
                 if balanced[0] < span:
-                    xs, ys, (span, lo, hi) = xb, yb, balanced
+                    xs, ys, radius, (span, lo, hi) = xb, yb, radius_b, balanced
         if not span > 0.0:
             span = hi - lo
         if not span > 0.0:
@@ -420,7 +424,7 @@ class AuctionSolver(AssignmentSolver):
         # spread far beyond the typical row's range) the auction stops and float64 takes over
         # from the prices reached; beyond float64's resolution the matrix path is taken
         unit = 2.0 ** math.floor(math.log2(span))
-        reach = (_max_norm(xs) + _max_norm(ys)) ** 2 / unit
+        reach = radius**2 / unit
         scaled = prices / unit
         eps = eps0 / unit
         root = math.sqrt(unit)
