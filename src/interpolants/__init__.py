@@ -41,8 +41,8 @@ from . import objective as objective
 from . import train as train
 from .analytic._exact import GaussianMixture as GaussianMixture
 from .coupling._base import Coupling as Coupling
-from .coupling._base import IndependentCoupling as IndependentCoupling
 from .coupling._exact import OTCoupling as OTCoupling
+from .coupling._independent import IndependentCoupling as IndependentCoupling
 from .data._batches import PairedBatches as PairedBatches
 from .integrate._adaptive import Dopri5 as Dopri5
 from .integrate._base import Integrator as Integrator

@@ -4,7 +4,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -12,11 +11,9 @@ from pathlib import Path
 import torch
 
 from .._atomic import write_atomic, write_text_atomic
-from ..data import DigitsData, PrefetchedBatches
-from ..density import EarlyStopping
+from ..data import DigitsData
 from ..metrics._distances import wasserstein2
-from ..train._checkpoint import load_checkpoint, save_checkpoint
-from ..train._trainer import Trainer
+from ..train._checkpoint import load_checkpoint
 from ._config import (
     BASES,
     DATASETS,
@@ -39,7 +36,8 @@ from ._evaluate import (
     sde_samples,
     w2_table,
 )
-from ._recipes import BEST, COUPLINGS, Run, load_run, reflow_rounds
+from ._recipes import BEST, COUPLINGS, load_run, reflow_rounds
+from ._training import train_run
 
 __all__ = ["main"]
 
@@ -111,104 +109,6 @@ def _resumed_config(args: argparse.Namespace) -> RunConfig:
     return config.validate()
 
 
-def _train(
-    config: RunConfig,
-    out: Path,
-    progress: bool = True,
-    resume: bool = False,
-    checkpoint_every: int = 0,
-) -> tuple[Run, Trainer, float]:
-    run = Run(config)
-    optimizer, scheduler = run.optimizer()
-    source = run.batch_source()
-    try:
-        trainer = Trainer(
-            run.model,
-            run.objective,
-            source,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            ema_decay=config.ema,
-            seed=config.seed,
-            device=config.device,
-        )
-        checkpoint = out / "checkpoint.pt"
-        if resume:
-            trainer.load(checkpoint)
-        run.save_config(out)  # a resumed run records its execution options
-        stopper = _early_stopping(run, trainer, out, resume)
-        start = time.perf_counter()
-        state = trainer.fit(
-            config.steps - trainer.step_count,
-            callback=stopper,
-            eval_every=config.val_every if stopper is not None else 0,
-            checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-        )
-    finally:
-        if isinstance(source, PrefetchedBatches):
-            source.close()
-    seconds = time.perf_counter() - start
-    tail = list(trainer.recent_losses)
-    metrics: dict[str, object] = {
-        "steps": trainer.step_count,
-        "train_seconds": round(seconds, 2),
-        "final_loss": sum(tail) / len(tail) if tail else math.nan,
-    }
-    if stopper is not None:
-        record = stopper.stopper
-        metrics["validation"] = {
-            "points": config.validation,
-            "best_nll_nats": record.best,
-            "best_step": record.best_step,
-            "stopped_early": state.stopped or record.stopped,
-            "history": record.history,
-        }
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
-    return run, trainer, seconds
-
-
-class _SaveBest:
-    """The early-stopping callback of a run: evaluate, write ``best.pt`` when improved."""
-
-    def __init__(self, stopper: EarlyStopping, path: Path) -> None:
-        self.stopper, self.path = stopper, path
-
-    def __call__(self, trainer: Trainer) -> bool:
-        before = self.stopper.best_step
-        stop = self.stopper(trainer)
-        if self.stopper.best_step != before and self.stopper.best_state is not None:
-            # the flow's velocity wraps the model as "model": the model's own weights
-            weights = {k.removeprefix("model."): v for k, v in self.stopper.best_state.items()}
-            save_checkpoint(
-                {
-                    "format": "interpolants-best/1",
-                    "ema": weights,
-                    "step": self.stopper.best_step,
-                    "early_stopping": self.stopper.state_dict(),
-                },
-                self.path,
-            )
-        return stop
-
-
-def _early_stopping(run: Run, trainer: Trainer, out: Path, resume: bool) -> _SaveBest | None:
-    """With ``--validation``: the callback keeping the weights of lowest validation NLL in
-    ``best.pt`` (and stopping after ``--patience`` evaluations without improvement)."""
-    config, best = run.config, out / BEST
-    if not resume and best.exists():
-        best.unlink()  # a stale record of another run
-    if config.validation == 0:
-        return None
-    flow = run.flow(trainer.sampling_model)
-    data = run.split("validation").to(trainer.device)
-    stopper = EarlyStopping(flow, data, patience=config.patience or None)
-    if resume and best.exists():
-        stopper.load_state_dict(load_checkpoint(best)["early_stopping"])
-    return _SaveBest(stopper, best)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         out = Path(args.resume)
@@ -230,11 +130,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         for r, (round_config, folder) in enumerate(earlier, 1):
             if (folder / "checkpoint.pt").exists():
                 raise ValueError(f"{folder} already holds a run: pass another --out")
-            _, trainer, seconds = _train(
+            _, trainer, seconds = train_run(
                 round_config, folder, not args.quiet, checkpoint_every=args.checkpoint_every
             )
             print(f"reflow round {r}: trained in {seconds:.1f} s; wrote {folder}")
-    _, trainer, seconds = _train(
+    _, trainer, seconds = train_run(
         config, out, not args.quiet, resume=resume, checkpoint_every=args.checkpoint_every
     )
     what = "resumed and trained" if resume else "trained"
@@ -341,7 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"SDE diffusion eps(t) = eps * gamma(t) / max gamma, "
         f"{config.steps} steps, batch {config.batch}) on the CPU ..."
     )
-    run, trainer, seconds = _train(config, out, progress=not args.quiet)
+    run, trainer, seconds = train_run(config, out, progress=not args.quiet)
     model = trainer.sampling_model
     velocity, score = run.velocity(model), run.score(model)
     assert score is not None

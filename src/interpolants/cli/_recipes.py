@@ -58,8 +58,9 @@ from ..coupling import (
     SinkhornCoupling,
     StableMatchingCoupling,
 )
-from ..coupling._base import Coupling, IndependentCoupling
+from ..coupling._base import Coupling
 from ..coupling._exact import OTCoupling
+from ..coupling._independent import IndependentCoupling
 from ..data import (
     TOY_DATASETS,
     EightGaussians,

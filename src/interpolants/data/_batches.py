@@ -40,7 +40,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .._validation import check_finite, check_floating
 from ..analytic._exact import GaussianMixture
-from ..coupling._base import Coupling, IndependentCoupling
+from ..coupling._base import Coupling
+from ..coupling._independent import IndependentCoupling
 from ._datasets import GaussianMixtureData, ToyDataset
 from ._seed import batch_generator, default_rank
 

@@ -23,6 +23,7 @@ from ..objective._base import Objective, bind_condition, check_given_time, check
 from ._checkpoint import CheckpointError, first_line, load_checkpoint, save_checkpoint
 from ._distributed import all_gather, rank_world
 from ._ema import EMA
+from ._precision import autocast_context, check_autocast
 
 __all__ = ["TrainState", "Trainer"]
 
@@ -40,21 +41,6 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
     #: Whether the callback stopped the run before its last step (early stopping).
     stopped: bool = False
-
-
-def _check_autocast(dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
-    if dtype is None:
-        return None
-    if dtype != torch.bfloat16:
-        raise ValueError(
-            f"autocast supports torch.bfloat16 only, got {dtype} (float16 needs loss scaling, "
-            "which the trainer does not do)"
-        )
-    if not torch.amp.is_autocast_available(device.type):
-        raise ValueError(f"torch has no autocast for device type {device.type!r}")
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"the CUDA device {device} does not support bfloat16")
-    return dtype
 
 
 def _slice(condition: Any, part: slice) -> Any:
@@ -190,7 +176,7 @@ class Trainer:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self.device = torch.device(device)
-        self.autocast = _check_autocast(autocast, self.device)
+        self.autocast = check_autocast(autocast, self.device)
         self.null_label: int | None = None
         if label_dropout > 0:
             if not conditional:
@@ -333,7 +319,7 @@ class Trainer:
             if self.world > 1 and not last:  # all-reduce the summed gradient once
                 sync = self.train_model.no_sync()  # type: ignore[operator]
             with sync:
-                with self._autocast():
+                with autocast_context(self.device, self.autocast):
                     predict = bind_condition(model, _slice(condition, part))
                     losses = self.objective._losses_at(
                         predict, tt[part], x0[part], x1[part], None if zz is None else zz[part]
@@ -355,11 +341,6 @@ class Trainer:
         self.step_count += 1
         self.recent_losses.append(value)
         return value
-
-    def _autocast(self) -> AbstractContextManager[Any]:
-        if self.autocast is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast)
 
     def step(self) -> float:
         """Take the batch of this step and one optimiser step on it; returns the loss."""
