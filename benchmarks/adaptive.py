@@ -32,7 +32,10 @@ fields do not exist past t = 1), and on the linear problems also by default (ste
 t = 1 and interpolating). The comparison pairs runs at matched error: each side's NFE at an
 error e is interpolated (log–log) on its Pareto front (the cheapest run reaching each error),
 at every error any run achieved in the range both sides cover; "best peer" is the smallest
-peer NFE there. Nothing here is asserted.
+peer NFE there. The target's floor: torchebm's Dopri5 at three other initial steps
+(`adaptive_solvers.SPREAD_H0`), scored against the same best peer as ours, shows how often the
+peer itself, run once more, needs more NFE than the best of its own runs. Nothing here is
+asserted.
 """
 
 import argparse
@@ -42,11 +45,12 @@ from typing import Any
 
 import torch
 
-from adaptive_compare import METRICS, compare, errors, nfe_at, summarize
+from adaptive_compare import METRICS, brief, compare, errors, nfe_at, summarize
 from adaptive_problems import VALIDATION, linear, mixture
 from adaptive_report import markdown
 from adaptive_solvers import (
     ABLATION,
+    SPREAD_H0,
     BatchNormDopri5,
     Run,
     ours,
@@ -131,6 +135,14 @@ def bench_problem(
             "comparison": comparisons,
             "seconds": time.perf_counter() - start,
         }
+        if method == "dopri5":  # the target's floor: the peer itself at other initial steps
+            out[method]["spread"] = {}
+            for h0 in SPREAD_H0:
+                curve = sweep(torchebm("dopri5", h0), problem, grid)
+                out[method]["spread"][f"torchebm h0={h0}"] = {
+                    "curve": curve,
+                    **{m: brief(compare(curve, peer_curves, col)) for m, col in METRICS.items()},
+                }
         c = comparisons["ours"]
         print(
             f"  {method}: ours / best peer at matched worst-sample error: max "

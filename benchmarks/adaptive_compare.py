@@ -74,3 +74,14 @@ def summarize(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         "geomean_ratio": float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan"),
         "worse": worse,
     }
+
+
+def brief(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`summarize` with the number of errors where ours needs more NFE, not their list."""
+    out = summarize(pairs)
+    return {
+        "points": out["points"],
+        "max_ratio": out["max_ratio"],
+        "geomean_ratio": out["geomean_ratio"],
+        "worse": len(out["worse"]),
+    }

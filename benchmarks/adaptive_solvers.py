@@ -124,6 +124,11 @@ ABLATION: dict[str, Run] = {
 }
 
 
+SPREAD_H0 = (0.02, 0.05, 0.2)
+"""torchebm's Dopri5 at initial steps other than the peers' 0.01 and 0.1, scored against the
+best peer like ours: how far the matched-error target is from what the peer itself meets."""
+
+
 def torchebm(name: str, h0: float) -> Run:
     def run(field: Field, x0: Tensor, tol: float) -> tuple[Tensor, int]:
         from torchebm.integrators import Bosh3Integrator, Dopri5Integrator
