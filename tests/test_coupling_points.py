@@ -522,10 +522,62 @@ def test_points_on_a_line_in_more_dimensions_take_the_monotone_matching(monkeypa
         cost = _cost(x, y)
         assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * n * out.tol + 1e-12 * n
         assert np.all(np.diff(t[out.perm[np.argsort(s)]]) >= 0)
-    # off the line by more than rounding: the auction runs (and is the one refused here)
+    # neither set on a line (both off it by more than rounding): the auction runs (and is
+    # the one refused here)
     x = np.c_[s, 1e-3 * rng.standard_normal(n)]
     with pytest.raises(AssertionError, match="ran the auction"):
-        AuctionSolver().certified_points(x, np.c_[t, np.zeros(n)])
+        AuctionSolver().certified_points(x, np.c_[t, 1e-3 * rng.standard_normal(n)])
+
+
+@pytest.mark.parametrize("flat", ["x1", "x0"])
+@pytest.mark.parametrize("dim", [2, 3])
+def test_one_set_on_a_line_is_the_monotone_matching_of_the_projections(flat, dim, monkeypatch):
+    # ‖x_i − y_j‖² = ‖w_i‖² + (a_i − b_j)² where the y lie on a line (a, b: coordinates along
+    # it, w_i: x_i's distance to it), so the sorted projections are matched without the
+    # auction; where the x lie on it the y's distances are column constants instead. The line
+    # is tilted and rounded to float32 (as torch batches arrive); the optimum is certified
+    # from the points and checked against POT on the matrix
+    def no_auction(*args, **kwargs):
+        raise AssertionError("ran the auction")
+
+    monkeypatch.setattr(AuctionSolver, "_point_prices", no_auction)
+    rng = np.random.default_rng(dim)
+    n = 1500
+    direction = rng.standard_normal(dim)
+    direction /= np.linalg.norm(direction)
+    line = (rng.standard_normal(n)[:, None] * direction + 0.7).astype(np.float32)
+    cloud = 1.5 * rng.standard_normal((n, dim))
+    x, y = (cloud, line) if flat == "x1" else (line, cloud)
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    out = AuctionSolver().certified_points(x, y)
+    _assert_certified_optimum(x, y, out)
+    # the sorted projections' matching, up to pairs that the float32 rounding of the line
+    # reorders (projections within ~1e-6: the certified optimum is then a swap cheaper)
+    proj0, proj1 = x @ direction, y @ direction
+    monotone = np.empty(n, dtype=np.int64)
+    monotone[np.argsort(proj0)] = np.argsort(proj1)
+    assert np.mean(out.perm == monotone) > 0.95
+
+
+def test_one_set_on_a_plane_runs_the_auction_in_its_coordinates(monkeypatch):
+    # 3-d noise against data on a tilted plane: the auction runs on 2-d coordinates, and the
+    # permutation is still certified optimal on C of the 3-d points
+    shapes = []
+    original = AuctionSolver._point_prices
+
+    def recording(self, x, y):
+        shapes.append(x.shape[1])
+        return original(self, x, y)
+
+    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    rng = np.random.default_rng(11)
+    n = 1200
+    basis = np.linalg.qr(rng.standard_normal((3, 2)))[0]
+    y = rng.standard_normal((n, 2)) * [2.0, 0.5] @ basis.T + [0.3, -1.0, 2.0]
+    x = rng.standard_normal((n, 3))
+    out = AuctionSolver().certified_points(x, y)
+    _assert_certified_optimum(x, y, out)
+    assert shapes == [2]
 
 
 def test_rounding_and_tiny_scales_do_not_break_the_points_path(monkeypatch):

@@ -25,9 +25,9 @@ from ._certificate import (
     _sqdist_matrix,
 )
 from ._kernels import _compiled
-from ._monotone import _line_coordinates, _monotone_start
 from ._point_kernels import _point_kernel
 from ._repeated import _transport_assignment
+from ._subspace import _reduced_start
 
 __all__ = ["AuctionSolver"]
 
@@ -292,10 +292,16 @@ class AuctionSolver(AssignmentSolver):
         the float64 matrix is built and solved by :meth:`certified`: the answer is always
         certified, the speed and the memory are then those of the matrix path.
 
-        **Points on a line.** For ``(n, 1)`` points, or points of any dimension that lie on one
-        line to within rounding, step 1 is the monotone matching (the sorted x0 with the sorted
-        x1 along the line, optimal there) with its potentials in closed form, and the
-        candidates are each row's neighbours in sorted order; steps 2 and 3 are unchanged.
+        **One set in a subspace.** Where x1 lies in an affine subspace of dimension k < d
+        (within 2⁻²⁰ of the largest norm: data on a curve's line, a plane, a padded
+        coordinate, float32 rounding included), C_ij = ‖w_i‖² + ‖a_i − b_j‖² with a_i, b_j
+        the coordinates in the subspace and w_i the distance of x0_i to it: step 1 runs on the
+        k-dimensional coordinates (the same optimal permutations; likewise where x0 lies in
+        one, the distances of the x1 then column constants). For k = 1, and for ``(n, 1)``
+        points, step 1 is the monotone matching (the sorted coordinates matched in order,
+        optimal on the line) with its potentials in closed form, and the candidates are each
+        row's neighbours in sorted order. Steps 2 and 3 are unchanged, on the points
+        themselves.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
         m0·m1 ≤ n²/64: quantised data, duplicates), the problem is the transportation problem
@@ -348,9 +354,8 @@ class AuctionSolver(AssignmentSolver):
                 raise ImportError("AuctionSolver needs numba (pip install numba)")
         elif n < self.SMALL:
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
-        else:  # on a line the monotone matching and its potentials replace the auction
-            line = _line_coordinates(x, y)
-            start = self._point_prices(x, y) if line is None else _monotone_start(*line)
+        else:  # on a line (or reduced to one) the monotone matching replaces the auction
+            start = _reduced_start(x, y, self._point_prices)
             kernel = _point_kernel("sqdist_edges")
             if start is not None and kernel is not None:
                 prices, cand, assigned = start

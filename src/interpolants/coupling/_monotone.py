@@ -12,9 +12,8 @@ with φ(a_1) = 0 and slope b_k on [a_k, a_k+1]. Then b_k ∈ ∂φ(a_k), and wit
 
 satisfy u_i + v_j ≤ C_ij for every pair (Fenchel–Young: φ(x) + φ*(y) ≥ xy), with equality
 on the matched pairs (φ*(b_k) = a_k b_k − φ(a_k)). The certificate of ``_certificate`` checks
-them over every pair, as it does the auction's. Points of any dimension that lie on one line
-(to within rounding: a constant or duplicated coordinate, data embedded in more dimensions)
-are the same problem in their coordinate along it (:func:`_line_coordinates`).
+them over every pair, as it does the auction's. Points of any dimension where one of the sets
+lies on a line are the same problem in their coordinates along it (``_subspace``).
 """
 
 import numpy as np
@@ -46,31 +45,3 @@ def _monotone_start(
     offsets = np.arange(-width, width + 1)
     positions = np.clip(rank[:, None] + offsets[None, :], 0, n - 1)
     return prices, oy[positions], assigned
-
-
-def _line_coordinates(
-    x: NDArray[np.float64], y: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """``(n, 1)`` coordinates of centred points along the line they lie on, or ``None``.
-
-    The line is the principal direction e of all 2n points; they lie on it when every
-    point's distance to it is below 2⁻²⁶ of the largest norm, so that the squared distances
-    left out are below 2⁻⁵² of the costs (rounding; the certificate, which evaluates C from
-    the points themselves, absorbs the rest)."""
-    if x.shape[1] == 1:
-        return x, y
-    points = np.concatenate([x, y])
-    top = float(np.abs(points).max())
-    if top == 0.0:
-        return None
-    scaled = points / top
-    _, _, vt = np.linalg.svd(scaled.T @ scaled)
-    e = vt[0]
-    along = scaled @ e
-    off = scaled - along[:, None] * e[None, :]
-    reach = float(np.sqrt(np.square(scaled).sum(axis=1).max()))
-    if float(np.sqrt(np.square(off).sum(axis=1).max())) > 2.0**-26 * reach:
-        return None
-    t = along * top
-    n = x.shape[0]
-    return t[:n, None], t[n:, None]
