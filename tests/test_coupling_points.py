@@ -21,6 +21,7 @@ from interpolants.coupling import _auto as auto_module
 from interpolants.coupling import _balance as balance_module
 from interpolants.coupling import _exact as exact_module
 from interpolants.coupling import _point_kernels as point_kernels
+from interpolants.coupling import _subspace as subspace_module
 
 pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs numba")
 
@@ -557,6 +558,33 @@ def test_one_set_on_a_line_is_the_monotone_matching_of_the_projections(flat, dim
     monotone = np.empty(n, dtype=np.int64)
     monotone[np.argsort(proj0)] = np.argsort(proj1)
     assert np.mean(out.perm == monotone) > 0.95
+
+
+def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(monkeypatch):
+    # a set counted as on a line although it is not (the flatness threshold raised to 0.1 of
+    # its extent here), paired with a set 1000× wider: the projections' matching is far from
+    # the optimum and the exact steps cannot settle from it, so the auction on the points is
+    # the next start (the matrix is never built), and the answer is still the optimum
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("fell back to the cost matrix")
+
+    shapes = []
+    original = AuctionSolver._point_prices
+
+    def recording(self, x, y):
+        shapes.append(x.shape)
+        return original(self, x, y)
+
+    monkeypatch.setattr(subspace_module, "_FLAT", 0.1)
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    rng = np.random.default_rng(7)
+    n = 1500
+    x = 1000.0 * rng.standard_normal((n, 2))
+    y = np.c_[rng.standard_normal(n), 0.05 * rng.uniform(-1, 1, n)]
+    out = AuctionSolver().certified_points(x, y)
+    _assert_certified_optimum(x, y, out)
+    assert shapes == [(n, 2)]
 
 
 def test_one_set_on_a_plane_runs_the_auction_in_its_coordinates(monkeypatch):

@@ -27,7 +27,7 @@ from ._certificate import (
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 from ._repeated import _transport_assignment
-from ._subspace import _reduced_start
+from ._subspace import _starts
 
 __all__ = ["AuctionSolver"]
 
@@ -293,15 +293,15 @@ class AuctionSolver(AssignmentSolver):
         certified, the speed and the memory are then those of the matrix path.
 
         **One set in a subspace.** Where x1 lies in an affine subspace of dimension k < d
-        (within 2⁻²⁰ of the largest norm: data on a curve's line, a plane, a padded
-        coordinate, float32 rounding included), C_ij = ‖w_i‖² + ‖a_i − b_j‖² with a_i, b_j
-        the coordinates in the subspace and w_i the distance of x0_i to it: step 1 runs on the
-        k-dimensional coordinates (the same optimal permutations; likewise where x0 lies in
-        one, the distances of the x1 then column constants). For k = 1, and for ``(n, 1)``
-        points, step 1 is the monotone matching (the sorted coordinates matched in order,
-        optimal on the line) with its potentials in closed form, and the candidates are each
-        row's neighbours in sorted order. Steps 2 and 3 are unchanged, on the points
-        themselves.
+        (within 2⁻²⁰ of its own extent: data on a line or a plane, a padded coordinate,
+        float32 rounding included), C_ij = ‖w_i‖² + ‖a_i − b_j‖² up to that residual, with
+        a_i, b_j the coordinates in the subspace and w_i the distance of x0_i to it: step 1
+        runs on the k-dimensional coordinates (the same optimal permutations; likewise where
+        x0 lies in one, the distances of the x1 then column constants), and again on the
+        points if steps 2–3 cannot settle from that start. For k = 1, and for ``(n, 1)``
+        points, step 1 is the monotone matching (the sorted coordinates in order, optimal on
+        the line) with its potentials in closed form, and the candidates are each row's
+        neighbours in sorted order. Steps 2 and 3 are unchanged, on the points themselves.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
         m0·m1 ≤ n²/64: quantised data, duplicates), the problem is the transportation problem
@@ -354,12 +354,14 @@ class AuctionSolver(AssignmentSolver):
                 raise ImportError("AuctionSolver needs numba (pip install numba)")
         elif n < self.SMALL:
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
-        else:  # on a line (or reduced to one) the monotone matching replaces the auction
-            start = _reduced_start(x, y, self._point_prices)
+        else:  # the reduced problem's start first (one set in a subspace), then the points'
             kernel = _point_kernel("sqdist_edges")
-            if start is not None and kernel is not None:
-                prices, cand, assigned = start
-                found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
+            for start in _starts(x, y, self._point_prices):  # lazily: the next if unsettled
+                if start is not None and kernel is not None:
+                    prices, cand, assigned = start
+                    found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
+                if found is not None:
+                    break
         if found is None:  # the sparse path could not settle: solve the matrix instead
             return self.certified(_sqdist_matrix(x, y), overwrite=True)
         perm, u, v, gap, tol = found

@@ -11,14 +11,15 @@ write x_i − m = V a_i + w_i with w_i ⊥ span(V) and y_j − m = V b_j. Then
 a row constant plus the squared distance of the k-dimensional coordinates: the two problems
 have the same optimal permutations, and column prices of one are column prices of the other.
 Where x lies in the subspace instead, the roles swap and the residuals ‖w_j‖² of the y are
-column constants, subtracted from the prices. Data of lower dimension than the noise it is
-paired with (a curve or a plane in R^d, a padded or constant coordinate) is of this kind. For
-k = 1 the reduced problem is the monotone matching (``_monotone``); the certificate is always
-checked on C of the points themselves, so the reduction only chooses where the exact steps
-start.
+column constants, subtracted from the prices. Data on a line or a plane paired with noise of
+more dimensions (a padded or constant coordinate, a linear embedding) is of this kind. A set
+counts as lying in the subspace within ``_FLAT`` of its extent, where the identity holds up to
+that residual. For k = 1 the reduced problem is the monotone matching (``_monotone``). The
+certificate is always checked on C of the points themselves, so the reduction only chooses
+where the exact steps start.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,25 +32,29 @@ Start = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]
 """(prices, candidate lists (n, k), assignment) of the first step of the certified solver."""
 
 _FLAT = 2.0**-20
-"""A set lies in a subspace when its points are within this fraction of the largest norm of
-the points from it: float32 data on a line or a plane (each coordinate rounded to 2⁻²⁴) is
-found. The reduced problem then differs from C by at most about 2·2⁻²⁰ of its largest entry,
-and the exact steps, which evaluate C from the points themselves, correct the start."""
+"""A set lies in a subspace when its points are within this fraction of its own extent (the
+largest distance of its points to their mean) from it: float32 data on a line or a plane
+whose offset from the origin is at most about ten times its extent (each coordinate rounded
+to 2⁻²⁴ of its magnitude) is found. The reduced costs are then off by 2 w_i·e_j + ‖e_j‖²
+(e_j a point's distance to the subspace), small against the gaps between a row's nearest
+candidates in all but near-ties; the exact steps, which evaluate C from the points
+themselves, correct the start, and where they cannot settle from it the auction on the
+points is the next start."""
 
 
-def _hull(
-    points: NDArray[np.float64], tol: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+def _hull(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
     """(the set's mean, an orthonormal basis (d, k) of its k principal directions) for the
-    smallest k ≥ 1 such that every point is within ``tol`` of that affine subspace, with
-    k < d; ``None`` where no such k exists."""
+    smallest k ≥ 1 such that every point is within ``_FLAT`` of the set's own extent (its
+    largest distance to the mean) of that affine subspace, with k < d; ``None`` where no
+    such k exists."""
     mean = points.mean(axis=0)
     centred = points - mean
+    extent = float(np.sqrt(np.square(centred).sum(axis=1).max()))
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     for k in range(1, points.shape[1]):
         basis = vt[:k].T
         off = centred - (centred @ basis) @ basis.T
-        if float(np.sqrt(np.square(off).sum(axis=1).max())) <= tol:
+        if float(np.sqrt(np.square(off).sum(axis=1).max())) <= _FLAT * extent:
             return mean, basis
     return None
 
@@ -66,10 +71,9 @@ def _subspace_coordinates(
     if d == 1 or top == 0.0:
         return None
     sx, sy = x / top, y / top
-    reach = max(float(np.sqrt(np.square(s).sum(axis=1).max())) for s in (sx, sy))
     best = None
     for on, in_x in ((sy, False), (sx, True)):
-        found = _hull(on, _FLAT * reach)
+        found = _hull(on)
         if found is not None and (best is None or found[1].shape[1] < best[0][1].shape[1]):
             best = (found, in_x)
     if best is None:
@@ -83,22 +87,22 @@ def _subspace_coordinates(
     return a, b, g
 
 
-def _reduced_start(
+def _starts(
     x: NDArray[np.float64],
     y: NDArray[np.float64],
     prices: Callable[[NDArray[np.float64], NDArray[np.float64]], Start | None],
-) -> Start | None:
-    """The first step for centred points x and y: the monotone matching in one dimension
-    (given or reduced to), ``prices`` (the auction) on the reduced coordinates where one set
-    lies in a subspace of dimension 2 … d − 1, else ``prices`` on the points; the prices are
-    those of C of the points given."""
+) -> Iterator[Start | None]:
+    """The first steps to try, in turn, for centred points x and y (the prices are those of C
+    of the points given): the monotone matching for ``(n, 1)`` points; where one set lies in a
+    subspace, the monotone matching (k = 1) or ``prices`` (the auction) on the coordinates,
+    then, if the exact steps cannot settle from it, ``prices`` on the points; else ``prices``
+    on the points."""
     if x.shape[1] == 1:
-        return _monotone_start(x, y)
+        yield _monotone_start(x, y)
+        return
     reduced = _subspace_coordinates(x, y)
-    if reduced is None:
-        return prices(x, y)
-    a, b, g = reduced
-    start = _monotone_start(a, b) if a.shape[1] == 1 else prices(a, b)
-    if start is None:
-        return None
-    return start[0] - g, start[1], start[2]
+    if reduced is not None:
+        a, b, g = reduced
+        start = _monotone_start(a, b) if a.shape[1] == 1 else prices(a, b)
+        yield None if start is None else (start[0] - g, start[1], start[2])
+    yield prices(x, y)
