@@ -93,17 +93,8 @@ def _overall(report: dict[str, Any]) -> list[str]:
     for group, wanted in (("original", False), ("validation", True)):
         chosen = [r for r in report["problems"].values() if bool(r.get("validation")) == wanted]
         comps = [c for res in chosen for c in res["dopri5"]["comparison"]["ours"].values()]
-        if not comps:
-            continue
-        points = sum(c["points"] for c in comps)
-        worse = sum(len(c["worse"]) for c in comps)
-        log_mean = sum(c["points"] * math.log(c["geomean_ratio"]) for c in comps) / points
-        worst = max(c["max_ratio"] for c in comps)
-        out.append(
-            f"- the {len(chosen)} {group} problems, our Dopri5: max {worst:.3f}, "
-            f"geometric mean {math.exp(log_mean):.3f} over {points} matched errors, "
-            f"{worse} of them above 1."
-        )
+        if comps:
+            out.append(_group_line(f"the {len(chosen)} {group} problems, our Dopri5", comps))
     return [*out, ""] if out else []
 
 

@@ -27,7 +27,7 @@ from ._certificate import (
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 from ._repeated import _transport_assignment
-from ._subspace import _starts
+from ._subspace import Start, _starts
 
 __all__ = ["AuctionSolver"]
 
@@ -378,9 +378,7 @@ class AuctionSolver(AssignmentSolver):
         rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
         return float(np.median(rows_range)), float(values.min()), float(values.max())
 
-    def _point_prices(
-        self, x: NDArray[np.float64], y: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]] | None:
+    def _point_prices(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> Start | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
         the auction's assignment), or None where float64 values cannot resolve the problem
         either (the caller then solves the matrix)."""

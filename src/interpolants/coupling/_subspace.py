@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
+from ._certificate import _max_norm
 from ._monotone import _monotone_start
 
 __all__: list[str] = []
@@ -49,12 +50,11 @@ def _hull(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.
     such k exists."""
     mean = points.mean(axis=0)
     centred = points - mean
-    extent = float(np.sqrt(np.square(centred).sum(axis=1).max()))
+    extent = _max_norm(centred)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     for k in range(1, points.shape[1]):
         basis = vt[:k].T
-        off = centred - (centred @ basis) @ basis.T
-        if float(np.sqrt(np.square(off).sum(axis=1).max())) <= _FLAT * extent:
+        if _max_norm(centred - (centred @ basis) @ basis.T) <= _FLAT * extent:
             return mean, basis
     return None
 
@@ -66,20 +66,16 @@ def _subspace_coordinates(
     of lowest dimension k < d that one of the sets lies in, and the column constants g (n,)
     with C_ij = ‖a_i − b_j‖² + f_i + g_j (zero where it is the y that lie in it); ``None``
     where neither set does (or d = 1)."""
-    d = x.shape[1]
-    top = max(float(np.abs(x).max()), float(np.abs(y).max()))
-    if d == 1 or top == 0.0:
+    if x.shape[1] == 1:
         return None
-    sx, sy = x / top, y / top
     best = None
-    for on, in_x in ((sy, False), (sx, True)):
+    for on, in_x in ((y, False), (x, True)):
         found = _hull(on)
         if found is not None and (best is None or found[1].shape[1] < best[0][1].shape[1]):
             best = (found, in_x)
     if best is None:
         return None
-    (mean, basis), in_x = best
-    origin = mean * top
+    (origin, basis), in_x = best
     a, b = (x - origin) @ basis, (y - origin) @ basis
     g = np.zeros(x.shape[0])
     if in_x:  # the y's distances to x's subspace are column constants
