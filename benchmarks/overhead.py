@@ -185,7 +185,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     worst_sample = max(r["ratio"] for r in report["sample"])
-    big = next(r for r in report["loss"] if r["model"] == "3×256 MLP")
+    loss_rows_by_model = [
+        [
+            f"velocity loss ≤ 1.05× a hand-written MSE ({r['model']})",
+            f"{r['ratio_hand']:.3f}×",
+            "yes" if r["ratio_hand"] <= 1.05 else "no",
+        ]
+        for r in report["loss"]
+    ]
     lines += [
         table(
             ["target", "measured", "met"],
@@ -195,11 +202,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{worst_sample:.2f}×",
                     "yes" if worst_sample <= 1.3 else "no",
                 ],
-                [
-                    "velocity loss ≤ 1.05× a hand-written MSE (3×256 MLP)",
-                    f"{big['ratio_hand']:.3f}×",
-                    "yes" if big["ratio_hand"] <= 1.05 else "no",
-                ],
+                *loss_rows_by_model,
                 ["no host synchronisation", "tests/test_no_sync.py", "yes"],
             ],
         ),

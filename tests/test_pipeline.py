@@ -276,24 +276,25 @@ def test_a_plain_iterable_cannot_be_positioned_and_says_so(tmp_path: Path) -> No
 # --- gradient accumulation and mixed precision --------------------------------------------------
 
 
-def _sgd_trainer(dtype: torch.dtype, **kwargs: Any) -> Trainer:
+def _sgd_trainer(dtype: torch.dtype, antithetic: bool = True, **kwargs: Any) -> Trainer:
     torch.manual_seed(0)
     model = MLP(2, hidden=32, depth=2).to(dtype)
     target = TensorData(EightGaussians().sample(500, torch.Generator().manual_seed(1)).to(dtype))
     base = TensorData(torch.randn(500, 2, generator=torch.Generator().manual_seed(2)).to(dtype))
     batches = PairedBatches(base, target, batch_size=30)
-    objective = VelocityObjective(LinearInterpolant(BrownianGamma()), antithetic=True)
+    objective = VelocityObjective(LinearInterpolant(BrownianGamma()), antithetic=antithetic)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     return Trainer(
         model, objective, batches, optimizer=opt, ema_decay=None, grad_clip=None, **kwargs
     )
 
 
-def test_gradient_accumulation_equals_the_full_batch_step() -> None:
+@pytest.mark.parametrize("antithetic", [True, False])  # per-sample weights; the fused mean
+def test_gradient_accumulation_equals_the_full_batch_step(antithetic: bool) -> None:
     # float64, slices of 7, 8, 7, 8: the same sums in another order, so the losses and the
     # weights after three SGD steps agree to a few ulps of their size (rtol 1e-12, atol 1e-14)
-    full = _sgd_trainer(torch.float64)
-    sliced = _sgd_trainer(torch.float64, accumulate=4)
+    full = _sgd_trainer(torch.float64, antithetic)
+    sliced = _sgd_trainer(torch.float64, antithetic, accumulate=4)
     a = full.fit(3, progress=False).losses
     b = sliced.fit(3, progress=False).losses
     assert a == pytest.approx(b, rel=1e-12)

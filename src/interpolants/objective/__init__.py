@@ -47,12 +47,14 @@ from ._base import LossWeight as LossWeight
 from ._base import Model as Model
 from ._base import Predict as Predict
 from ._base import check_prediction as check_prediction
-from ._base import regression_loss as regression_loss
 from ._losses import DenoiserObjective as DenoiserObjective
 from ._losses import ScoreObjective as ScoreObjective
 from ._losses import TargetObjective as TargetObjective
 from ._mean_flow import MeanFlowObjective as MeanFlowObjective
 from ._mean_flow import mean_flow_target as mean_flow_target
+from ._regression import RegressionObjective as RegressionObjective
+from ._regression import mean_regression_loss as mean_regression_loss
+from ._regression import regression_loss as regression_loss
 from ._time import BetaTime as BetaTime
 from ._time import DensityTime as DensityTime
 from ._time import ImportanceWeighted as ImportanceWeighted
@@ -72,11 +74,13 @@ __all__ = [
     "MeanFlowObjective",
     "Model",
     "Predict",
+    "RegressionObjective",
     "ScoreObjective",
     "TargetObjective",
     "TimeSampler",
     "UniformTime",
     "check_prediction",
     "mean_flow_target",
+    "mean_regression_loss",
     "regression_loss",
 ]

@@ -23,7 +23,6 @@ __all__ = [
     "Objective",
     "Predict",
     "check_prediction",
-    "regression_loss",
 ]
 
 Model = Callable[..., Any]
@@ -32,26 +31,6 @@ Model = Callable[..., Any]
 Predict = Callable[[Tensor, Tensor], Any]
 """The model with its condition bound: ``predict(t, x)`` (what :meth:`~Objective.sample_losses`
 receives)."""
-
-
-def regression_loss(
-    prediction: Float[Tensor, "batch *dims"], target: Float[Tensor, "batch *dims"]
-) -> Float[Tensor, " batch"]:
-    r"""Per-sample mean squared error (1/D)‖m̂ − y‖² over the D trailing entries.
-
-    The loss of torchcfm and torchebm (their ``mean((m̂ − y)**2)`` is the batch mean of this),
-    so loss values compare with theirs for the same path. Its minimiser over m̂ of the
-    expectation given x_t is E[y | x_t], where it equals the mean conditional variance of y
-    per entry (not zero). Since (1/D)‖m̂ − y‖² = (2/D)(½‖m̂‖² − y·m̂) + ‖y‖²/D and ‖y‖² does not
-    depend on m̂, its gradient is 2/D times that of ½‖m̂‖² − y·m̂ (the two coincide for D = 2).
-
-    Example
-    -------
-    >>> import torch
-    >>> regression_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]))  # (0² + 2²)/2
-    tensor([2.])
-    """
-    return (prediction - target).square().flatten(1).mean(1)
 
 
 def check_prediction(out: object, x: Tensor, what: str) -> Tensor:
@@ -117,8 +96,9 @@ class Objective(abc.ABC):
     Notes
     -----
     **Scale.** Every per-sample loss is a mean squared error (1/D)‖m̂ − y‖² over the D trailing
-    entries (:func:`regression_loss`), for a prediction m̂ and a target y whose conditional mean
-    given x_t is the field learned, and :meth:`loss` is its batch mean: the quantity torchcfm and
+    entries (:func:`~interpolants.objective.regression_loss`), for a prediction m̂ and a target
+    y whose conditional mean given x_t is the field learned, and :meth:`loss` is its batch
+    mean: the quantity torchcfm and
     torchebm report (``mean((m̂ − y)**2)`` over batch and entries), so loss curves compare with
     theirs for the same path, coupling and time law. Its optimum is the mean conditional
     variance of y per entry, (1/D)E‖y − E[y | x_t]‖², not zero.
@@ -202,7 +182,8 @@ class Objective(abc.ABC):
         (:class:`InterpolantSample`); ``predict(t, x)`` calls the
         model (with its condition bound) and may return anything the objective expects.
         Validate the prediction's shape with :func:`check_prediction` and build the loss from
-        :func:`regression_loss` (or any per-sample loss whose minimiser is the field wanted).
+        :func:`~interpolants.objective.regression_loss` (or any per-sample loss whose minimiser is
+        the field wanted).
         It must not read tensor values on the host (it runs every training step). The
         antithetic pair, time weights and the mean are applied by :meth:`per_sample_loss` and
         :meth:`loss`.
@@ -238,12 +219,23 @@ class Objective(abc.ABC):
         condition:
             Passed to the model as the keyword ``condition`` when not ``None``.
         """
+        tt, z = self._checked_draw(x0, x1, t, z, generator)
+        return self._losses_at(bind_condition(model, condition), tt, x0, x1, z)
+
+    def _checked_draw(
+        self,
+        x0: Tensor,
+        x1: Tensor,
+        t: TimeLike | None,
+        z: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Validate the pair and draw (t, z) for :meth:`per_sample_loss` and :meth:`loss`."""
         check_pair(x0, x1)
         if t is None:  # drawn here: in range and of the right shape by construction
-            tt, z = self.draw(x0, generator=generator, z=z)
-        else:  # given by the caller: checked once, the one host read of the call
-            tt, z = self.draw(x0, generator=generator, z=z, t=check_given_time(t, x0))
-        return self._losses_at(bind_condition(model, condition), tt, x0, x1, z)
+            return self.draw(x0, generator=generator, z=z)
+        # given by the caller: checked once, the one host read of the call
+        return self.draw(x0, generator=generator, z=z, t=check_given_time(t, x0))
 
     def draw(
         self,
@@ -322,10 +314,44 @@ class Objective(abc.ABC):
         generator: torch.Generator | None = None,
         condition: Any = None,
     ) -> Scalar:
-        """The scalar Monte-Carlo loss: the mean of :meth:`per_sample_loss` (same arguments)."""
-        return self.per_sample_loss(
-            model, x0, x1, t=t, z=z, generator=generator, condition=condition
-        ).mean()
+        """The scalar Monte-Carlo loss: the mean of :meth:`per_sample_loss` (same arguments).
+
+        Where no per-sample weight applies (``antithetic`` off, a time sampler with unit
+        weights and no ``loss_weight``) it is :meth:`sample_mean_loss` of the draw: the same
+        value, by the objective's fused mean where it has one.
+        """
+        tt, z = self._checked_draw(x0, x1, t, z, generator)
+        return self._mean_at(bind_condition(model, condition), tt, x0, x1, z)
+
+    def sample_mean_loss(self, predict: Predict, sample: InterpolantSample) -> Scalar:
+        """The batch mean of :meth:`sample_losses` at one draw, a scalar.
+
+        :meth:`loss` (and :class:`~interpolants.Trainer`) call it for a draw without
+        per-sample weights, so an objective may override it with a fused computation of the
+        same value: :class:`~interpolants.objective.RegressionObjective` (every built-in
+        objective but the MeanFlow one) takes one
+        :func:`~interpolants.objective.mean_regression_loss` per term instead of per-sample
+        means and their mean. The default is ``self.sample_losses(predict, sample).mean()``.
+        """
+        return self.sample_losses(predict, sample).mean()
+
+    def _mean_at(
+        self,
+        predict: Predict,
+        t: Float[Tensor, " batch"],
+        x0: Float[Tensor, "batch *dims"],
+        x1: Float[Tensor, "batch *dims"],
+        z: Float[Tensor, "batch *dims"] | None,
+    ) -> Scalar:
+        """The mean of :meth:`_losses_at` (same unchecked arguments), by
+        :meth:`sample_mean_loss` where no per-sample weight applies."""
+        if (
+            self.antithetic
+            or self.loss_weight is not None
+            or type(self.time_sampler).weight is not TimeSampler.weight
+        ):
+            return self._losses_at(predict, t, x0, x1, z).mean()
+        return self.sample_mean_loss(predict, self.interpolant.sample(t, x0, x1, z))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repr_arguments()})"

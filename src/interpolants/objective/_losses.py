@@ -5,13 +5,15 @@ learned field) and the per-sample mean squared error (1/D)‖m̂ − y‖² over
 sample (see :class:`Objective` for its scale, gradients and variance).
 """
 
+from collections.abc import Sequence
 from typing import final
 
 from torch import Tensor
 
 from .._validation import broadcast_time
 from ..interpolant._values import InterpolantSample
-from ._base import Objective, Predict, check_prediction, regression_loss
+from ._base import Predict, check_prediction
+from ._regression import RegressionObjective
 
 __all__ = [
     "DenoiserObjective",
@@ -23,7 +25,7 @@ __all__ = [
 
 
 @final
-class VelocityObjective(Objective):
+class VelocityObjective(RegressionObjective):
     r"""Learn the velocity b(t, x) = E[α̇x0 + β̇x1 + γ̇z | x_t = x].
 
     .. math:: L_b(\hat b) = \tfrac1D E\,|\hat b(t, x_t) − (\dot α x_0 + \dot β x_1
@@ -45,13 +47,15 @@ class VelocityObjective(Objective):
     1.0
     """
 
-    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+    def regression_pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> Sequence[tuple[Tensor, Tensor]]:
         pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
-        return regression_loss(pred, sample.velocity)
+        return ((pred, sample.velocity),)
 
 
 @final
-class DenoiserObjective(Objective):
+class DenoiserObjective(RegressionObjective):
     r"""Learn the denoiser η_z(t, x) = E[z | x_t = x] (one-sided: E[x0 | x_t = x]).
 
     .. math:: L_η(\hat η) = \tfrac1D E\,|\hat η(t, x_t) − z|^2
@@ -73,13 +77,15 @@ class DenoiserObjective(Objective):
 
     needs_noise = True
 
-    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+    def regression_pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> Sequence[tuple[Tensor, Tensor]]:
         pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
-        return regression_loss(pred, sample.noise)
+        return ((pred, sample.noise),)
 
 
 @final
-class ScoreObjective(Objective):
+class ScoreObjective(RegressionObjective):
     r"""Learn the score s(t, x) = ∇log ρ_t(x), with the weight σ(t)² that keeps it finite.
 
     With σ = γ (two-sided) or σ = α (one-sided, the noise being x0):
@@ -106,14 +112,16 @@ class ScoreObjective(Objective):
 
     needs_noise = True
 
-    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+    def regression_pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> Sequence[tuple[Tensor, Tensor]]:
         pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
         sigma = broadcast_time(sample.coefficients.noise_scale, pred)
-        return regression_loss(sigma * pred, -sample.noise)
+        return ((sigma * pred, -sample.noise),)
 
 
 @final
-class SplitObjective(Objective):
+class SplitObjective(RegressionObjective):
     r"""Learn v(t, x) = E[α̇x0 + β̇x1 | x_t = x] and η_z(t, x) with one two-headed model.
 
     The model returns a pair ``(v̂, η̂)`` of tensors of x's shape; the loss is the sum of the two
@@ -141,7 +149,9 @@ class SplitObjective(Objective):
 
     needs_noise = True
 
-    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+    def regression_pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> Sequence[tuple[Tensor, Tensor]]:
         out = predict(sample.t, sample.xt)
         if not isinstance(out, tuple) or len(out) != 2:
             raise TypeError(
@@ -150,11 +160,11 @@ class SplitObjective(Objective):
             )
         v = check_prediction(out[0], sample.xt, "model (head v)")
         eta = check_prediction(out[1], sample.xt, "model (head eta)")
-        return regression_loss(v, sample.mean_velocity) + regression_loss(eta, sample.noise)
+        return ((v, sample.mean_velocity), (eta, sample.noise))
 
 
 @final
-class TargetObjective(Objective):
+class TargetObjective(RegressionObjective):
     r"""Learn the target prediction η1(t, x) = E[x1 | x_t = x] (x1-prediction).
 
     .. math:: L_1(\hat η_1) = \tfrac1D E\,|\hat η_1(t, x_t) − x_1|^2
@@ -173,6 +183,8 @@ class TargetObjective(Objective):
     0.0
     """
 
-    def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Tensor:
+    def regression_pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> Sequence[tuple[Tensor, Tensor]]:
         pred = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
-        return regression_loss(pred, sample.x1)
+        return ((pred, sample.x1),)

@@ -32,8 +32,8 @@ from ._base import (
     check_given_time,
     check_pair,
     check_prediction,
-    regression_loss,
 )
+from ._regression import regression_loss
 from ._time import TimeSampler
 
 __all__ = ["MeanFlowObjective", "mean_flow_target"]
@@ -247,6 +247,17 @@ class MeanFlowObjective(Objective):
             both = w(start) * torch.where(end == start, torch.ones_like(end), w(end))
             losses = both * losses
         return self._apply_loss_weight(losses, start)
+
+    def _mean_at(
+        self,
+        predict: Predict,
+        t: Float[Tensor, "batch 2"],
+        x0: Float[Tensor, "batch *dims"],
+        x1: Float[Tensor, "batch *dims"],
+        z: Float[Tensor, "batch *dims"] | None,
+    ) -> Scalar:
+        """The mean of :meth:`_losses_at` (a draw of two times: no fused form)."""
+        return self._losses_at(predict, t, x0, x1, z).mean()
 
     def per_sample_loss(
         self,

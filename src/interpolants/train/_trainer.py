@@ -321,10 +321,11 @@ class Trainer:
             with sync:
                 with autocast_context(self.device, self.autocast):
                     predict = bind_condition(model, _slice(condition, part))
-                    losses = self.objective._losses_at(
+                    share = self.objective._mean_at(
                         predict, tt[part], x0[part], x1[part], None if zz is None else zz[part]
                     )
-                share = losses.sum() / m
+                if self.accumulate > 1:  # the part's share of the batch mean
+                    share = share * ((bounds[k + 1] - bounds[k]) / m)
                 share.backward()  # type: ignore[no-untyped-call]
             total = share.detach() if total is None else total + share.detach()
         assert total is not None
