@@ -8,7 +8,9 @@ Batch 256, d = 2, float32, one torch thread.
 
 * **sample**: ``interp.sample(t, x0, x1, z)`` reading ``xt`` and ``velocity`` against the same
   two tensors written by hand (``tt = t[:, None]; xt = (1 − tt)x0 + tt·x1 [+ γz];
-  v = x1 − x0 [+ γ̇z]``), for the linear path with γ ≡ 0 and with the Brownian γ = √(t(1−t)).
+  v = x1 − x0 [+ γ̇z]`` for the linear path, its analogues for the others), for the linear
+  path with γ ≡ 0 and with the Brownian γ = √(t(1−t)), the trigonometric and VP paths, the
+  encoder–decoder and the mirror (by hand: γ̇ without the library's clamp near the ends).
   Blocks of 200 calls per side, alternated; the fastest block of each side is reported (on a
   shared machine other jobs only add time, and at this scale a median moves with them).
 * **loss** (forward + backward): ``VelocityObjective(LinearInterpolant()).loss(model, x0, x1)``
@@ -22,6 +24,7 @@ hand-written MSE; no host synchronisation in either (asserted by tests/test_no_s
 """
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +34,12 @@ from torch import Tensor, nn
 
 from common import machine, table, versions, write_results
 from interpolants import MLP, BrownianGamma, LinearInterpolant, VelocityObjective
+from interpolants.interpolant import (
+    EncoderDecoderInterpolant,
+    MirrorInterpolant,
+    TrigonometricInterpolant,
+    VPInterpolant,
+)
 from training_step import load_average, wait_for_quiet
 
 B, D = 256, 2
@@ -52,30 +61,59 @@ def blocks(fns: list[Callable[[], Any]], rounds: int, calls: int) -> list[float]
     return [min(t) for t in times]
 
 
+def _bare_paths(t: Tensor, x0: Tensor, x1: Tensor, z: Tensor) -> list[tuple[Any, ...]]:
+    """(name, interpolant, z or None, the same x_t and velocity target written by hand, from
+    the same (B,) times)."""
+    h = 0.5 * math.pi
+
+    def linear() -> tuple[Tensor, Tensor]:
+        tt = t[:, None]
+        return (1 - tt) * x0 + tt * x1, x1 - x0
+
+    def brownian() -> tuple[Tensor, Tensor]:
+        tt = t[:, None]
+        g = torch.sqrt(tt * (1 - tt))
+        return (1 - tt) * x0 + tt * x1 + g * z, x1 - x0 + (1 - 2 * tt) / (2 * g) * z
+
+    def trig() -> tuple[Tensor, Tensor]:  # also the VP path (x0 the noise)
+        tt = t[:, None]
+        c, s = torch.cos(h * tt), torch.sin(h * tt)
+        return c * x0 + s * x1, h * (c * x1 - s * x0)
+
+    def encoder_decoder() -> tuple[Tensor, Tensor]:
+        tt = t[:, None]
+        c2, first = torch.cos(math.pi * tt) ** 2, tt <= 0.5
+        slope = -math.pi * torch.sin(2 * math.pi * tt)
+        a, b = torch.where(first, c2, 0.0), torch.where(first, 0.0, c2)
+        ad, bd = torch.where(first, slope, 0.0), torch.where(first, 0.0, slope)
+        g, gd = torch.sin(math.pi * tt) ** 2, -slope
+        return a * x0 + b * x1 + g * z, ad * x0 + bd * x1 + gd * z
+
+    def mirror() -> tuple[Tensor, Tensor]:
+        tt = t[:, None]
+        g = torch.sqrt(tt * (1 - tt))
+        return x1 + g * z, (1 - 2 * tt) / (2 * g) * z
+
+    return [
+        ("linear, γ ≡ 0", LinearInterpolant(), None, linear),
+        ("linear, γ = √(t(1−t))", LinearInterpolant(BrownianGamma()), z, brownian),
+        ("trigonometric, γ ≡ 0", TrigonometricInterpolant(), None, trig),
+        ("VP (one-sided)", VPInterpolant(), None, trig),
+        ("encoder–decoder, γ = sin²(πt)", EncoderDecoderInterpolant(), z, encoder_decoder),
+        ("mirror, γ = √(t(1−t))", MirrorInterpolant(), z, mirror),
+    ]
+
+
 def sample_rows(rounds: int) -> list[dict[str, Any]]:
     gen = torch.Generator().manual_seed(0)
     x0, x1, z = (torch.randn(B, D, generator=gen) for _ in range(3))
     t = torch.rand(B, generator=gen)
     rows = []
-    for name, interp in (
-        ("linear, γ ≡ 0", LinearInterpolant()),
-        ("linear, γ = √(t(1−t))", LinearInterpolant(BrownianGamma())),
-    ):
-        stochastic = interp.is_stochastic
+    for name, interp, noise, bare in _bare_paths(t, x0, x1, z):
 
-        def ours(interp: LinearInterpolant = interp) -> tuple[Tensor, Tensor]:
-            s = interp.sample(t, x0, x1, z if interp.is_stochastic else None)
+        def ours(interp: Any = interp, noise: Tensor | None = noise) -> tuple[Tensor, Tensor]:
+            s = interp.sample(t, x0, x1, noise)
             return s.xt, s.velocity
-
-        def bare(stochastic: bool = stochastic) -> tuple[Tensor, Tensor]:
-            tt = t[:, None]
-            xt = (1 - tt) * x0 + tt * x1
-            v = x1 - x0
-            if stochastic:
-                g = torch.sqrt(tt * (1 - tt))
-                xt = xt + g * z
-                v = v + (1 - 2 * tt) / (2 * g) * z
-            return xt, v
 
         a, b = ours(), bare()
         assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-3)

@@ -64,6 +64,17 @@ def test_interpolants_pickle_and_repr(name: str) -> None:
         ad, bd = interp.constant_rates
         assert torch.equal(c.alpha_dot, torch.full_like(t, ad))
         assert torch.equal(c.beta_dot, torch.full_like(t, bd))
+    if interp.constant_weights is not None:  # likewise constant weights, α and β
+        a, b = interp.constant_weights
+        assert torch.equal(interp.alpha(t), torch.full_like(t, a))
+        assert torch.equal(interp.beta(t), torch.full_like(t, b))
+    # the joint schedule (one call for the four values) agrees with the four methods, to the
+    # rounding of the shared terms (a few ulps of the values, which are O(1) or O(γ̇/γ)), and
+    # the coefficients of a sample equal those of the methods at the same rounding
+    methods = (interp.alpha, interp.beta, interp.alpha_dot, interp.beta_dot)
+    for joint, method, name in zip(interp.schedule(t), methods, FIELDS[:2] + FIELDS[3:5]):
+        torch.testing.assert_close(joint, method(t), rtol=1e-14, atol=1e-14, msg=name)
+        torch.testing.assert_close(getattr(c, name), method(t), rtol=1e-14, atol=1e-14)
 
 
 FIELDS = (

@@ -100,6 +100,22 @@ class Interpolant(abc.ABC):
     #: ``None``. Optional: it lets the targets skip evaluating them; it must agree with
     #: :meth:`alpha_dot` and :meth:`beta_dot` (a contract test checks every family).
     constant_rates: tuple[float, float] | None = None
+    #: (α, β) as Python numbers when both are constant in t (the mirror path: (0, 1)), else
+    #: ``None``; optional, likewise checked against :meth:`alpha` and :meth:`beta`.
+    constant_weights: tuple[float, float] | None = None
+
+    def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
+        """(α, β, α̇, β̇) at ``t`` in one call. Optional: a family whose four values share work
+        (one sine and cosine for the trigonometric paths) overrides it, and the coefficients of
+        a sample then take all four from one call; it must agree with the four methods (a
+        contract test checks every family). The default calls them one by one."""
+        return self.alpha(t), self.beta(t), self.alpha_dot(t), self.beta_dot(t)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._joint_schedule = cls.schedule is not Interpolant.schedule
+
+    _joint_schedule: bool = False
 
     # --- the noise schedule and the conventions -------------------------------------------
     @property

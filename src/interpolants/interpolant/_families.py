@@ -29,9 +29,21 @@ __all__ = [
 ]
 
 
-def _cos_half_pi(t: Tensor) -> Tensor:
-    """cos(πt/2) written as sin(π(1−t)/2), so that it is exactly 0 at t = 1 in floating point."""
-    return torch.sin(0.5 * math.pi * (1 - t))
+_HALF_PI = 0.5 * math.pi
+
+
+def _cos_half_pi(t: Tensor, half_pi_t: Tensor | None = None) -> Tensor:
+    """cos(πt/2) written as sin(π/2 − πt/2), so that it is exactly 0 at t = 1 in floating point
+    (π/2·1 rounds to π/2 itself); ``half_pi_t`` is πt/2 if already computed."""
+    if half_pi_t is None:
+        half_pi_t = t * _HALF_PI
+    return torch.sin(torch.rsub(half_pi_t, _HALF_PI))
+
+
+def _sin_cos_half_pi(t: Tensor) -> tuple[Tensor, Tensor]:
+    """(sin(πt/2), cos(πt/2)) with one product πt/2 (cos exactly 0 at t = 1)."""
+    half_pi_t = t * _HALF_PI
+    return torch.sin(half_pi_t), _cos_half_pi(t, half_pi_t)
 
 
 @final
@@ -78,24 +90,40 @@ class TrigonometricInterpolant(Interpolant):
             )
         super().__init__(gamma)
 
+    def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
+        sin, cos = _sin_cos_half_pi(t)
+        if not self.is_stochastic:  # √(1 − γ²) = 1: the VP path's values
+            return cos, sin, sin * -_HALF_PI, cos * _HALF_PI
+        r = self._root(t)
+        slope = self.gamma_gamma_dot(t) / r  # d√(1 − γ²)/dt = −γγ̇/√(1 − γ²)
+        half_pi_r = _HALF_PI * r
+        return (
+            r * cos,
+            r * sin,
+            -(slope * cos) - half_pi_r * sin,
+            -(slope * sin) + half_pi_r * cos,
+        )
+
     def _root(self, t: Tensor) -> Tensor:
         return torch.sqrt(1 - self.gamma(t) ** 2)
 
     def alpha(self, t: Times) -> Times:
-        return self._root(t) * _cos_half_pi(t)
+        cos = _cos_half_pi(t)
+        return self._root(t) * cos if self.is_stochastic else cos
 
     def beta(self, t: Times) -> Times:
-        return self._root(t) * torch.sin(0.5 * math.pi * t)
+        sin = torch.sin(0.5 * math.pi * t)
+        return self._root(t) * sin if self.is_stochastic else sin
 
     def alpha_dot(self, t: Times) -> Times:
-        r = self._root(t)
-        ggd = self.gamma_gamma_dot(t)
-        return -(ggd / r) * _cos_half_pi(t) - 0.5 * math.pi * r * torch.sin(0.5 * math.pi * t)
+        if not self.is_stochastic:
+            return torch.sin(0.5 * math.pi * t) * (-0.5 * math.pi)
+        return self.schedule(t)[2]
 
     def beta_dot(self, t: Times) -> Times:
-        r = self._root(t)
-        ggd = self.gamma_gamma_dot(t)
-        return -(ggd / r) * torch.sin(0.5 * math.pi * t) + 0.5 * math.pi * r * _cos_half_pi(t)
+        if not self.is_stochastic:
+            return _cos_half_pi(t) * (0.5 * math.pi)
+        return self.schedule(t)[3]
 
 
 @final
@@ -108,6 +136,18 @@ class EncoderDecoderInterpolant(Interpolant):
 
     def __init__(self, gamma: GammaSchedule | None = None) -> None:
         super().__init__(SineSquaredGamma() if gamma is None else gamma)
+
+    def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
+        first = t <= 0.5
+        value = torch.cos(math.pi * t) ** 2
+        slope = torch.sin(2 * math.pi * t) * -math.pi  # d cos²(πt)/dt
+        zero = torch.zeros_like(t)
+        return (
+            torch.where(first, value, zero),
+            torch.where(first, zero, value),
+            torch.where(first, slope, zero),
+            torch.where(first, zero, slope),
+        )
 
     def alpha(self, t: Times) -> Times:
         return torch.where(t <= 0.5, torch.cos(math.pi * t) ** 2, torch.zeros_like(t))
@@ -133,6 +173,7 @@ class MirrorInterpolant(Interpolant):
     """
 
     constant_rates = (0.0, 0.0)
+    constant_weights = (0.0, 1.0)
 
     def __init__(self, gamma: GammaSchedule | None = None) -> None:
         gamma = BrownianGamma() if gamma is None else gamma
@@ -179,6 +220,10 @@ class VPInterpolant(OneSidedInterpolant):
     α² + β² = 1; the diffusion-model (VP) path with the trigonometric schedule, reaching the
     boundary conditions exactly (unlike a VP-SDE, whose β(0) is small but not zero).
     """
+
+    def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
+        sin, cos = _sin_cos_half_pi(t)
+        return cos, sin, sin * -_HALF_PI, cos * _HALF_PI
 
     def alpha(self, t: Times) -> Times:
         return _cos_half_pi(t)

@@ -145,7 +145,7 @@ class BrownianGamma(GammaSchedule):
         return out if self.a == 1.0 else out * math.sqrt(self.a)
 
     def gamma_gamma_dot(self, t: Times) -> Times:
-        return 0.5 * self.a * (1 - 2 * t)
+        return torch.rsub(t, 1.0, alpha=2.0) * (0.5 * self.a)  # a(1 − 2t)/2
 
     @property
     def sup(self) -> float:
@@ -165,10 +165,12 @@ class QuadraticGamma(GammaSchedule):
         self.a = float(a)
 
     def gamma(self, t: Times) -> Times:
-        return self.a * t * (1 - t)
+        u = t * torch.rsub(t, 1.0)
+        return u if self.a == 1.0 else u * self.a
 
     def gamma_dot(self, t: Times) -> Times:
-        return self.a * (1 - 2 * t)
+        u = torch.rsub(t, 1.0, alpha=2.0)  # 1 − 2t
+        return u if self.a == 1.0 else u * self.a
 
     @property
     def sup(self) -> float:
@@ -188,8 +190,11 @@ class SineSquaredGamma(GammaSchedule):
         self.a = float(a)
 
     def gamma(self, t: Times) -> Times:
-        # sin(πt)·sin(π(1−t)) = sin²(πt), written so that both ends are exactly zero.
-        return self.a * torch.sin(math.pi * t) * torch.sin(math.pi * (1 - t))
+        # sin(πt)·sin(π − πt) = sin²(πt), written so that both ends are exactly zero
+        # (π·1 rounds to π itself)
+        pi_t = t * math.pi
+        u = torch.sin(pi_t) * torch.sin(torch.rsub(pi_t, math.pi))
+        return u if self.a == 1.0 else u * self.a
 
     def gamma_dot(self, t: Times) -> Times:
         return self.a * math.pi * torch.sin(2 * math.pi * t)

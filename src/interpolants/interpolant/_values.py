@@ -53,7 +53,13 @@ class Coefficients:
     place.
     """
 
-    __slots__ = ("_determinant", "_interpolant", "t", *(f"_{name}" for name in _FIELDS))
+    __slots__ = (
+        "_determinant",
+        "_interpolant",
+        "_joint",
+        "t",
+        *(f"_{name}" for name in _FIELDS),
+    )
     _alpha: Tensor | None
     _beta: Tensor | None
     _gamma: Tensor | None
@@ -69,11 +75,21 @@ class Coefficients:
         self._alpha = self._beta = self._gamma = self._alpha_dot = self._beta_dot = None
         self._gamma_dot = self._gamma_gamma_dot = self._noise_scale = None
         self._determinant: Tensor | None = None
+        self._joint = interpolant._joint_schedule  # (α, β, α̇, β̇) from one schedule() call
+
+    def _schedule(self) -> None:
+        """α, β, α̇ and β̇ at once from :meth:`Interpolant.schedule`."""
+        self._alpha, self._beta, self._alpha_dot, self._beta_dot = self._interpolant.schedule(
+            self.t
+        )
 
     @property
     def alpha(self) -> Tensor:
         value: Tensor | None = self._alpha
         if value is None:
+            if self._joint:
+                self._schedule()
+                return self._alpha  # type: ignore[return-value]
             value = self._alpha = self._interpolant.alpha(self.t)
         return value
 
@@ -81,6 +97,9 @@ class Coefficients:
     def beta(self) -> Tensor:
         value: Tensor | None = self._beta
         if value is None:
+            if self._joint:
+                self._schedule()
+                return self._beta  # type: ignore[return-value]
             value = self._beta = self._interpolant.beta(self.t)
         return value
 
@@ -95,6 +114,9 @@ class Coefficients:
     def alpha_dot(self) -> Tensor:
         value: Tensor | None = self._alpha_dot
         if value is None:
+            if self._joint:
+                self._schedule()
+                return self._alpha_dot  # type: ignore[return-value]
             value = self._alpha_dot = self._interpolant.alpha_dot(self.t)
         return value
 
@@ -102,6 +124,9 @@ class Coefficients:
     def beta_dot(self) -> Tensor:
         value: Tensor | None = self._beta_dot
         if value is None:
+            if self._joint:
+                self._schedule()
+                return self._beta_dot  # type: ignore[return-value]
             value = self._beta_dot = self._interpolant.beta_dot(self.t)
         return value
 
@@ -201,9 +226,15 @@ class InterpolantSample:
     def xt(self) -> Tensor:
         if self._xt is None:
             c = self.coefficients
-            xt = torch.addcmul(c.beta * self.x1, c.alpha, self.x0)
+            weights = self._interpolant.constant_weights
+            if weights is None:
+                xt = torch.addcmul(c.beta * self.x1, c.alpha, self.x0)
+            elif weights == (0.0, 1.0):  # x_t = x1 + γz (the mirror path)
+                xt = self.x1
+            else:
+                xt = torch.add(self.x1 * weights[1], self.x0, alpha=weights[0])
             if self._interpolant.is_stochastic:
-                xt = xt.addcmul_(c.gamma, self.noise)
+                xt = torch.addcmul(xt, c.gamma, self.noise)
             self._xt = xt
         return self._xt
 
@@ -212,7 +243,9 @@ class InterpolantSample:
         if self._mean_velocity is None:
             x0, x1 = self.x0, self.x1
             rates = self._interpolant.constant_rates
-            if rates is not None:  # α̇, β̇ constant: one fused op, no schedule evaluation
+            if rates == (0.0, 0.0):  # α̇ = β̇ = 0 (the mirror path)
+                v = torch.zeros_like(x1)
+            elif rates is not None:  # α̇, β̇ constant: one fused op, no schedule evaluation
                 ad, bd = rates
                 v = x1.add(x0, alpha=ad) if bd == 1.0 else torch.add(x1 * bd, x0, alpha=ad)
             else:
@@ -224,9 +257,13 @@ class InterpolantSample:
     @property
     def velocity(self) -> Tensor:
         if self._velocity is None:
-            v = self.mean_velocity
-            if self._interpolant.is_stochastic:
-                v = torch.addcmul(v, self.coefficients.gamma_dot, self.noise)
+            interpolant = self._interpolant
+            if not interpolant.is_stochastic:
+                v = self.mean_velocity
+            elif interpolant.constant_rates == (0.0, 0.0) and self._mean_velocity is None:
+                v = self.coefficients.gamma_dot * self.noise  # v = 0: b's target is γ̇z
+            else:
+                v = torch.addcmul(self.mean_velocity, self.coefficients.gamma_dot, self.noise)
             self._velocity = v
         return self._velocity
 
