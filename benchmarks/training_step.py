@@ -26,9 +26,9 @@ Sides:
   FlowMatcher(sigma=0)``: ``sample_location_and_conditional_flow`` + model + MSE + step;
 * ``flow_matching``: ``AffineProbPath(CondOTScheduler())``, ``path.sample(...)`` + MSE + step.
 
-Our objective's per-sample loss is ½|m̂|² − y·m̂ = ½|m̂ − y|² − ½|y|² (summed over the d
-coordinates, averaged over the batch); the peers' is the MSE, averaged over batch *and*
-coordinates. The gradients agree up to the constant factor d/2 (identical in 2D).
+Every side minimises the same MSE, mean|m̂ − y|² over the batch and the coordinates (ours by
+one fused ``mse_loss``, :meth:`~interpolants.Objective.sample_mean_loss`), so the gradients
+agree.
 
 Timings are medians of alternating blocks of steps (every side once per round, after a warm-up
 block each), in two groups: the independent loops (short blocks, many rounds: the 1.05× target
@@ -369,9 +369,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']['torch_threads']}; {report['machine']['cpu']} "
         f"({report['machine']['cpu_count']} cores, shared with other jobs).",
         "",
-        "Our loss is ½|m̂|² − y·m̂ = ½|m̂ − y|² − ½|y|², the peers' the MSE mean|m̂ − y|²: the "
-        "same gradients up to a constant factor (d/2 = 1 in 2D). EMA and gradient clipping are "
-        "off in our rows except the one marked *defaults*. *Overlapped*: the coupling of the "
+        "Every side minimises the MSE mean|m̂ − y|² over batch and coordinates, so the "
+        "gradients agree. EMA and gradient clipping are off in our rows except the one "
+        "marked *defaults*. *Overlapped*: the coupling of the "
         "next batches runs while the main thread steps, in background threads of the same "
         "process or in producer processes (`PrefetchedBatches`, 1 or 2 of either; a process "
         "returns each batch as raw bytes through a pipe; the training loop *assists*, making "

@@ -43,7 +43,9 @@ class Interpolant(abc.ABC):
     times in [0, 1], returning a tensor of its shape, dtype and device, with
     α(0) = β(1) = 1 and α(1) = β(0) = 0, finite on all of [0, 1] (derivatives included).
     Pass the noise schedule γ to ``super().__init__``. Everything else (x_t, the targets,
-    the conventions and the conversions) follows. A family whose base sample plays the noise
+    the conventions and the conversions) follows. Optional, for speed: :meth:`schedule` (the
+    four values from one call, where they share work) and the constants
+    :attr:`constant_rates` and :attr:`constant_weights`. A family whose base sample plays the noise
     subclasses :class:`OneSidedInterpolant` instead.
 
     Parameters
