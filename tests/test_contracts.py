@@ -244,3 +244,48 @@ def test_dynamics_pickle_and_repr(name: str, make: Callable[[], Dynamics]) -> No
 
 def test_mirror_is_discovered_with_a_noise() -> None:
     assert any(isinstance(i, MirrorInterpolant) for i in INTERPOLANTS.values())
+
+
+def test_a_subclass_overriding_the_methods_drops_the_inherited_shortcuts() -> None:
+    """The joint schedule and the declared constants stand for the methods of the class that
+    defines them: a subclass that overrides those methods but inherits the shortcut must not
+    get it (its coefficients and samples follow its own methods)."""
+    from interpolants.interpolant import VPInterpolant as VP
+
+    class SlowerVP(VP):  # type: ignore[misc]  # a downstream subclass of a final family
+        def alpha(self, t: Tensor) -> Tensor:
+            return torch.cos(math.pi * t / 2) ** 2
+
+        def alpha_dot(self, t: Tensor) -> Tensor:
+            return -math.pi * torch.cos(math.pi * t / 2) * torch.sin(math.pi * t / 2)
+
+    class Rescaled(LinearInterpolant):  # type: ignore[misc]
+        def beta_dot(self, t: Tensor) -> Tensor:
+            return 2 * t
+
+        def beta(self, t: Tensor) -> Tensor:
+            return t**2
+
+    class ShiftedMirror(MirrorInterpolant):  # type: ignore[misc]
+        def beta(self, t: Tensor) -> Tensor:
+            return 1 + t * (1 - t)
+
+        def beta_dot(self, t: Tensor) -> Tensor:
+            return 1 - 2 * t
+
+    assert VP._joint_schedule and not SlowerVP._joint_schedule
+    assert LinearInterpolant.constant_rates == (-1.0, 1.0) and Rescaled.constant_rates is None
+    assert MirrorInterpolant.constant_weights == (0.0, 1.0)
+    assert ShiftedMirror.constant_weights is None and ShiftedMirror.constant_rates is None
+    t = torch.tensor([0.25, 0.5], dtype=torch.float64)
+    x0, x1, z = (torch.randn(2, 3, dtype=torch.float64) for _ in range(3))
+    for interp in (SlowerVP(), Rescaled(), ShiftedMirror(BrownianGamma())):
+        c = interp.coefficients(t)
+        for name in ("alpha", "beta", "alpha_dot", "beta_dot"):
+            torch.testing.assert_close(getattr(c, name), getattr(interp, name)(t), rtol=0, atol=0)
+        s = interp.sample(t, x0, x1, z if interp.is_stochastic else None)
+        a, b = interp.alpha(t)[:, None], interp.beta(t)[:, None]
+        ad, bd = interp.alpha_dot(t)[:, None], interp.beta_dot(t)[:, None]
+        g, gd = interp.gamma(t)[:, None], interp.gamma_dot(t)[:, None]
+        torch.testing.assert_close(s.xt, a * x0 + b * x1 + g * z)
+        torch.testing.assert_close(s.velocity, ad * x0 + bd * x1 + gd * z)

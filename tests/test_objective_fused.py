@@ -148,3 +148,97 @@ def test_mean_regression_loss_is_the_batch_mean_of_regression_loss(shape: tuple)
     torch.testing.assert_close(fused, plain, rtol=1e-13, atol=0.0)
     torch.testing.assert_close(g_fused, g_plain, rtol=1e-13, atol=0.0)
     assert float(fused.detach()) == pytest.approx(float(((m - y) ** 2).mean().detach()), rel=1e-13)
+
+
+class _Penalised(VelocityObjective):  # type: ignore[misc]  # a downstream subclass of a final class
+    """A subclass that changes the per-sample losses: its own override must decide the loss."""
+
+    def sample_losses(self, predict: Any, sample: Any) -> torch.Tensor:
+        v = check_prediction(predict(sample.t, sample.xt), sample.xt, "model")
+        return regression_loss(v, sample.velocity) + 100.0 * v.square().flatten(1).mean(1)
+
+
+class _Clamped(VelocityObjective):  # type: ignore[misc]
+    def per_sample_loss(self, model: Any, x0: Any, x1: Any, **kwargs: Any) -> torch.Tensor:
+        return super().per_sample_loss(model, x0, x1, **kwargs).clamp(max=0.1)
+
+
+@pytest.mark.parametrize("cls", [_Penalised, _Clamped])
+def test_an_override_below_the_fused_mean_decides_the_loss(
+    cls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fused mean stands for the per-sample losses of the class that defines it: a subclass
+    overriding ``sample_losses`` or ``per_sample_loss`` gets the mean of its override, in
+    :meth:`loss` and in the trainer's step, and the fused reduction is not called."""
+
+    def fail(*args: Any) -> None:
+        raise AssertionError("the fused mean was used past an override")
+
+    model = _model(False)
+    plain, _ = _loss_and_grads(VelocityObjective(LinearInterpolant()), model, fused=True)
+    monkeypatch.setattr(regression, "mean_regression_loss", fail)
+    objective = cls(LinearInterpolant())
+    value, grads = _loss_and_grads(objective, model, fused=True)
+    reference, ref_grads = _loss_and_grads(objective, model, fused=False)
+    torch.testing.assert_close(value, reference, rtol=1e-12, atol=0.0)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-14)
+    assert abs(float(value) - float(plain)) > 1e-3  # the override changed the value
+
+
+def test_the_trainer_steps_on_the_override() -> None:
+    """The trainer's loss (taken before its update) is the override's at the trainer's draw."""
+    import copy
+
+    from interpolants import Trainer
+    from interpolants.data import Batch
+    from interpolants.data._seed import derived_seed
+
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randn(64, 3, generator=gen, dtype=F64)
+    x1 = torch.randn(64, 3, generator=gen, dtype=F64) + 2.0
+    for cls in (_Penalised, VelocityObjective):
+        model = _model(False)
+        before = copy.deepcopy(model)
+        objective = cls(LinearInterpolant())
+        trainer = Trainer(model, objective, [], ema_decay=None, seed=3)
+        value = trainer.train_step(Batch(x0, x1))
+        draw = torch.Generator().manual_seed(derived_seed(3, 0, trainer.rank, "noise"))
+        expected = objective.per_sample_loss(before, x0, x1, generator=draw).mean()
+        assert value == pytest.approx(float(expected.detach()), rel=1e-12)
+
+
+class _Pairs(RegressionObjective):
+    def __init__(self, pairs: Any) -> None:
+        super().__init__(LinearInterpolant())
+        self.pairs = pairs
+
+    def regression_pairs(self, predict: Any, sample: Any) -> Any:
+        return self.pairs(predict, sample)
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (lambda p, s: (), "returned no"),
+        (
+            lambda p, s: ((s.xt, s.velocity[:, :1]),),
+            r"pair 0 .* one shape, got \[\(64, 3\), \(64, 1\)\]",
+        ),
+        (lambda p, s: ((s.xt, s.velocity), (s.xt,)), "pair 1"),
+    ],
+    ids=["empty", "shapes", "not-a-pair"],
+)
+def test_bad_regression_pairs_are_named(pairs: Any, message: str) -> None:
+    gen = torch.Generator().manual_seed(5)
+    x0, x1 = torch.randn(64, 3, generator=gen), torch.randn(64, 3, generator=gen)
+    objective = _Pairs(pairs)
+    for call in (objective.loss, objective.per_sample_loss):
+        with pytest.raises(ValueError, match=message):
+            call(lambda t, x: x, x0, x1)
+
+
+def test_pairs_from_a_generator_are_accepted() -> None:
+    objective = _Pairs(lambda p, s: ((m, y) for m, y in [(p(s.t, s.xt), s.velocity)]))
+    x0, x1 = torch.zeros(4, 2), torch.ones(4, 2)
+    assert float(objective.loss(lambda t, x: torch.zeros_like(x), x0, x1)) == 1.0

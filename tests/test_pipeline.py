@@ -306,14 +306,15 @@ def test_gradient_accumulation_equals_the_full_batch_step(antithetic: bool) -> N
         _sgd_trainer(torch.float64, accumulate=0)
 
 
-def test_bfloat16_autocast_matches_the_float32_step() -> None:
+@pytest.mark.parametrize("antithetic", [True, False])  # per-sample path; the fused mean
+def test_bfloat16_autocast_matches_the_float32_step(antithetic: bool) -> None:
     """bfloat16 keeps 8 significant bits (unit roundoff u = 2⁻⁹ ≈ 2e-3): the weights and
     activations rounded to it at each of three linear layers give the step a relative error of
     a few u (measured 3.5e-3 ≈ 2u on this problem); we allow 2e-2 (10u) in norm on one step's
     weight update, and 1e-2 on the loss, whose parameter-free |y|²/D part is computed in
     float32. Accumulation composes with it; autocast is really on (the losses differ)."""
-    full = _sgd_trainer(torch.float32)
-    mixed = _sgd_trainer(torch.float32, autocast=torch.bfloat16, accumulate=2)
+    full = _sgd_trainer(torch.float32, antithetic)
+    mixed = _sgd_trainer(torch.float32, antithetic, autocast=torch.bfloat16, accumulate=2)
     start = [p.detach().clone() for p in full.model.parameters()]
     loss32, loss16 = full.step(), mixed.step()
     assert loss16 != loss32 and abs(loss16 - loss32) < 1e-2 * abs(loss32)

@@ -29,7 +29,6 @@ M. S. Albergo, E. Vanden-Eijnden, *Building Normalizing Flows with Stochastic In
 arXiv:2209.15571.
 """
 
-from ._base import OneSidedInterpolant as OneSidedInterpolant
 from ._families import CustomInterpolant as CustomInterpolant
 from ._families import EncoderDecoderInterpolant as EncoderDecoderInterpolant
 from ._families import MirrorInterpolant as MirrorInterpolant
@@ -42,6 +41,7 @@ from ._gamma import NoGamma as NoGamma
 from ._gamma import QuadraticGamma as QuadraticGamma
 from ._gamma import SineSquaredGamma as SineSquaredGamma
 from ._learned import LearnedInterpolant as LearnedInterpolant
+from ._one_sided import OneSidedInterpolant as OneSidedInterpolant
 from ._values import Coefficients as Coefficients
 from ._values import InterpolantSample as InterpolantSample
 

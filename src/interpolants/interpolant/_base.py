@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .._overrides import covers
 from .._types import State, TimeLike, Times
 from .._validation import broadcast_time
 from ._gamma import GammaSchedule, NoGamma
@@ -32,7 +33,7 @@ from ._values import (
     _view,
 )
 
-__all__ = ["Interpolant", "OneSidedInterpolant"]
+__all__ = ["Interpolant"]
 
 
 class Interpolant(abc.ABC):
@@ -46,7 +47,7 @@ class Interpolant(abc.ABC):
     the conventions and the conversions) follows. Optional, for speed: :meth:`schedule` (the
     four values from one call, where they share work) and the constants
     :attr:`constant_rates` and :attr:`constant_weights`. A family whose base sample plays the noise
-    subclasses :class:`OneSidedInterpolant` instead.
+    subclasses :class:`~interpolants.interpolant.OneSidedInterpolant` instead.
 
     Parameters
     ----------
@@ -102,8 +103,9 @@ class Interpolant(abc.ABC):
     #: ``None``. Optional: it lets the targets skip evaluating them; it must agree with
     #: :meth:`alpha_dot` and :meth:`beta_dot` (a contract test checks every family).
     constant_rates: tuple[float, float] | None = None
-    #: (α, β) as Python numbers when both are constant in t (the mirror path: (0, 1)), else
-    #: ``None``; optional, likewise checked against :meth:`alpha` and :meth:`beta`.
+    #: (α, β) as Python numbers when both are constant in t, else ``None``; optional,
+    #: likewise checked against :meth:`alpha` and :meth:`beta`. Only the mirror path, (0, 1),
+    #: can have them (the boundary conditions need α and β to vary) and x_t is then x1 + γz.
     constant_weights: tuple[float, float] | None = None
 
     def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
@@ -114,8 +116,17 @@ class Interpolant(abc.ABC):
         return self.alpha(t), self.beta(t), self.alpha_dot(t), self.beta_dot(t)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
+        # a shortcut is used only where it was written with (or after) the methods it stands
+        # for: a subclass that overrides them but inherits the shortcut does not get it
         super().__init_subclass__(**kwargs)
-        cls._joint_schedule = cls.schedule is not Interpolant.schedule
+        values, rates = ("alpha", "beta"), ("alpha_dot", "beta_dot")
+        cls._joint_schedule = cls.schedule is not Interpolant.schedule and covers(
+            cls, "schedule", *values, *rates
+        )
+        if not covers(cls, "constant_rates", *rates):
+            cls.constant_rates = None
+        if not covers(cls, "constant_weights", *values):
+            cls.constant_weights = None
 
     _joint_schedule: bool = False
 
@@ -452,46 +463,3 @@ class Interpolant(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(gamma={self._gamma_schedule!r})"
-
-
-class OneSidedInterpolant(Interpolant):
-    r"""Abstract family whose Gaussian base x0 ~ N(0, I) plays the noise (γ ≡ 0).
-
-    x_t = α(t)x0 + β(t)x1 with x0 independent of x1. The denoiser is η_z = E[x0 | x_t], the
-    noise scale is σ = α (score s = −η_z/α), the antithetic flip negates x0, and since
-    x = αη_z + βη1 the velocity, score and denoiser determine each other in closed form, with
-    D = αβ̇ − α̇β:
-
-    .. math::
-
-        s = \frac{βb − \dot β x}{α D},\qquad b = \frac{\dot β x + α D s}{β},\qquad
-        η_z = \frac{\dot β x − βb}{D},\qquad b = \frac{\dot β x − Dη_z}{β}.
-
-    Subclasses implement α, β and their derivatives as for :class:`Interpolant`.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(NoGamma())
-
-    @property
-    def one_sided(self) -> bool:
-        return True
-
-    def noise_scale(self, t: Times) -> Times:
-        return self.alpha(t)
-
-    def noise(
-        self, x0: Float[Tensor, "batch *dims"], z: Float[Tensor, "batch *dims"] | None
-    ) -> State:
-        return x0
-
-    def antithetic(
-        self,
-        x0: Float[Tensor, "batch *dims"],
-        x1: Float[Tensor, "batch *dims"],
-        z: Float[Tensor, "batch *dims"] | None,
-    ) -> tuple[State, State, State | None]:
-        return -x0, x1, z
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .._types import Times
-from ._base import Interpolant, OneSidedInterpolant
+from ._base import Interpolant
 from ._gamma import (
     BrownianGamma,
     GammaSchedule,
@@ -17,6 +17,7 @@ from ._gamma import (
     check_schedule,
     time_derivative,
 )
+from ._one_sided import OneSidedInterpolant
 
 __all__ = [
     "CustomInterpolant",

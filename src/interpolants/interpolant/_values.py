@@ -226,13 +226,10 @@ class InterpolantSample:
     def xt(self) -> Tensor:
         if self._xt is None:
             c = self.coefficients
-            weights = self._interpolant.constant_weights
-            if weights is None:
-                xt = torch.addcmul(c.beta * self.x1, c.alpha, self.x0)
-            elif weights == (0.0, 1.0):  # x_t = x1 + γz (the mirror path)
+            if self._interpolant.constant_weights == (0.0, 1.0):  # x_t = x1 + γz (mirror)
                 xt = self.x1
             else:
-                xt = torch.add(self.x1 * weights[1], self.x0, alpha=weights[0])
+                xt = torch.addcmul(c.beta * self.x1, c.alpha, self.x0)
             if self._interpolant.is_stochastic:
                 xt = torch.addcmul(xt, c.gamma, self.noise)
             self._xt = xt

@@ -11,6 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .._overrides import covers
 from .._types import Scalar, TimeLike
 from .._validation import check_floating, check_same_shape, check_time_range
 from ..interpolant._base import Interpolant
@@ -139,6 +140,21 @@ class Objective(abc.ABC):
     #: Whether the objective learns a noise-dependent field (denoiser, score) and so needs a
     #: stochastic or one-sided interpolant; checked at construction.
     needs_noise: bool = False
+
+    # Set per class: whether loss() is the mean of an overriding per_sample_loss, and whether
+    # it may use sample_mean_loss (not where a subclass overrides sample_losses,
+    # per_sample_loss or _losses_at below the class that defines the shortcut).
+    _loss_by_per_sample: bool = False
+    _fused_mean: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._loss_by_per_sample = not covers(cls, "loss", "per_sample_loss")
+        cls._fused_mean = (
+            not cls._loss_by_per_sample
+            and covers(cls, "sample_mean_loss", "sample_losses")
+            and covers(cls, "_mean_at", "_losses_at")
+        )
 
     def __init__(
         self,
@@ -318,8 +334,14 @@ class Objective(abc.ABC):
 
         Where no per-sample weight applies (``antithetic`` off, a time sampler with unit
         weights and no ``loss_weight``) it is :meth:`sample_mean_loss` of the draw: the same
-        value, by the objective's fused mean where it has one.
+        value, by the objective's fused mean where it has one. A subclass that overrides
+        :meth:`per_sample_loss` or :meth:`sample_losses` below the class that defines
+        :meth:`sample_mean_loss` gets the mean of its override instead.
         """
+        if self._loss_by_per_sample:
+            return self.per_sample_loss(
+                model, x0, x1, t=t, z=z, generator=generator, condition=condition
+            ).mean()
         tt, z = self._checked_draw(x0, x1, t, z, generator)
         return self._mean_at(bind_condition(model, condition), tt, x0, x1, z)
 
@@ -346,7 +368,8 @@ class Objective(abc.ABC):
         """The mean of :meth:`_losses_at` (same unchecked arguments), by
         :meth:`sample_mean_loss` where no per-sample weight applies."""
         if (
-            self.antithetic
+            not self._fused_mean
+            or self.antithetic
             or self.loss_weight is not None
             or type(self.time_sampler).weight is not TimeSampler.weight
         ):

@@ -60,11 +60,13 @@ class RegressionObjective(Objective):
     r"""An objective whose per-sample loss is a sum of mean squared errors (1/D)‖m̂ − y‖² of
     (prediction, target) pairs: the form of every built-in objective but the MeanFlow one.
 
-    Implement :meth:`regression_pairs` (instead of :meth:`~Objective.sample_losses`, which this
-    class derives from it, with :meth:`~Objective.sample_mean_loss`): the per-sample losses
-    are Σ_k ``regression_loss(m̂_k, y_k)``, and the scalar loss of an unweighted draw is
-    Σ_k ``mean_regression_loss(m̂_k, y_k)``, one fused reduction per pair. Time sampling,
-    weights, antithetic pairs and conditions are inherited from :class:`Objective`.
+    Implement :meth:`regression_pairs`; this class derives :meth:`~Objective.sample_losses`
+    and :meth:`~Objective.sample_mean_loss` from it: the per-sample losses are
+    Σ_k ``regression_loss(m̂_k, y_k)``, and the scalar loss of an unweighted draw is
+    Σ_k ``mean_regression_loss(m̂_k, y_k)``, one fused reduction per pair. A subclass that
+    overrides ``sample_losses`` as well gets the plain mean of its override (the fused form
+    no longer describes it). Time sampling, weights, antithetic pairs and conditions are
+    inherited from :class:`Objective`.
 
     Example
     -------
@@ -87,14 +89,14 @@ class RegressionObjective(Objective):
     def regression_pairs(
         self, predict: Predict, sample: InterpolantSample
     ) -> Sequence[tuple[Tensor, Tensor]]:
-        """The (prediction, target) pairs of one draw, each two tensors of one shape
-        ``(B, *dims)``, whose mean squared errors add up to the loss. Call the model through
-        ``predict(t, x)`` and check its output with
+        """The (prediction, target) pairs of one draw (a non-empty sequence), each two tensors
+        of one shape ``(B, *dims)``, whose mean squared errors add up to the loss. Call the
+        model through ``predict(t, x)`` and check its output with
         :func:`~interpolants.objective.check_prediction`; read no tensor value on the host."""
 
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Float[Tensor, " batch"]:
         """Σ_k ``regression_loss(m̂_k, y_k)`` over :meth:`regression_pairs`."""
-        pairs = self.regression_pairs(predict, sample)
+        pairs = self._pairs(predict, sample)
         total = regression_loss(*pairs[0])
         for prediction, target in pairs[1:]:
             total = total + regression_loss(prediction, target)
@@ -102,8 +104,34 @@ class RegressionObjective(Objective):
 
     def sample_mean_loss(self, predict: Predict, sample: InterpolantSample) -> Scalar:
         """Σ_k ``mean_regression_loss(m̂_k, y_k)`` over :meth:`regression_pairs`."""
-        pairs = self.regression_pairs(predict, sample)
+        pairs = self._pairs(predict, sample)
         total = mean_regression_loss(*pairs[0])
         for prediction, target in pairs[1:]:
             total = total + mean_regression_loss(prediction, target)
         return total
+
+    def _pairs(
+        self, predict: Predict, sample: InterpolantSample
+    ) -> tuple[tuple[Tensor, Tensor], ...]:
+        """:meth:`regression_pairs` as a tuple, checked from metadata: at least one pair, each
+        a prediction and a target of one shape."""
+        pairs = tuple(self.regression_pairs(predict, sample))
+        if not pairs:
+            raise ValueError(
+                f"{type(self).__name__}.regression_pairs returned no (prediction, target) pair"
+            )
+        for k, pair in enumerate(pairs):
+            if (
+                len(pair) != 2
+                or not isinstance(pair[0], Tensor)
+                or not isinstance(pair[1], Tensor)
+                or pair[0].shape != pair[1].shape
+            ):
+                shapes = [
+                    tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in pair
+                ]
+                raise ValueError(
+                    f"{type(self).__name__}.regression_pairs: pair {k} must be a prediction "
+                    f"and a target tensor of one shape, got {shapes}"
+                )
+        return pairs
