@@ -41,10 +41,12 @@ def _cos_half_pi(t: Tensor, half_pi_t: Tensor | None = None) -> Tensor:
     return torch.sin(torch.rsub(half_pi_t, _HALF_PI))
 
 
-def _sin_cos_half_pi(t: Tensor) -> tuple[Tensor, Tensor]:
-    """(sin(πt/2), cos(πt/2)) with one product πt/2 (cos exactly 0 at t = 1)."""
+def _vp_schedule(t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(α, β, α̇, β̇) = (cos, sin, −(π/2) sin, (π/2) cos)(πt/2), the VP path, from one product
+    πt/2 and one sine each (cos exactly 0 at t = 1)."""
     half_pi_t = t * _HALF_PI
-    return torch.sin(half_pi_t), _cos_half_pi(t, half_pi_t)
+    sin, cos = torch.sin(half_pi_t), _cos_half_pi(t, half_pi_t)
+    return cos, sin, sin * -_HALF_PI, cos * _HALF_PI
 
 
 @final
@@ -92,17 +94,16 @@ class TrigonometricInterpolant(Interpolant):
         super().__init__(gamma)
 
     def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
-        sin, cos = _sin_cos_half_pi(t)
+        cos, sin, minus_sin, plus_cos = _vp_schedule(t)
         if not self.is_stochastic:  # √(1 − γ²) = 1: the VP path's values
-            return cos, sin, sin * -_HALF_PI, cos * _HALF_PI
+            return cos, sin, minus_sin, plus_cos
         r = self._root(t)
         slope = self.gamma_gamma_dot(t) / r  # d√(1 − γ²)/dt = −γγ̇/√(1 − γ²)
-        half_pi_r = _HALF_PI * r
         return (
             r * cos,
             r * sin,
-            -(slope * cos) - half_pi_r * sin,
-            -(slope * sin) + half_pi_r * cos,
+            torch.addcmul(r * minus_sin, slope, cos, value=-1.0),
+            torch.addcmul(r * plus_cos, slope, sin, value=-1.0),
         )
 
     def _root(self, t: Tensor) -> Tensor:
@@ -113,17 +114,17 @@ class TrigonometricInterpolant(Interpolant):
         return self._root(t) * cos if self.is_stochastic else cos
 
     def beta(self, t: Times) -> Times:
-        sin = torch.sin(0.5 * math.pi * t)
+        sin = torch.sin(t * _HALF_PI)
         return self._root(t) * sin if self.is_stochastic else sin
 
     def alpha_dot(self, t: Times) -> Times:
         if not self.is_stochastic:
-            return torch.sin(0.5 * math.pi * t) * (-0.5 * math.pi)
+            return torch.sin(t * _HALF_PI) * -_HALF_PI
         return self.schedule(t)[2]
 
     def beta_dot(self, t: Times) -> Times:
         if not self.is_stochastic:
-            return _cos_half_pi(t) * (0.5 * math.pi)
+            return _cos_half_pi(t) * _HALF_PI
         return self.schedule(t)[3]
 
 
@@ -223,20 +224,19 @@ class VPInterpolant(OneSidedInterpolant):
     """
 
     def schedule(self, t: Times) -> tuple[Times, Times, Times, Times]:
-        sin, cos = _sin_cos_half_pi(t)
-        return cos, sin, sin * -_HALF_PI, cos * _HALF_PI
+        return _vp_schedule(t)
 
     def alpha(self, t: Times) -> Times:
         return _cos_half_pi(t)
 
     def beta(self, t: Times) -> Times:
-        return torch.sin(0.5 * math.pi * t)
+        return torch.sin(t * _HALF_PI)
 
     def alpha_dot(self, t: Times) -> Times:
-        return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
+        return torch.sin(t * _HALF_PI) * -_HALF_PI
 
     def beta_dot(self, t: Times) -> Times:
-        return 0.5 * math.pi * _cos_half_pi(t)
+        return _cos_half_pi(t) * _HALF_PI
 
 
 @final

@@ -2,6 +2,7 @@
 every regression target; the checks of times and states shared by its methods."""
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -77,30 +78,27 @@ class Coefficients:
         self._determinant: Tensor | None = None
         self._joint = interpolant._joint_schedule  # (α, β, α̇, β̇) from one schedule() call
 
-    def _schedule(self) -> None:
-        """α, β, α̇ and β̇ at once from :meth:`Interpolant.schedule`."""
-        self._alpha, self._beta, self._alpha_dot, self._beta_dot = self._interpolant.schedule(
-            self.t
-        )
+    def _first(self, index: int, method: Callable[[Tensor], Tensor]) -> Tensor:
+        """The value ``index`` of (α, β, α̇, β̇) on its first read: all four from one
+        :meth:`Interpolant.schedule` call where the family has one, else ``method(t)``."""
+        if not self._joint:
+            return method(self.t)
+        values = self._interpolant.schedule(self.t)
+        self._alpha, self._beta, self._alpha_dot, self._beta_dot = values
+        return values[index]
 
     @property
     def alpha(self) -> Tensor:
         value: Tensor | None = self._alpha
         if value is None:
-            if self._joint:
-                self._schedule()
-                return self._alpha  # type: ignore[return-value]
-            value = self._alpha = self._interpolant.alpha(self.t)
+            value = self._alpha = self._first(0, self._interpolant.alpha)
         return value
 
     @property
     def beta(self) -> Tensor:
         value: Tensor | None = self._beta
         if value is None:
-            if self._joint:
-                self._schedule()
-                return self._beta  # type: ignore[return-value]
-            value = self._beta = self._interpolant.beta(self.t)
+            value = self._beta = self._first(1, self._interpolant.beta)
         return value
 
     @property
@@ -114,20 +112,14 @@ class Coefficients:
     def alpha_dot(self) -> Tensor:
         value: Tensor | None = self._alpha_dot
         if value is None:
-            if self._joint:
-                self._schedule()
-                return self._alpha_dot  # type: ignore[return-value]
-            value = self._alpha_dot = self._interpolant.alpha_dot(self.t)
+            value = self._alpha_dot = self._first(2, self._interpolant.alpha_dot)
         return value
 
     @property
     def beta_dot(self) -> Tensor:
         value: Tensor | None = self._beta_dot
         if value is None:
-            if self._joint:
-                self._schedule()
-                return self._beta_dot  # type: ignore[return-value]
-            value = self._beta_dot = self._interpolant.beta_dot(self.t)
+            value = self._beta_dot = self._first(3, self._interpolant.beta_dot)
         return value
 
     @property

@@ -2,7 +2,7 @@ r"""The mean squared error every built-in objective regresses with, per sample a
 fused batch mean, and :class:`RegressionObjective`, the objectives made of such terms."""
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -96,25 +96,20 @@ class RegressionObjective(Objective):
 
     def sample_losses(self, predict: Predict, sample: InterpolantSample) -> Float[Tensor, " batch"]:
         """Σ_k ``regression_loss(m̂_k, y_k)`` over :meth:`regression_pairs`."""
-        pairs = self._pairs(predict, sample)
-        total = regression_loss(*pairs[0])
-        for prediction, target in pairs[1:]:
-            total = total + regression_loss(prediction, target)
-        return total
+        return self._sum(regression_loss, predict, sample)
 
     def sample_mean_loss(self, predict: Predict, sample: InterpolantSample) -> Scalar:
         """Σ_k ``mean_regression_loss(m̂_k, y_k)`` over :meth:`regression_pairs`."""
-        pairs = self._pairs(predict, sample)
-        total = mean_regression_loss(*pairs[0])
-        for prediction, target in pairs[1:]:
-            total = total + mean_regression_loss(prediction, target)
-        return total
+        return self._sum(mean_regression_loss, predict, sample)
 
-    def _pairs(
-        self, predict: Predict, sample: InterpolantSample
-    ) -> tuple[tuple[Tensor, Tensor], ...]:
-        """:meth:`regression_pairs` as a tuple, checked from metadata: at least one pair, each
-        a prediction and a target of one shape."""
+    def _sum(
+        self,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        predict: Predict,
+        sample: InterpolantSample,
+    ) -> Tensor:
+        """Σ_k ``loss(m̂_k, y_k)`` over :meth:`regression_pairs`, checked from metadata: at
+        least one pair, each a prediction and a target of one shape."""
         pairs = tuple(self.regression_pairs(predict, sample))
         if not pairs:
             raise ValueError(
@@ -134,4 +129,7 @@ class RegressionObjective(Objective):
                     f"{type(self).__name__}.regression_pairs: pair {k} must be a prediction "
                     f"and a target tensor of one shape, got {shapes}"
                 )
-        return pairs
+        total = loss(*pairs[0])
+        for prediction, target in pairs[1:]:
+            total = total + loss(prediction, target)
+        return total
