@@ -118,6 +118,8 @@ class AuctionSolver(AssignmentSolver):
     phase_bids = 64  # bids per point in one phase of the point auction before its ε is raised
     first_phase_bids = 8  # the same for its first phase (from a warm start: the prices' error)
     phase_raises = 16  # the most raises of ε in one run of the point auction
+    warm_rows_median = 2.0  # the point path's warm prices come from the subsample's rows
+    warm_rows_quantile = 0.9  # within the larger of these two reaches (see _near_rows)
 
     def __init__(
         self,
@@ -271,6 +273,16 @@ class AuctionSolver(AssignmentSolver):
            scales do not make ε follow a part of C that every permutation shares. The
            balanced points are used only where they narrow the typical row's range (a few
            far points can set a covariance on their own).
+           From ``MULTISCALE`` points on, the auction starts from warm prices: the optimum
+           between random quarters of the two sets (recursively), its row potentials u
+           carried to every object by p_j = max_i (u_i − C_ij) over the quarter's rows within
+           max(``warm_rows_median`` × the median distance to the centre, the
+           ``warm_rows_quantile`` quantile of those distances). A far row's costs are steep
+           (their slope in y is 2‖x_i − y‖), so it extrapolates its potential to the objects
+           outside the quarter with errors in proportion, and prices them too high: a forward
+           auction can only repair that by raising every other price. An object priced too
+           low is repaired by the far rows' own bids, whose increments are as steep as their
+           costs.
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
            typical row's range), the auction goes on in float64 from the prices and the
            assignment reached. A phase that takes more than
@@ -378,6 +390,18 @@ class AuctionSolver(AssignmentSolver):
         rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
         return float(np.median(rows_range)), float(values.min()), float(values.max())
 
+    def _near_rows(self, xs: NDArray[np.float64], rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Which of ``rows`` (of the centred ``xs``) set the warm prices: those within
+        max(``warm_rows_median`` × the median norm, the ``warm_rows_quantile`` quantile of the
+        norms) of the centre, all of them if none is."""
+        norms = np.sqrt(np.square(xs).sum(axis=1))
+        reach = max(
+            self.warm_rows_median * float(np.median(norms)),
+            float(np.quantile(norms, self.warm_rows_quantile)),
+        )
+        near: NDArray[np.bool_] = norms[rows] <= reach
+        return near if near.any() else np.ones(rows.shape[0], dtype=bool)
+
     def _point_prices(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> Start | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
         the auction's assignment), or None where float64 values cannot resolve the problem
@@ -421,7 +445,8 @@ class AuctionSolver(AssignmentSolver):
             sub0 = np.sort(rng.choice(n, n // 4, replace=False))
             sub1 = np.sort(rng.choice(n, n // 4, replace=False))
             coarse = self.certified_points(xs[sub0], ys[sub1])
-            colmin(xs, sub0, ys, coarse.u, prices)
+            near = self._near_rows(xs, sub0)
+            colmin(xs, sub0[near], ys, coarse.u[near], prices)
             prices *= -1.0
             eps0 = self.warm_eps * span
         # the values in units of ~span, in float32 (half the bytes, twice the lanes) where its
