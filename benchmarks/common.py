@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SUITES = (
     "coupling",
+    "coupling_survey",
+    "coupling_survey_8192",
     "training_step",
     "sampling_quality",
     "few_step",

@@ -70,3 +70,74 @@ def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     else:
         raise ValueError(kind)
     return torch.tensor(x0, dtype=torch.float32), torch.tensor(x1, dtype=torch.float32)
+
+
+# data kinds never used to tune the solver (coupling_survey.py): regular, shifted, tiny, heavy-
+# tailed on either side or both, of mixed scales, rounded
+SURVEY_KINDS = (
+    "lattice-gauss",
+    "lattice-shift",
+    "square-disk",
+    "self-perm",
+    "spiral-gauss",
+    "shifted",
+    "tiny",
+    "lognormal",
+    "gauss-cauchy",
+    "pareto",
+    "mixed-scales",
+    "rounded",
+    "cauchy-cauchy",
+    "flat-cauchy",
+)
+
+
+def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 2-D point sets of :data:`SURVEY_KINDS`: a 64-column lattice against N(0, I) and
+    against its half-step shift, uniform square against uniform disk, N(0, I) against its own
+    permutation, a spiral against N(0, I), N(0, I) shifted by 10⁴, points of scale 10⁻⁶,
+    lognormal(0, 1.5) against N(0, I), N(0, I) against Cauchy, Pareto(1.5) with random signs on
+    both sides, half the points within ~10⁻³ and half at scale 10³ against N(0, I), N(0, I)
+    rounded to 0.1 on both sides, Cauchy against Cauchy, and Cauchy squeezed 10:1 against
+    N(0, I)."""
+    rng = np.random.default_rng(1000 + seed)
+
+    def gauss() -> np.ndarray:
+        return rng.standard_normal((n, 2))
+
+    lattice = np.c_[np.arange(n) % 64, np.arange(n) // 64].astype(float)
+    if kind == "lattice-gauss":
+        x0, x1 = lattice / 16.0 - 2.0, gauss()
+    elif kind == "lattice-shift":
+        x0, x1 = lattice, lattice + 0.5
+    elif kind == "square-disk":
+        r, a = np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * math.pi, n)
+        x0, x1 = rng.uniform(-1, 1, (n, 2)), np.c_[r * np.cos(a), r * np.sin(a)]
+    elif kind == "self-perm":
+        x0 = gauss()
+        x1 = x0[rng.permutation(n)]
+    elif kind == "spiral-gauss":
+        t = np.sqrt(rng.uniform(0, 1, n)) * 4 * math.pi
+        x0, x1 = np.c_[t * np.cos(t), t * np.sin(t)] / 4 + 0.05 * gauss(), gauss()
+    elif kind == "shifted":
+        x0, x1 = gauss() + 1e4, gauss()
+    elif kind == "tiny":
+        x0, x1 = 1e-6 * gauss(), 1e-6 * gauss()
+    elif kind == "lognormal":
+        x0, x1 = rng.lognormal(0, 1.5, (n, 2)), gauss()
+    elif kind == "gauss-cauchy":
+        x0, x1 = gauss(), rng.standard_cauchy((n, 2))
+    elif kind == "pareto":
+        x0 = rng.pareto(1.5, (n, 2)) * rng.choice([-1, 1], (n, 2))
+        x1 = rng.pareto(1.5, (n, 2)) * rng.choice([-1, 1], (n, 2))
+    elif kind == "mixed-scales":
+        x0, x1 = np.where(rng.uniform(size=(n, 1)) < 0.5, 1e-3 * gauss(), 1e3 * gauss()), gauss()
+    elif kind == "rounded":
+        x0, x1 = np.round(gauss(), 1), np.round(gauss(), 1)
+    elif kind == "cauchy-cauchy":
+        x0, x1 = rng.standard_cauchy((n, 2)), rng.standard_cauchy((n, 2))
+    elif kind == "flat-cauchy":
+        x0, x1 = rng.standard_cauchy((n, 2)) * [1.0, 0.1], gauss()
+    else:
+        raise ValueError(kind)
+    return x0, x1

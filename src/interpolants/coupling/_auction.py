@@ -283,6 +283,10 @@ class AuctionSolver(AssignmentSolver):
            auction can only repair that by raising every other price. An object priced too
            low is repaired by the far rows' own bids, whose increments are as steep as their
            costs.
+           A row's values are computed up to a constant of the row, C_ij − ‖x_i‖² plus the
+           smaller of ‖x_i‖² and 2‖x_i‖·max_j ‖y_j‖ (either keeps them ≥ 0), so that a far
+           row's ‖x_i‖², rounded, does not swamp the differences of its values (its bids
+           would tie over many objects, and it would bid for one of them in steps of ε).
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
            typical row's range), the auction goes on in float64 from the prices and the
            assignment reached. A phase that takes more than
@@ -466,7 +470,7 @@ class AuctionSolver(AssignmentSolver):
             ym2 = np.ascontiguousarray(ym2u, dtype=dtype)
             yy = np.square(ym2.astype(np.float64)).sum(axis=0) / 4.0  # ‖y'_j‖² of those y'
             buf = np.empty(n + 1, dtype)
-            cand, assigned, ok, eps = auction(
+            cand, assigned, ok, eps, _ = auction(
                 np.ascontiguousarray(xu, dtype=dtype),
                 ym2,
                 yy,

@@ -25,19 +25,20 @@ __all__: list[str] = []
 _BLOCK = 256  # values per block of a row's minimum search
 
 
-def _row_values(ym2: Any, xi: Any, xx: Any, w: Any, vals: Any) -> None:
-    """vals_j = max(‖x_i‖² + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ (d, n),
-    w_j = ‖y_j‖² + p_j − p_min (so the values are C_ij + p_j − p_min ≥ 0 up to rounding)."""
+def _row_values(ym2: Any, xi: Any, off: Any, w: Any, vals: Any) -> None:
+    """vals_j = max(``off`` + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ
+    (d, n), w_j = ‖y_j‖² + p_j − p_min: C_ij + p_j − p_min − ‖x_i‖² + ``off``, ≥ 0 up to
+    rounding for an offset at least min_j (2 x_i·y_j − w_j) (‖x_i‖², or 2‖x_i‖·max‖y‖)."""
     d, n = ym2.shape
     if d == 2:
         a = xi[0]
         b = xi[1]
         for j in range(n):
-            v = w[j] + xx + a * ym2[0, j] + b * ym2[1, j]
+            v = w[j] + off + a * ym2[0, j] + b * ym2[1, j]
             vals[j] = max(v, np.float32(0.0))
     else:
         for j in range(n):
-            vals[j] = w[j] + xx
+            vals[j] = w[j] + off
         for t in range(d):
             c = xi[t]
             for j in range(n):
@@ -134,8 +135,9 @@ def _point_auction_kernel(
     The phases go on down from the raised ε. At most ``raises`` raises in all: after them the
     auction is the plain ε-scaling one, and it ends as that does.
 
-    Returns (candidate lists (n, k), the final assignment (n,), True, ε), or False and the ε
-    reached when the values cannot resolve the bids: at the start of a phase whose ε is below
+    Returns (candidate lists (n, k), the final assignment (n,), True, ε, the number of bids),
+    or False in third place with the ε reached when the values cannot resolve the bids: at the
+    start of a phase whose ε is below
     16× the rounding of the largest w_j = ‖y_j‖² + p_j − p_min (prices spread far beyond the
     rows' ranges, as heavy-tailed points make them: every row's values then round to a
     multiple of about ε, and the bids tie), or after more than 4n bids that leave their
@@ -163,31 +165,36 @@ def _point_auction_kernel(
     buf[n] = np.inf
     top = keys[n]  # the key of +inf, above every finite value's
     bmin = np.empty_like(keys[:nb])
-    xx = np.empty_like(vals)
+    # a row's values are offset by the smaller of ‖x_i‖² and 2‖x_i‖·max‖y‖ (both keep them
+    # ≥ 0): for a far row the second, as ‖x_i‖² rounded in the points' precision would
+    # swamp the differences of its values, and its bids would tie over many objects
+    off = np.empty_like(vals)
+    ymax = np.sqrt(yy.max())
     for i in range(n):
         s = 0.0
         for t in range(d):
             s += np.float64(x[i, t]) * x[i, t]
-        xx[i] = s
+        off[i] = min(s, 2.0 * np.sqrt(s) * ymax)
     pmin = prices.min()  # prices only rise: C + p − pmin stays ≥ 0
     w = np.empty_like(vals)
     for j in range(n):
         w[j] = yy[j] + (prices[j] - pmin)
     eps = eps0
     stuck = 0
+    total = 0
     limit = first_budget
     while True:
         if 16.0 * roundoff * w.max() > eps:  # the shared part of the values hides ε
-            return cand, assigned, False, eps
+            return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
             if j >= 0:
                 best = _list_best_two(near, prices, cand, i)[0]
                 if not best <= thr[i]:
-                    _row_values(ym2, x[i], xx[i], w, vals)
+                    _row_values(ym2, x[i], off[i], w, vals)
                     keys[n] = _block_minima(row_keys, bmin, top)[0]
-                    best = np.float64(buf[n]) + pmin - xx[i]
+                    best = np.float64(buf[n]) + pmin - off[i]
                 cj = yy[j]
                 for t in range(d):
                     cj += np.float64(x[i, t]) * ym2[t, j]
@@ -218,7 +225,7 @@ def _point_auction_kernel(
                 b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 rescan = not b2 <= thr[i]
             if rescan:
-                _row_values(ym2, x[i], xx[i], w, vals)
+                _row_values(ym2, x[i], off[i], w, vals)
                 if eps > list_eps:  # coarse phases: the two best objects only
                     j1, keys[n] = _best_two(row_keys, bmin, top)
                     b1 = np.float64(vals[j1])
@@ -248,7 +255,7 @@ def _point_auction_kernel(
                             cc += np.float64(x[i, q]) * ym2[q, c]
                         cand[i, t] = c
                         near[i, t] = cc
-                    thr[i] = hv[k] + pmin - xx[i]
+                    thr[i] = hv[k] + pmin - off[i]
                     b1 = hv[0]
                     b2 = hv[1]
                     j1 = hi[0]
@@ -258,9 +265,10 @@ def _point_auction_kernel(
             if w[j1] == before:  # the rise is below the resolution of the values
                 stuck += 1
                 if stuck > 4 * n:  # the values cannot tell the objects apart: give up
-                    return cand, assigned, False, eps
+                    return cand, assigned, False, eps, total
             tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
             bids += 1
+            total += 1
             if bids > limit and raises > 0:  # a price war at too small an ε: coarsen it
                 eps *= theta
                 raises -= 1
@@ -269,7 +277,7 @@ def _point_auction_kernel(
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
-    return cand, assigned, True, eps
+    return cand, assigned, True, eps, total
 
 
 def _sqdist_range_kernel(x: Any, y: Any) -> Any:

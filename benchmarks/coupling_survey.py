@@ -1,0 +1,126 @@
+"""Exact OT in 2-D on data never used to tune the solver, with and without a solver setting.
+
+    python benchmarks/coupling_survey.py                 # n = 4096, seeds 1-3 (~4 min)
+    python benchmarks/coupling_survey.py --n 8192 --seeds 1
+    python benchmarks/coupling_survey.py --quick         # n = 2048, seed 1
+
+Times ``AuctionSolver().certified_points`` (the whole call :class:`~interpolants.OTCoupling`
+makes for these batches, from float64 points) on the nine kinds of :mod:`coupling`'s large-n
+rows and the fourteen of :data:`coupling_problems.SURVEY_KINDS`, for the solver as shipped and
+for the solver with its warm prices taken over every row of the subsample
+(``warm_rows_median = inf``, the rule before issue 17's last change), alternating the two on
+each batch after one warm-up call. Both answers are certified; the script checks that their
+totals agree within the certificates' tolerance. One torch and BLAS thread. Writes
+``benchmarks/results/coupling_survey[_quick|_<n>].json`` and ``.md`` (atomically) and regenerates
+``benchmarks/RESULTS.md``.
+"""
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from common import machine, table, versions, write_results
+from coupling_problems import KINDS, SURVEY_KINDS, problem, survey_problem
+from interpolants.coupling import AuctionSolver
+
+SETTINGS = {"shipped": {}, "all rows warm": {"warm_rows_median": float("inf")}}
+
+
+def _points(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind in KINDS:
+        x0, x1 = problem(kind, n, seed)
+        return x0.double().numpy(), x1.double().numpy()
+    return survey_problem(kind, n, seed)
+
+
+def _solver(setting: dict[str, float]) -> AuctionSolver:
+    solver = AuctionSolver()
+    for name, value in setting.items():
+        setattr(solver, name, value)
+    return solver
+
+
+def run(n: int, seeds: list[int], kinds: tuple[str, ...]) -> dict[str, Any]:
+    solvers = {name: _solver(setting) for name, setting in SETTINGS.items()}
+    warm0, warm1 = _points("gauss", 600, 0)
+    for solver in solvers.values():  # compiles the kernels
+        solver.certified_points(warm0, warm1)
+    rows = []
+    for kind in kinds:
+        seconds: dict[str, list[float]] = {name: [] for name in solvers}
+        for seed in seeds:
+            x0, x1 = _points(kind, n, seed)
+            totals = []
+            for name, solver in solvers.items():
+                start = time.perf_counter()
+                out = solver.certified_points(x0, x1)
+                seconds[name].append(time.perf_counter() - start)
+                totals.append((float(np.square(x0 - x1[out.perm]).sum()), 2 * n * out.tol))
+            if abs(totals[0][0] - totals[1][0]) > totals[0][1] + totals[1][1]:
+                raise RuntimeError(f"{kind}, seed {seed}: the settings' optima differ")
+        row = {"kind": kind, "tuned_on": kind in KINDS, "seconds": seconds}
+        print(kind, {k: [round(v, 3) for v in s] for k, s in seconds.items()}, flush=True)
+        rows.append(row)
+    return {"n": n, "seeds": seeds, "settings": SETTINGS, "rows": rows}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    names = list(report["settings"])
+    n, seeds = report["n"], report["seeds"]
+    body = [
+        [r["kind"] + ("" if r["tuned_on"] else " *")]
+        + [" / ".join(f"{v:.3f}" for v in r["seconds"][name]) for name in names]
+        + [f"{sum(r['seconds'][names[1]]) / sum(r['seconds'][names[0]]):.2f}"]
+        for r in report["rows"]
+    ]
+    for label, pick in (("benchmark kinds", True), ("survey kinds *", False)):
+        if not any(r["tuned_on"] == pick for r in report["rows"]):
+            continue
+        sums = [
+            sum(sum(r["seconds"][name]) for r in report["rows"] if r["tuned_on"] == pick)
+            for name in names
+        ]
+        body.append(
+            [f"**total, {label}**"] + [f"{s:.2f}" for s in sums] + [f"{sums[1] / sums[0]:.2f}"]
+        )
+    lines = [
+        f"# Exact OT in 2-D on unseen data (n = {n}, seeds {', '.join(map(str, seeds))})",
+        "",
+        "`AuctionSolver().certified_points` from float64 points, seconds per seed, one thread; "
+        "*all rows warm*: the warm prices taken over every row of the subsample "
+        "(`warm_rows_median = inf`, the rule before). Kinds marked * were never used to tune "
+        "the solver (`coupling_problems.SURVEY_KINDS`). Both settings' answers are certified "
+        "and their totals agree.",
+        "",
+        table(["data", *names, "all rows / shipped"], body),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="n = 2048, seed 1 (~1 min)")
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
+    parser.add_argument("--kinds", default=None, help="comma-separated kinds (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS + SURVEY_KINDS
+        n, seeds = (2048, "1") if args.quick else (args.n, args.seeds)
+        report = run(n, [int(s) for s in seeds.split(",")], kinds)
+    report["machine"] = machine()
+    report["versions"] = versions("numpy", "numba", "lap")
+    name = "coupling_survey_quick" if args.quick else "coupling_survey"
+    if n not in (2048, 4096) or (n == 2048) != args.quick:
+        name = f"coupling_survey_{n}"
+    write_results(name, report, markdown(report))
+
+
+if __name__ == "__main__":
+    main()
