@@ -449,8 +449,9 @@ def test_the_warm_start_prices_no_far_object_too_high(monkeypatch):
     # units (a power of two within a factor 2 of the typical row's range), the median raise
     # minus the least one was 0.06–0.28 on Cauchy against N(0, I) (seeds 0–3, n = 1024 to
     # 4096) with the warm prices taken over the near rows of the quarter only, and 0.6–96
-    # over all of its rows (43.9 at seed 0 here): the far rows' steep costs extrapolated
-    # their potentials to the objects outside the quarter.
+    # over all of its rows (here 43.9, 7.4 and 4.6 at seeds 0, 2 and 3; seed 1, at 0.92,
+    # would not tell the rules apart): the far rows' steep costs extrapolated their
+    # potentials to the objects outside the quarter.
     calls = []
     compiled = auction_module._point_kernel
 

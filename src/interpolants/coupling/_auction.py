@@ -283,10 +283,11 @@ class AuctionSolver(AssignmentSolver):
            auction can only repair that by raising every other price. An object priced too
            low is repaired by the far rows' own bids, whose increments are as steep as their
            costs.
-           A row's values are computed up to a constant of the row, C_ij − ‖x_i‖² plus the
-           smaller of ‖x_i‖² and 2‖x_i‖·max_j ‖y_j‖ (either keeps them ≥ 0), so that a far
-           row's ‖x_i‖², rounded, does not swamp the differences of its values (its bids
-           would tie over many objects, and it would bid for one of them in steps of ε).
+           A row's values are computed up to a constant of the row, C_ij + p_j − min p
+           − ‖x_i‖² plus the smaller of ‖x_i‖² and 2‖x_i‖·max_j ‖y_j‖ (either keeps them
+           ≥ 0), so that a far row's ‖x_i‖², rounded, does not swamp the differences of its
+           values (its bids would tie over many objects, and it would bid for one of them in
+           steps of ε).
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
            typical row's range), the auction goes on in float64 from the prices and the
            assignment reached. A phase that takes more than
@@ -399,10 +400,10 @@ class AuctionSolver(AssignmentSolver):
         max(``warm_rows_median`` × the median norm, the ``warm_rows_quantile`` quantile of the
         norms) of the centre, all of them if none is."""
         norms = np.sqrt(np.square(xs).sum(axis=1))
-        reach = max(
-            self.warm_rows_median * float(np.median(norms)),
-            float(np.quantile(norms, self.warm_rows_quantile)),
-        )
+        reach = float(np.quantile(norms, self.warm_rows_quantile))
+        median = float(np.median(norms))
+        if median > 0.0:  # (an infinite warm_rows_median then keeps every row)
+            reach = max(reach, self.warm_rows_median * median)
         near: NDArray[np.bool_] = norms[rows] <= reach
         return near if near.any() else np.ones(rows.shape[0], dtype=bool)
 

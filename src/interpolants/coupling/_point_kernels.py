@@ -1,12 +1,13 @@
 r"""The numba kernels of the certified assignment from points (:meth:`AuctionSolver.certified_points
 <interpolants.coupling.AuctionSolver.certified_points>`), for C_ij = ‖x_i − y_j‖².
 
-No n×n matrix is formed: a row's values C_ij + p_j − p_min are computed from the points when a
-bid needs them, in float32 (float64 where float32 cannot resolve the bids), into a buffer of n
-values that stays in cache; the minimum is taken over the values' bit patterns as integers of
-the same width (non-negative floats order like their bits, and integer minima vectorise), block
-by block, so that a bid reads the block minima and one block. The exact steps (sparse
-completion, certificate) evaluate C in float64 from the points.
+No n×n matrix is formed: a row's values C_ij + p_j − p_min (up to a constant of the row) are
+computed from the points when a bid needs them, in float32 (float64 where float32 cannot
+resolve the bids), into a buffer of n values that stays in cache; the minimum is taken over
+the values' bit patterns as integers of the same width (non-negative floats order like their
+bits, and integer minima vectorise), block by block, so that a bid reads the block minima and
+one block. The exact steps (sparse completion, certificate) evaluate C in float64 from the
+points.
 
 Each ``_<name>_kernel`` is a plain Python function in numba's subset; :func:`_point_kernel`
 compiles it on first use, after the helpers it calls (``_HELPERS``), and returns ``None``
@@ -28,7 +29,7 @@ _BLOCK = 256  # values per block of a row's minimum search
 def _row_values(ym2: Any, xi: Any, off: Any, w: Any, vals: Any) -> None:
     """vals_j = max(``off`` + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ
     (d, n), w_j = ‖y_j‖² + p_j − p_min: C_ij + p_j − p_min − ‖x_i‖² + ``off``, ≥ 0 up to
-    rounding for an offset at least min_j (2 x_i·y_j − w_j) (‖x_i‖², or 2‖x_i‖·max‖y‖)."""
+    rounding for an offset at least max_j (2 x_i·y_j − w_j) (‖x_i‖², or 2‖x_i‖·max‖y‖)."""
     d, n = ym2.shape
     if d == 2:
         a = xi[0]
