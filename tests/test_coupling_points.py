@@ -442,16 +442,9 @@ def test_heavy_tails_settle_from_the_points_without_the_matrix(monkeypatch):
     _assert_certified_optimum(x, y, out)
 
 
-def test_the_warm_start_prices_no_far_object_too_high(monkeypatch):
-    # A forward auction only raises prices. From exact warm prices it would raise every object
-    # by one constant; an object priced too high is raised less than the others, and every
-    # other price has to climb by that difference, in steps of ε. Measured in the auction's
-    # units (a power of two within a factor 2 of the typical row's range), the median raise
-    # minus the least one was 0.06–0.28 on Cauchy against N(0, I) (seeds 0–3, n = 1024 to
-    # 4096) with the warm prices taken over the near rows of the quarter only, and 0.6–96
-    # over all of its rows (here 43.9, 7.4 and 4.6 at seeds 0, 2 and 3; seed 1, at 0.92,
-    # would not tell the rules apart): the far rows' steep costs extrapolated their
-    # potentials to the objects outside the quarter.
+def _spy_auction(monkeypatch):
+    """Record every run of the point auction: (n, its prices before and after, its number of
+    bids, the kernel's last return value)."""
     calls = []
     compiled = auction_module._point_kernel
 
@@ -463,43 +456,36 @@ def test_the_warm_start_prices_no_far_object_too_high(monkeypatch):
         def run(x, ym2, yy, prices, *rest):
             before = prices.copy()
             out = kernel(x, ym2, yy, prices, *rest)
-            calls.append((x.shape[0], before, prices.copy()))
+            calls.append((x.shape[0], before, prices.copy(), out[-1]))
             return out
 
         return run
 
     monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    return calls
+
+
+def test_the_warm_start_prices_no_far_object_too_high(monkeypatch):
+    # A forward auction only raises prices. From exact warm prices it would raise every object
+    # by one constant; an object priced too high is raised less than the others, and every
+    # other price has to climb by that difference, in steps of ε. Measured in the auction's
+    # units (a power of two within a factor 2 of the typical row's range), the median raise
+    # minus the least one was 0.06–0.28 on Cauchy against N(0, I) (seeds 0–3, n = 1024 to
+    # 4096) with the warm prices taken over the near rows of the quarter only, and 0.6–96
+    # over all of its rows (here 43.9, 7.4 and 4.6 at seeds 0, 2 and 3; seed 1, at 0.92,
+    # would not tell the rules apart): the far rows' steep costs extrapolated their
+    # potentials to the objects outside the quarter.
+    calls = _spy_auction(monkeypatch)
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
     n = 1024
     for seed in (0, 2, 3):
         calls.clear()
         x, y = _cauchy_against_normal(n, seed=seed)
         _assert_certified_optimum(x, y, AuctionSolver().certified_points(x, y))
-        runs = [(before, after) for size, before, after in calls if size == n]
+        runs = [(before, after) for size, before, after, _ in calls if size == n]
         rise = runs[-1][1] - runs[0][0]  # the float64 run goes on from the float32 one's prices
         assert float(rise.min()) >= 0.0
         assert float(np.median(rise) - rise.min()) <= 1.0
-
-
-def _count_bids(monkeypatch):
-    """Record the bids of every run of the point auction (its kernel's last return value)."""
-    bids = []
-    compiled = auction_module._point_kernel
-
-    def spy(name):
-        kernel = compiled(name)
-        if name != "point_auction":
-            return kernel
-
-        def run(*args):
-            out = kernel(*args)
-            bids.append(out[-1])
-            return out
-
-        return run
-
-    monkeypatch.setattr(auction_module, "_point_kernel", spy)
-    return bids
 
 
 def test_far_rows_bid_on_values_that_resolve_epsilon(monkeypatch):
@@ -511,13 +497,13 @@ def test_far_rows_bid_on_values_that_resolve_epsilon(monkeypatch):
     # (~70 per point; the benchmark's kinds take ~90–250). The answer is certified either
     # way.
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
-    bids = _count_bids(monkeypatch)
+    calls = _spy_auction(monkeypatch)
     rng = np.random.default_rng(6)
     n = 1024
     x, y = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
     x[:8] *= rng.uniform(1e5, 1e6, (8, 1))
     out = AuctionSolver().certified_points(x, y)
-    assert sum(bids) <= 500 * n
+    assert sum(bids for *_, bids in calls) <= 500 * n
     _assert_certified_optimum(x, y, out)
 
 
