@@ -105,11 +105,14 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     def gauss() -> np.ndarray:
         return rng.standard_normal((n, 2))
 
-    lattice = np.c_[np.arange(n) % 64, np.arange(n) // 64].astype(float)
+    def lattice() -> np.ndarray:
+        return np.c_[np.arange(n) % 64, np.arange(n) // 64].astype(float)
+
     if kind == "lattice-gauss":
-        x0, x1 = lattice / 16.0 - 2.0, gauss()
+        x0, x1 = lattice() / 16.0 - 2.0, gauss()
     elif kind == "lattice-shift":
-        x0, x1 = lattice, lattice + 0.5
+        x0 = lattice()
+        x1 = x0 + 0.5
     elif kind == "square-disk":
         r, a = np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * math.pi, n)
         x0, x1 = rng.uniform(-1, 1, (n, 2)), np.c_[r * np.cos(a), r * np.sin(a)]

@@ -443,8 +443,8 @@ def test_heavy_tails_settle_from_the_points_without_the_matrix(monkeypatch):
 
 
 def _spy_auction(monkeypatch):
-    """Record every run of the point auction: (n, its prices before and after, its number of
-    bids, the kernel's last return value)."""
+    """Record every run of the point auction as (n, its prices before, its prices after, its
+    number of bids), the bids being the kernel's last return value."""
     calls = []
     compiled = auction_module._point_kernel
 
