@@ -25,6 +25,7 @@ SUITES = (
     "coupling",
     "coupling_survey",
     "coupling_survey_8192",
+    "coupling_quantised",
     "training_step",
     "sampling_quality",
     "few_step",

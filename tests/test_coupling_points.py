@@ -230,9 +230,11 @@ def _repeated(n, m0, m1, seed=0):
 
 
 @pytest.mark.parametrize("transport", [True, False])
-def test_repeated_points_through_the_transportation_problem(transport, monkeypatch):
-    # 40 and 30 distinct points among 600: the transportation problem between them (or, with
-    # it disabled, the auction, whose bids tie on repeated points) gives a certified optimum
+@pytest.mark.parametrize("distinct", [(40, 30), (130, 120)])
+def test_repeated_points_through_the_transportation_problem(distinct, transport, monkeypatch):
+    # 40 and 30 (or 130 and 120: m0·m1 = n²/23, between the old bound n²/64 and n²/16)
+    # distinct points among 600: the transportation problem between them (or, with it
+    # disabled, the auction, whose bids tie on repeated points) gives a certified optimum
     from interpolants.coupling import _repeated as repeated_module
 
     if not transport:
@@ -246,7 +248,7 @@ def test_repeated_points_through_the_transportation_problem(transport, monkeypat
         return out
 
     monkeypatch.setattr(auction_module, "_transport_assignment", spy)
-    x, y = _repeated(600, 40, 30)
+    x, y = _repeated(600, *distinct)
     out = AuctionSolver().certified_points(x, y)
     assert used == [transport]
     cost = _cost(x, y)

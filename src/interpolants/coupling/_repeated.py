@@ -7,7 +7,10 @@ constraint matrix is totally unimodular), and pairing the a_g copies of point g 
 copies of point h, for every h, gives an optimal permutation. Dual potentials (u_g, v_h)
 proving F optimal prove that permutation optimal too (C_ij = C_g(i)h(j)). Solved by POT's
 network simplex on the m0 × m1 matrix when it is much smaller than n × n (repeated points
-make the auction's bids tie, so this is also where the auction is slowest).
+make the auction's bids tie, so this is also where the auction is slowest). The network
+simplex's cost grows with m0·m1 somewhat faster than linearly, the auction's with n² and the
+ties; the bound m0·m1 ≤ n²/16 between the two was chosen by measurement on quantised data
+(see ``benchmarks/results/design_notes.md``).
 """
 
 import warnings
@@ -19,7 +22,7 @@ from ._certificate import _CERT_TOL, _sqdist_matrix
 
 __all__: list[str] = []
 
-_SHRINK = 64  # used when m0·m1 ≤ n² / _SHRINK
+_SHRINK = 16  # used when m0·m1 ≤ n² / _SHRINK
 
 
 def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
