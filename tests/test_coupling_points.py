@@ -230,15 +230,16 @@ def _repeated(n, m0, m1, seed=0):
 
 
 @pytest.mark.parametrize("transport", [True, False])
-@pytest.mark.parametrize("distinct", [(40, 30), (130, 120)])
+@pytest.mark.parametrize("distinct", [(40, 30), (130, 120), (250, 250)])
 def test_repeated_points_through_the_transportation_problem(distinct, transport, monkeypatch):
-    # 40 and 30 (or 130 and 120: m0·m1 = n²/23, between the old bound n²/64 and n²/16)
-    # distinct points among 600: the transportation problem between them (or, with it
-    # disabled, the auction, whose bids tie on repeated points) gives a certified optimum
+    # 40 and 30 (or 130 and 120: m0·m1 = n²/23, between the old bound n²/64 and n²/16; or
+    # 250 and 250: n²/5.8, few pairs) distinct points among 600: the transportation problem
+    # between them (or, with it disabled, the auction, whose bids tie on repeated points)
+    # gives a certified optimum
     from interpolants.coupling import _repeated as repeated_module
 
     if not transport:
-        monkeypatch.setattr(repeated_module, "_SHRINK", 10**12)
+        monkeypatch.setattr(repeated_module, "_prefers_transport", lambda n, m0, m1: False)
     used = []
     real = auction_module._transport_assignment
 

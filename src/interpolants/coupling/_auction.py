@@ -321,7 +321,8 @@ class AuctionSolver(AssignmentSolver):
         neighbours in sorted order. Steps 2 and 3 are unchanged, on the points themselves.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
-        m0·m1 ≤ n²/16: quantised data, duplicates), the problem is the transportation problem
+        m0·m1 ≤ n²/16, or m0·m1 ≤ 2.5·10⁶ and ≤ n²/5: quantised data, duplicates), the
+        problem is the transportation problem
         between the distinct points with their multiplicities as masses: it is solved exactly
         by POT's network simplex on the m0 × m1 matrix, its integral plan expanded into a
         permutation, and its dual potentials checked over every pair of distinct points

@@ -9,8 +9,8 @@ proving F optimal prove that permutation optimal too (C_ij = C_g(i)h(j)). Solved
 network simplex on the m0 × m1 matrix when it is much smaller than n × n (repeated points
 make the auction's bids tie, so this is also where the auction is slowest). The network
 simplex's cost grows with m0·m1 somewhat faster than linearly, the auction's with n² and the
-ties; the bound m0·m1 ≤ n²/16 between the two was chosen by measurement on quantised data
-(see ``benchmarks/results/design_notes.md``).
+ties; the rule between the two (:func:`_prefers_transport`) was chosen by measurement on
+quantised data (see ``benchmarks/results/design_notes.md``).
 """
 
 import warnings
@@ -22,7 +22,17 @@ from ._certificate import _CERT_TOL, _sqdist_matrix
 
 __all__: list[str] = []
 
-_SHRINK = 16  # used when m0·m1 ≤ n² / _SHRINK
+_SHRINK = 16  # the transportation problem when m0·m1 ≤ n² / _SHRINK,
+_FEW_PAIRS = 2_500_000  # or when m0·m1 ≤ _FEW_PAIRS and m0·m1 ≤ n² / _SHRINK_FEW
+_SHRINK_FEW = 5
+
+
+def _prefers_transport(n: int, m0: int, m1: int) -> bool:
+    """Whether n points with m0 and m1 distinct values go to the transportation problem:
+    m0·m1 ≤ n²/16, or m0·m1 ≤ 2.5·10⁶ and ≤ n²/5 (a network simplex of bounded size, against
+    an auction whose repeated rows tie)."""
+    pairs = m0 * m1
+    return pairs * _SHRINK <= n * n or (pairs <= _FEW_PAIRS and pairs * _SHRINK_FEW <= n * n)
 
 
 def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -63,7 +73,7 @@ def _transport_assignment(
     n = x.shape[0]
     ux, gx = _distinct(x)
     uy, gy = _distinct(y)
-    if ux.shape[0] * uy.shape[0] * _SHRINK > n * n:
+    if not _prefers_transport(n, ux.shape[0], uy.shape[0]):
         return None
     import ot
 
