@@ -26,7 +26,7 @@ $(VENV)/.bench-installed: $(VENV)/.dev-installed
 	$(PIP) --no-deps torchcfm torchebm
 	touch $@
 
-BENCH_SUITES := coupling coupling_survey coupling_quantised training_step sampling_quality likelihood density overhead adaptive few_step
+BENCH_SUITES := coupling coupling_survey coupling_quantised coupling_heavy training_step sampling_quality likelihood density overhead adaptive few_step
 
 test: $(VENV)/.dev-installed lint typecheck pytest
 

@@ -26,6 +26,7 @@ SUITES = (
     "coupling_survey",
     "coupling_survey_8192",
     "coupling_quantised",
+    "coupling_heavy",
     "training_step",
     "sampling_quality",
     "few_step",

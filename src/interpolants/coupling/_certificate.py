@@ -191,9 +191,14 @@ def _certify_reduced(
 
 
 def _sqdist_matrix(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The float64 matrix ‖x_i − y_j‖² of two small point sets (an n0 × n1 × d temporary)."""
-    diff = x[:, None, :] - y[None, :, :]
-    out: NDArray[np.float64] = np.einsum("ijk,ijk->ij", diff, diff)
+    """The float64 matrix ‖x_i − y_j‖² from the differences (no cancellation), in blocks of
+    rows whose n1 × d temporaries hold at most 2²² entries."""
+    n0, n1, dim = x.shape[0], y.shape[0], x.shape[1]
+    out: NDArray[np.float64] = np.empty((n0, n1))
+    step = max(1, (1 << 22) // max(1, n1 * dim))
+    for start in range(0, n0, step):
+        diff = x[start : start + step, None, :] - y[None, :, :]
+        np.einsum("ijk,ijk->ij", diff, diff, out=out[start : start + step])
     return out
 
 
