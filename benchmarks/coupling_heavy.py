@@ -1,7 +1,7 @@
 """Exact OT on heavy-tailed data of dimension 8 to 64: the path from the points against the
 matrix path.
 
-    python benchmarks/coupling_heavy.py            # n = 4096, d = 8, 16, 32, 64 (~6 min)
+    python benchmarks/coupling_heavy.py            # n = 4096, d = 8, 16, 32, 64 (~3 min)
     python benchmarks/coupling_heavy.py --quick    # n = 2048, d = 8, 32 (~1 min)
 
 For d ≥ ``AuctionSolver.max_point_dim`` (8) the certified auction works on the n × n cost
@@ -12,7 +12,8 @@ the cost matrix's construction included): the matrix path with the default
 ``AuctionSolver()``, the points with ``AuctionSolver(max_point_dim=65)``. Data: N(0, I) and
 heavy-tailed kinds against N(0, I) or against their own kind; *R²/s* is the squared reach of
 the two sets over the typical row's range of ‖x0_i − x1_j‖² (how far the far points lie). The
-two permutations' totals are checked to agree. One torch and BLAS thread, seed 1.
+two permutations' totals are checked to agree. One call each, one torch and BLAS thread,
+seed 1.
 Writes ``benchmarks/results/coupling_heavy[_quick].json`` and ``.md`` (atomically) and
 regenerates ``benchmarks/RESULTS.md``.
 """
@@ -115,7 +116,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Exact OT on heavy-tailed data in dimension 8 to 64 (n = {report['n']})",
         "",
-        "`OTCoupling(solver=AuctionSolver(...))` on float32 batches, seconds per call, one "
+        "`OTCoupling(solver=AuctionSolver(...))` on float32 batches, seconds of one call, one "
         f"thread, seed {report['seed']}: *points* from the points (`max_point_dim=65`), "
         "*matrix* on the reduced n × n cost (the default for d ≥ 8; its construction "
         "included). *R²/s*: the squared reach of the two sets over the typical row's range "

@@ -232,8 +232,8 @@ def _repeated(n, m0, m1, seed=0):
 @pytest.mark.parametrize("transport", [True, False])
 @pytest.mark.parametrize("distinct", [(40, 30), (130, 120), (250, 250)])
 def test_repeated_points_through_the_transportation_problem(distinct, transport, monkeypatch):
-    # 40 and 30 (or 130 and 120: m0·m1 = n²/23, between the old bound n²/64 and n²/16; or
-    # 250 and 250: n²/5.8, few pairs) distinct points among 600: the transportation problem
+    # 40 and 30 (or 130 and 120: m0·m1 = n²/23; or 250 and 250: n²/5.8, both above the old
+    # bound n²/64 and with few pairs) distinct points among 600: the transportation problem
     # between them (or, with it disabled, the auction, whose bids tie on repeated points)
     # gives a certified optimum
     from interpolants.coupling import _repeated as repeated_module
@@ -258,6 +258,20 @@ def test_repeated_points_through_the_transportation_problem(distinct, transport,
     assert certify_assignment(cost, out.perm, out.u, out.v) <= 2 * 600 * out.tol + 1e-9
     total = float(cost[np.arange(600), out.perm].sum())
     assert total == pytest.approx(_optimum(cost), rel=1e-9)
+
+
+def test_the_transportation_problem_is_chosen_by_the_share_and_the_number_of_pairs():
+    from interpolants.coupling._repeated import _prefers_transport
+
+    # m0·m1 ≤ n²/16 (up to 2²³ pairs): 2048 × 2048 among 8192 points, not 2048 × 2049
+    assert _prefers_transport(8192, 2048, 2048)
+    assert not _prefers_transport(8192, 2048, 2049)
+    # m0·m1 ≤ n²/5 with at most 2.5·10⁶ pairs: 1250 × 2000 among 4096, not 1250 × 2001
+    assert _prefers_transport(4096, 1250, 2000)
+    assert not _prefers_transport(4096, 1250, 2001)
+    # beyond 2²³ pairs only m0·m1 ≤ n²/64: 4096 × 4096 among 32768, not 4096 × 4097
+    assert _prefers_transport(32768, 4096, 4096)
+    assert not _prefers_transport(32768, 4096, 4097)
 
 
 def test_expanding_an_integral_transport_plan_uses_every_pair_as_often_as_the_plan():

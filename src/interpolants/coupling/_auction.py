@@ -321,12 +321,12 @@ class AuctionSolver(AssignmentSolver):
         neighbours in sorted order. Steps 2 and 3 are unchanged, on the points themselves.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
-        m0·m1 ≤ n²/16, or m0·m1 ≤ 2.5·10⁶ and ≤ n²/5: quantised data, duplicates), the
-        problem is the transportation problem
-        between the distinct points with their multiplicities as masses: it is solved exactly
-        by POT's network simplex on the m0 × m1 matrix, its integral plan expanded into a
-        permutation, and its dual potentials checked over every pair of distinct points
-        (which covers every pair of points).
+        m0·m1 ≤ n²/64; or ≤ n²/16 and ≤ 2²³; or ≤ n²/5 and ≤ 2.5·10⁶: quantised data,
+        duplicates), the problem is the transportation problem between the distinct points
+        with their multiplicities as masses: it is solved exactly by POT's network simplex on
+        the m0 × m1 matrix, its integral plan expanded into a permutation, and its dual
+        potentials checked over every pair of distinct points (which covers every pair of
+        points).
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.

@@ -192,7 +192,7 @@ def _certify_reduced(
 
 def _sqdist_matrix(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """The float64 matrix ‖x_i − y_j‖² from the differences (no cancellation), in blocks of
-    rows whose n1 × d temporaries hold at most 2²² entries."""
+    rows whose n1 × d temporaries hold at most 2²² entries (or one row)."""
     n0, n1, dim = x.shape[0], y.shape[0], x.shape[1]
     out: NDArray[np.float64] = np.empty((n0, n1))
     step = max(1, (1 << 22) // max(1, n1 * dim))
