@@ -7,10 +7,8 @@ constraint matrix is totally unimodular), and pairing the a_g copies of point g 
 copies of point h, for every h, gives an optimal permutation. Dual potentials (u_g, v_h)
 proving F optimal prove that permutation optimal too (C_ij = C_g(i)h(j)). Solved by POT's
 network simplex on the m0 × m1 matrix when it is small against n × n (repeated points make
-the auction's bids tie, so this is also where the auction is slowest). The network
-simplex's cost grows with m0·m1 somewhat faster than linearly, the auction's with n² and the
-ties; the rule between the two (:func:`_prefers_transport`) was chosen by measurement on
-quantised data (see ``benchmarks/results/design_notes.md``).
+the auction's bids tie, so this is also where the auction is slowest); the bounds of
+:func:`_prefers_transport` are justified in ``benchmarks/results/design_notes.md``.
 """
 
 import warnings
@@ -22,24 +20,15 @@ from ._certificate import _CERT_TOL, _sqdist_matrix
 
 __all__: list[str] = []
 
-_SHRINK_ANY = 64  # the transportation problem when m0·m1 ≤ n² / _SHRINK_ANY,
-_SHRINK = 16  # or when m0·m1 ≤ n² / _SHRINK and m0·m1 ≤ _MAX_PAIRS (the sizes measured),
-_MAX_PAIRS = 1 << 23
-_FEW_PAIRS = 2_500_000  # or when m0·m1 ≤ _FEW_PAIRS and m0·m1 ≤ n² / _SHRINK_FEW
-_SHRINK_FEW = 5
+# (s, p): the transportation problem when m0·m1 ≤ n²/s and m0·m1 ≤ p, for any of these
+_BOUNDS = ((64, float("inf")), (16, float(1 << 23)), (5, 2.5e6))
 
 
 def _prefers_transport(n: int, m0: int, m1: int) -> bool:
     """Whether n points with m0 and m1 distinct values go to the transportation problem:
-    m0·m1 ≤ n²/64; or m0·m1 ≤ n²/16 and ≤ 2²³ (its cost grows faster than the auction's, and
-    its m0 × m1 arrays with it); or m0·m1 ≤ 2.5·10⁶ and ≤ n²/5 (a network simplex of bounded
-    size, against an auction whose repeated rows tie)."""
-    pairs, square = m0 * m1, n * n
-    if pairs * _SHRINK_ANY <= square:
-        return True
-    if pairs * _SHRINK <= square and pairs <= _MAX_PAIRS:
-        return True
-    return pairs <= _FEW_PAIRS and pairs * _SHRINK_FEW <= square
+    m0·m1 ≤ n²/64; or m0·m1 ≤ n²/16 and ≤ 2²³; or m0·m1 ≤ n²/5 and ≤ 2.5·10⁶ (``_BOUNDS``)."""
+    pairs = m0 * m1
+    return any(pairs * share <= n * n and pairs <= most for share, most in _BOUNDS)
 
 
 def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
