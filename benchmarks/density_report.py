@@ -74,7 +74,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Density estimation: ours against zuko NSF and MAF at equal training CPU-seconds",
         "",
         f"Machine: {m['cpu']}, {m['cpu_count']} cores, one torch thread per training process "
-        f"({s['jobs']} processes at a time), CPU time by ``time.process_time``. "
+        f"({s['jobs']} process{'es' if s['jobs'] != 1 else ''} at a time), "
+        "CPU time by ``time.process_time``. "
         f"{run_kind(s)}: seeds {s['seeds']}; budgets "
         f"{s['toy_budget_s']:g} CPU-s (toys), {s['digits_budget_s']:g} CPU-s (digits); "
         f"mean ± standard deviation over the seeds. Lower is better.",
