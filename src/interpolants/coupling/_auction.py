@@ -26,7 +26,7 @@ from ._certificate import (
 )
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
-from ._repeated import _transport_assignment
+from ._repeated import _distinct, _row_groups, _transport_assignment
 from ._subspace import Start, _starts
 
 __all__ = ["AuctionSolver"]
@@ -93,7 +93,9 @@ class AuctionSolver(AssignmentSolver):
     ----------
     D. P. Bertsekas, *The auction algorithm: a distributed relaxation method for the
     assignment problem*, Annals of Operations Research 14 (1988).
-    D. P. Bertsekas, D. A. Castañon, *A forward/reverse auction algorithm for asymmetric
+    D. P. Bertsekas, D. A. Castañón, *The auction algorithm for the transportation problem*,
+    Annals of Operations Research 20 (1989).
+    D. P. Bertsekas, D. A. Castañón, *A forward/reverse auction algorithm for asymmetric
     assignment problems*, Computational Optimization and Applications 1 (1992).
     R. Jonker, A. Volgenant, *A shortest augmenting path algorithm for dense and sparse linear
     assignment problems*, Computing 38 (1987).
@@ -120,6 +122,7 @@ class AuctionSolver(AssignmentSolver):
     phase_raises = 16  # the most raises of ε in one run of the point auction
     warm_rows_median = 2.0  # the point path's warm prices come from the subsample's rows
     warm_rows_quantile = 0.9  # within the larger of these two reaches (see _near_rows)
+    group_rows = 16  # identical rows bid as one source from this many (certified_points)
 
     def __init__(
         self,
@@ -320,13 +323,20 @@ class AuctionSolver(AssignmentSolver):
         the line) with its potentials in closed form, and the candidates are each row's
         neighbours in sorted order. Steps 2 and 3 are unchanged, on the points themselves.
 
-        **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, with
-        m0·m1 ≤ n²/64; or ≤ n²/16 and ≤ 2²³; or ≤ n²/5 and ≤ 2.5·10⁶: quantised data,
-        duplicates), the problem is the transportation problem between the distinct points
+        **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, both at
+        most 3n/4, with m0·m1 ≤ n²/64; or ≤ n²/16 and ≤ 2²³; or ≤ n²/5 and ≤ 2.5·10⁶: quantised
+        data, duplicates), the problem is the transportation problem between the distinct points
         with their multiplicities as masses: it is solved exactly by POT's network simplex on
         the m0 × m1 matrix, its integral plan expanded into a permutation, and its dual
         potentials checked over every pair of distinct points (which covers every pair of
-        points).
+        points). Otherwise, rows repeated at least ``group_rows`` times bid in the auction as
+        one source with that many units, as in Bertsekas and Castañón's auction for
+        transportation problems: a row bids only for objects its identical rows do not hold
+        (outbidding one of them would only swap two interchangeable persons, for a price rise of
+        ε each time), and at the end of each phase the prices of a group's objects are raised to
+        the value of its dearest one, which keeps ε-complementary slackness for each of its
+        rows. Where more of x1's points than of x0's are so repeated, the transposed problem is
+        solved (x1 as the rows) and its answer transposed back.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.
@@ -362,10 +372,19 @@ class AuctionSolver(AssignmentSolver):
         if not math.isfinite(16.0 * scale):
             raise ValueError("the squared distances of x0 and x1 overflow float64")
         if n >= self.SMALL:  # many repeated points: the transportation problem between them
-            repeated = _transport_assignment(x, y, scale)
+            distinct = _distinct(x), _distinct(y)
+            repeated = _transport_assignment(x, y, scale, distinct)
             if repeated is not None:
                 perm, u, v, gap, tol = repeated
                 return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
+            grouped = [self._grouped_rows(inverse) for _, inverse in distinct]
+            if grouped[1] > grouped[0]:
+                # more of x1's points than of x0's are repeated ≥ group_rows times: the
+                # transposed problem, so that those bid as groups
+                out = self.certified_points(y, x)
+                perm = np.empty(n, dtype=np.int64)
+                perm[out.perm] = np.arange(n)
+                return CertifiedAssignment(perm=perm, u=out.v, v=out.u, gap=out.gap, tol=out.tol)
         found = None
         if _point_kernel("sparse_potentials") is None:
             if n >= self.SMALL:
@@ -384,6 +403,12 @@ class AuctionSolver(AssignmentSolver):
             return self.certified(_sqdist_matrix(x, y), overwrite=True)
         perm, u, v, gap, tol = found
         return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
+
+    def _grouped_rows(self, inverse: NDArray[np.int64]) -> int:
+        """How many rows are in groups of at least ``group_rows`` identical ones (``inverse``:
+        the distinct row of each)."""
+        counts = np.bincount(inverse)
+        return int(counts[counts >= self.group_rows].sum())
 
     def _typical_range(
         self, xs: NDArray[np.float64], ys: NDArray[np.float64]
@@ -465,6 +490,10 @@ class AuctionSolver(AssignmentSolver):
         eps = eps0 / unit
         root = math.sqrt(unit)
         xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
+        # identical rows of x bid as one source (see the kernel): bit for bit identical here
+        group, gstart, members, first_row = _row_groups(x, self.group_rows)
+        if gstart.shape[0] <= n:
+            xu = xu[first_row]
         start, first = np.full(n, -1, dtype=np.int64), self.first_phase_bids
         for dtype, itype in ((np.float32, np.int32), (np.float64, np.int64)):
             if not reach < (1e30 if dtype is np.float32 else 1e300):
@@ -489,6 +518,9 @@ class AuctionSolver(AssignmentSolver):
                 buf,
                 buf.view(itype),
                 float(np.finfo(dtype).eps) / 2.0,
+                group,
+                gstart,
+                members,
             )
             if (assigned >= 0).any():  # float64 goes on from there, past the warm start
                 start, first = assigned, self.phase_bids

@@ -107,11 +107,49 @@ def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
     return s
 
 
+def _mask_group(g: Any, held_by: Any, vals: Any) -> None:
+    """vals_j = +inf where object j is held by a row of group ``g`` (``held_by`` (n,): the
+    group of each object's owner, −1 for none): a row does not bid against its identical
+    rows."""
+    for j in range(vals.shape[0]):
+        vals[j] = np.inf if held_by[j] == g else vals[j]
+
+
+def _level_groups(
+    x: Any, ym2: Any, yy: Any, prices: Any, pmin: Any, w: Any, assigned: Any, gstart: Any,
+    members: Any,
+) -> None:  # fmt: skip
+    """Raise the prices of the objects held by each group of identical rows (``members``
+    [``gstart[g]``: ``gstart[g + 1]``]) to the group's dearest value C_gj + p_j, so that every
+    row of the group holds an object of the same value (each within ε of the best outside
+    the group when this is called, at the end of a phase)."""
+    d = x.shape[1]
+    for g in range(gstart.shape[0] - 1):
+        if gstart[g + 1] - gstart[g] < 2:
+            continue
+        q0 = members[gstart[g]]
+        dearest = -np.inf
+        for t in range(gstart[g], gstart[g + 1]):
+            j = assigned[members[t]]
+            cj = yy[j] + prices[j]
+            for r in range(d):
+                cj += np.float64(x[q0, r]) * ym2[r, j]
+            dearest = max(dearest, cj)
+        for t in range(gstart[g], gstart[g + 1]):
+            j = assigned[members[t]]
+            cj = yy[j] + prices[j]
+            for r in range(d):
+                cj += np.float64(x[q0, r]) * ym2[r, j]
+            if cj < dearest:
+                prices[j] += dearest - cj
+                w[j] = yy[j] + (prices[j] - pmin)
+
+
 def _point_auction_kernel(
     x: Any, ym2: Any, yy: Any, prices: Any, start: Any, eps0: Any, eps_final: Any, theta: Any,
     k: Any,
     list_eps: Any, first_budget: Any, budget: Any, raises: Any, buf: Any, keys: Any,
-    roundoff: Any,
+    roundoff: Any, group: Any, gstart: Any, members: Any,
 ) -> Any:  # fmt: skip
     """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
 
@@ -127,6 +165,16 @@ def _point_auction_kernel(
     of its best object at the first phase keeps it); ``buf`` (n + 1,) of the points' dtype and
     ``keys`` its view as integers of the same width (the row's values and their bit patterns);
     ``roundoff`` the unit roundoff of that dtype.
+
+    **Identical rows** (``group`` (n,) the group of each row, ``members`` the rows sorted by
+    group, group g's from ``gstart[g]`` to ``gstart[g + 1]``; every row its own group where no
+    two are equal) are one source with as many units as rows, as in Bertsekas and Castañón's
+    auction for transportation problems: a row bids only for objects not held by its group
+    (displacing an identical row would only swap two interchangeable persons, each time for a
+    rise of ε), always from a full scan, and at the end of each phase the prices of the
+    group's objects are raised to its dearest one's value, which restores ε-complementary
+    slackness for every row of the group (each held object is within ε of the best outside
+    the group, since the bids were so). Prices still only rise.
 
     A phase whose bids exceed ``budget`` (``first_budget`` for the first, where a warm
     start's error shows) raises ε by ``theta`` (and so on every such number of bids),
@@ -151,10 +199,12 @@ def _point_auction_kernel(
     m = k + 1
     nb = (n + _BLOCK - 1) // _BLOCK
     owner = np.full(n, -1, np.int64)
+    held_by = np.full(n, -1, np.int64)  # the group of each object's owner
     assigned = start.copy()
     for i in range(n):
         if assigned[i] >= 0:
             owner[assigned[i]] = i
+            held_by[assigned[i]] = group[i]
     queue = np.empty(n, np.int64)
     cand = np.zeros((n, k), np.int64)
     near = np.zeros((n, k))  # near[i, t] = C_ic − ‖x_i‖² for c = cand[i, t] (list units)
@@ -191,9 +241,12 @@ def _point_auction_kernel(
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
             if j >= 0:
+                grouped = gstart[group[i] + 1] - gstart[group[i]] > 1
                 best = _list_best_two(near, prices, cand, i)[0]
-                if not best <= thr[i]:
+                if grouped or not best <= thr[i]:  # (the best outside the row's group)
                     _row_values(ym2, x[i], off[i], w, vals)
+                    if grouped:
+                        _mask_group(group[i], held_by, vals)
                     keys[n] = _block_minima(row_keys, bmin, top)[0]
                     best = np.float64(buf[n]) + pmin - off[i]
                 cj = yy[j]
@@ -202,6 +255,7 @@ def _point_auction_kernel(
                 if cj + prices[j] <= best + eps:
                     continue
                 owner[j] = -1
+                held_by[j] = -1
                 assigned[i] = -1
             queue[nfree] = i
             nfree += 1
@@ -225,8 +279,11 @@ def _point_auction_kernel(
             if eps <= list_eps:
                 b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 rescan = not b2 <= thr[i]
-            if rescan:
+            grouped = gstart[group[i] + 1] - gstart[group[i]] > 1
+            if rescan or grouped:
                 _row_values(ym2, x[i], off[i], w, vals)
+                if grouped:
+                    _mask_group(group[i], held_by, vals)
                 if eps > list_eps:  # coarse phases: the two best objects only
                     j1, keys[n] = _best_two(row_keys, bmin, top)
                     b1 = np.float64(vals[j1])
@@ -256,10 +313,13 @@ def _point_auction_kernel(
                             cc += np.float64(x[i, q]) * ym2[q, c]
                         cand[i, t] = c
                         near[i, t] = cc
-                    thr[i] = hv[k] + pmin - off[i]
+                    # (a grouped row's list leaves out its group's objects: it rescans)
+                    thr[i] = -np.inf if grouped else hv[k] + pmin - off[i]
                     b1 = hv[0]
                     b2 = hv[1]
                     j1 = hi[0]
+            if not b2 < np.inf:  # one object outside the row's group is left
+                b2 = b1
             prices[j1] += b2 - b1 + eps
             before = w[j1]
             w[j1] = yy[j1] + (prices[j1] - pmin)
@@ -268,6 +328,7 @@ def _point_auction_kernel(
                 if stuck > 4 * n:  # the values cannot tell the objects apart: give up
                     return cand, assigned, False, eps, total
             tail, nfree = _take(i, j1, owner, assigned, queue, tail, nfree)
+            held_by[j1] = group[i]
             bids += 1
             total += 1
             if bids > limit and raises > 0:  # a price war at too small an ε: coarsen it
@@ -275,6 +336,8 @@ def _point_auction_kernel(
                 raises -= 1
                 bids = 0
         limit = budget
+        if gstart.shape[0] <= n:  # some rows are identical
+            _level_groups(x, ym2, yy, prices, pmin, w, assigned, gstart, members)
         if eps <= eps_final:
             break
         eps = max(eps / theta, eps_final)
@@ -450,6 +513,8 @@ _HELPERS = (  # callees first
     "_list_best_two",  # the bidding steps shared with the matrix auction (_kernels)
     "_insert_smallest",
     "_take",
+    "_mask_group",
+    "_level_groups",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}
 

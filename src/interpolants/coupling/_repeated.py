@@ -25,9 +25,13 @@ _BOUNDS = ((64, float("inf")), (16, float(1 << 23)), (5, 2.5e6))
 
 
 def _prefers_transport(n: int, m0: int, m1: int) -> bool:
-    """Whether n points with m0 and m1 distinct values go to the transportation problem:
-    m0·m1 ≤ n²/64; or m0·m1 ≤ n²/16 and ≤ 2²³; or m0·m1 ≤ n²/5 and ≤ 2.5·10⁶ (``_BOUNDS``)."""
+    """Whether n points with m0 and m1 distinct values go to the transportation problem: both
+    sets repeated (m0, m1 ≤ 3n/4; where one set is nearly distinct the network simplex pivots
+    through unit masses, and the auction bids for the repeated set's groups) and m0·m1 ≤ n²/64;
+    or m0·m1 ≤ n²/16 and ≤ 2²³; or m0·m1 ≤ n²/5 and ≤ 2.5·10⁶ (``_BOUNDS``)."""
     pairs = m0 * m1
+    if 4 * max(m0, m1) > 3 * n:
+        return False
     return any(pairs * share <= n * n and pairs <= most for share, most in _BOUNDS)
 
 
@@ -35,6 +39,29 @@ def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray
     """The distinct rows of ``points`` and, for each row, the index of its distinct row."""
     values, inverse = np.unique(points, axis=0, return_inverse=True)
     return values, inverse.reshape(-1).astype(np.int64)
+
+
+def _row_groups(
+    points: NDArray[np.float64], least: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The groups of at least ``least`` identical rows of ``points`` (every other row a group
+    of its own), for the auction (``_point_kernels``): (the group of each row, the start of
+    each group in the next array and n at the end, the rows sorted by group, the first row of
+    each row's group)."""
+    n = points.shape[0]
+    _, first, group, counts = np.unique(
+        points, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    group = group.reshape(-1)
+    big = counts[group] >= least
+    first_row = np.where(big, first[group], np.arange(n))  # a lone row is its own first
+    _, group = np.unique(first_row, return_inverse=True)
+    group = group.reshape(-1).astype(np.int64)
+    sizes = np.bincount(group)
+    gstart = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sizes, out=gstart[1:])
+    members = np.argsort(group, kind="stable").astype(np.int64)
+    return group, gstart, members, first_row.astype(np.int64)
 
 
 def _expand(
@@ -60,15 +87,18 @@ def _expand(
 
 
 def _transport_assignment(
-    x: NDArray[np.float64], y: NDArray[np.float64], scale: float
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    scale: float,
+    distinct: tuple[tuple[NDArray[np.float64], NDArray[np.int64]], ...],
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], float, float] | None:
     """(perm, u, v, gap, δ) for C_ij = ‖x_i − y_j‖² through the transportation problem between
-    the distinct points, certified over every pair of distinct points with the tolerance
-    δ = 2⁻⁴⁰·(``scale`` + max|u| + max|v|) (``scale`` ≥ max C), or None when the points are
-    not repeated enough (or the check fails)."""
+    the distinct points (``distinct``: :func:`_distinct` of x and of y), certified over every
+    pair of distinct points with the tolerance δ = 2⁻⁴⁰·(``scale`` + max|u| + max|v|)
+    (``scale`` ≥ max C), or None when the points are not repeated enough (or the check
+    fails)."""
     n = x.shape[0]
-    ux, gx = _distinct(x)
-    uy, gy = _distinct(y)
+    (ux, gx), (uy, gy) = distinct
     if not _prefers_transport(n, ux.shape[0], uy.shape[0]):
         return None
     import ot
