@@ -26,7 +26,7 @@ from ._certificate import (
 )
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
-from ._repeated import _distinct, _row_groups, _transport_assignment
+from ._repeated import _distinct, _next_in_group, _row_groups, _transport_assignment
 from ._subspace import Start, _starts
 
 __all__ = ["AuctionSolver"]
@@ -324,19 +324,20 @@ class AuctionSolver(AssignmentSolver):
         neighbours in sorted order. Steps 2 and 3 are unchanged, on the points themselves.
 
         **Repeated points.** When x0 and x1 take few distinct values (m0 and m1 of them, both at
-        most 3n/4, with m0·m1 ≤ n²/64; or ≤ n²/16 and ≤ 2²³; or ≤ n²/5 and ≤ 2.5·10⁶: quantised
-        data, duplicates), the problem is the transportation problem between the distinct points
-        with their multiplicities as masses: it is solved exactly by POT's network simplex on
-        the m0 × m1 matrix, its integral plan expanded into a permutation, and its dual
-        potentials checked over every pair of distinct points (which covers every pair of
-        points). Otherwise, rows repeated at least ``group_rows`` times bid in the auction as
-        one source with that many units, as in Bertsekas and Castañón's auction for
-        transportation problems: a row bids only for objects its identical rows do not hold
-        (outbidding one of them would only swap two interchangeable persons, for a price rise of
-        ε each time), and at the end of each phase the prices of a group's objects are raised to
-        the value of its dearest one, which keeps ε-complementary slackness for each of its
-        rows. Where more of x1's points than of x0's are so repeated, the transposed problem is
-        solved (x1 as the rows) and its answer transposed back.
+        most 3n/4 and m0·m1 ≤ n²/64, or ≤ n²/16 and ≤ 2²³, or ≤ n²/5 and ≤ 2.5·10⁶; or one of
+        them above 3n/4 and m0·m1 ≤ 32n: quantised data, duplicates), the problem is the
+        transportation problem between the distinct points with their multiplicities as masses:
+        it is solved exactly by POT's network simplex on the m0 × m1 matrix, its integral plan
+        expanded into a permutation, and its dual potentials checked over every pair of distinct
+        points (which covers every pair of points). Otherwise, rows repeated at least
+        ``group_rows`` times bid in the auction as one source with that many units, as in
+        Bertsekas and Castañón's auction for transportation problems: a row bids only for
+        objects its identical rows do not hold (outbidding one of them would only swap two
+        interchangeable persons, for a price rise of ε each time), and at the end of each phase
+        the prices of a group's objects are raised to the value of its dearest one, which keeps
+        ε-complementary slackness for each of its rows. Where more of x1's points than of x0's
+        are so repeated, the transposed problem is solved (x1 as the rows) and its answer
+        transposed back.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.
@@ -381,10 +382,18 @@ class AuctionSolver(AssignmentSolver):
             if grouped[1] > grouped[0]:
                 # more of x1's points than of x0's are repeated ≥ group_rows times: the
                 # transposed problem, so that those bid as groups
-                out = self.certified_points(y, x)
+                out = self._certified_centred(y, x)
                 perm = np.empty(n, dtype=np.int64)
                 perm[out.perm] = np.arange(n)
                 return CertifiedAssignment(perm=perm, u=out.v, v=out.u, gap=out.gap, tol=out.tol)
+        return self._certified_centred(x, y)
+
+    def _certified_centred(
+        self, x: NDArray[np.float64], y: NDArray[np.float64]
+    ) -> CertifiedAssignment:
+        """:meth:`certified_points` for centred private copies, past the transportation
+        problem: the sparse path, or the matrix where it cannot settle."""
+        n = x.shape[0]
         found = None
         if _point_kernel("sparse_potentials") is None:
             if n >= self.SMALL:
@@ -525,6 +534,14 @@ class AuctionSolver(AssignmentSolver):
             if (assigned >= 0).any():  # float64 goes on from there, past the warm start
                 start, first = assigned, self.phase_bids
             if ok:
+                if not np.isfinite(scaled).all():
+                    return None
+                if gstart.shape[0] <= n:  # chain each group's objects into its rows' edges
+                    cand[:, -1] = np.where(
+                        np.diff(gstart)[group] > 1,
+                        assigned[_next_in_group(gstart, members)],
+                        cand[:, -1],
+                    )
                 g = np.square(y).sum(axis=1) - np.square(ys).sum(axis=1) - 2.0 * (y @ mx)
                 return scaled * unit - g, cand, assigned
         return None

@@ -107,12 +107,17 @@ def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
     return s
 
 
-def _mask_group(g: Any, held_by: Any, vals: Any) -> None:
+def _mask_group(g: Any, held_by: Any, vals: Any) -> Any:
     """vals_j = +inf where object j is held by a row of group ``g`` (``held_by`` (n,): the
     group of each object's owner, −1 for none): a row does not bid against its identical
-    rows."""
+    rows. Returns how many objects are left (counted: under fastmath a comparison with inf
+    cannot tell)."""
+    left = 0
     for j in range(vals.shape[0]):
-        vals[j] = np.inf if held_by[j] == g else vals[j]
+        mine = held_by[j] == g
+        vals[j] = np.inf if mine else vals[j]
+        left += 0 if mine else 1
+    return left
 
 
 def _level_groups(
@@ -174,7 +179,8 @@ def _point_auction_kernel(
     rise of ε), always from a full scan, and at the end of each phase the prices of the
     group's objects are raised to its dearest one's value, which restores ε-complementary
     slackness for every row of the group (each held object is within ε of the best outside
-    the group, since the bids were so). Prices still only rise.
+    the group: it was when bid for, the prices outside only rose since, and a row whose
+    object was taken bid again). Prices still only rise.
 
     A phase whose bids exceed ``budget`` (``first_budget`` for the first, where a warm
     start's error shows) raises ε by ``theta`` (and so on every such number of bids),
@@ -184,7 +190,8 @@ def _point_auction_kernel(
     The phases go on down from the raised ε. At most ``raises`` raises in all: after them the
     auction is the plain ε-scaling one, and it ends as that does.
 
-    Returns (candidate lists (n, k), the final assignment (n,), True, ε, the number of bids),
+    Returns (candidate lists (n, k; a grouped row's leaves out its group's objects, and may
+    be unfilled), the final assignment (n,), True, ε, the number of bids),
     or False in third place with the ε reached when the values cannot resolve the bids: at the
     start of a phase whose ε is below
     16× the rounding of the largest w_j = ‖y_j‖² + p_j − p_min (prices spread far beyond the
@@ -280,10 +287,11 @@ def _point_auction_kernel(
                 b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 rescan = not b2 <= thr[i]
             grouped = gstart[group[i] + 1] - gstart[group[i]] > 1
+            left = n
             if rescan or grouped:
                 _row_values(ym2, x[i], off[i], w, vals)
                 if grouped:
-                    _mask_group(group[i], held_by, vals)
+                    left = _mask_group(group[i], held_by, vals)
                 if eps > list_eps:  # coarse phases: the two best objects only
                     j1, keys[n] = _best_two(row_keys, bmin, top)
                     b1 = np.float64(vals[j1])
@@ -318,7 +326,7 @@ def _point_auction_kernel(
                     b1 = hv[0]
                     b2 = hv[1]
                     j1 = hi[0]
-            if not b2 < np.inf:  # one object outside the row's group is left
+            if left == 1:  # one object outside the row's group is left: no second best
                 b2 = b1
             prices[j1] += b2 - b1 + eps
             before = w[j1]

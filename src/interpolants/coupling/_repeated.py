@@ -25,13 +25,14 @@ _BOUNDS = ((64, float("inf")), (16, float(1 << 23)), (5, 2.5e6))
 
 
 def _prefers_transport(n: int, m0: int, m1: int) -> bool:
-    """Whether n points with m0 and m1 distinct values go to the transportation problem: both
-    sets repeated (m0, m1 ≤ 3n/4; where one set is nearly distinct the network simplex pivots
-    through unit masses, and the auction bids for the repeated set's groups) and m0·m1 ≤ n²/64;
-    or m0·m1 ≤ n²/16 and ≤ 2²³; or m0·m1 ≤ n²/5 and ≤ 2.5·10⁶ (``_BOUNDS``)."""
+    """Whether n points with m0 and m1 distinct values go to the transportation problem.
+    Where both sets are repeated (m0, m1 ≤ 3n/4): where m0·m1 ≤ n²/64; or ≤ n²/16 and ≤ 2²³;
+    or ≤ n²/5 and ≤ 2.5·10⁶ (``_BOUNDS``). Where one set is nearly distinct, the network
+    simplex pivots through unit masses and the auction bids for the other set's groups: only
+    where m0·m1 ≤ 32n (a few distinct points on one side)."""
     pairs = m0 * m1
     if 4 * max(m0, m1) > 3 * n:
-        return False
+        return pairs <= 32 * n
     return any(pairs * share <= n * n and pairs <= most for share, most in _BOUNDS)
 
 
@@ -62,6 +63,18 @@ def _row_groups(
     np.cumsum(sizes, out=gstart[1:])
     members = np.argsort(group, kind="stable").astype(np.int64)
     return group, gstart, members, first_row.astype(np.int64)
+
+
+def _next_in_group(gstart: NDArray[np.int64], members: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For each row, the next row of its group (cyclically; a lone row itself), with the
+    groups of :func:`_row_groups`: the certificate's edges from each row of a group to the
+    next one's object tie the group's objects together (its rows share one potential)."""
+    n = members.shape[0]
+    following = np.arange(1, n + 1)
+    following[gstart[1:] - 1] = gstart[:-1]
+    out = np.empty(n, dtype=np.int64)
+    out[members] = members[following]
+    return out
 
 
 def _expand(
