@@ -83,6 +83,19 @@ def alternate(fns: Sequence[Callable[[], Any]], reps: int, warmup: int = 1) -> l
     return [statistics.median(t) for t in times]
 
 
+def single_threaded(run: Callable[[], dict[str, Any]], *modules: str) -> dict[str, Any]:
+    """The report of ``run()`` on one torch thread and one BLAS thread, with the machine and
+    the versions of ``modules`` added."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        report = run()
+    report["machine"] = machine()
+    report["versions"] = versions(*modules)
+    return report
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

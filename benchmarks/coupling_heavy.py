@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
-from common import machine, table, versions, write_results
+from common import single_threaded, table, write_results
 from interpolants import OTCoupling
 from interpolants.coupling import AuctionSolver
 from interpolants.coupling._certificate import _max_norm
@@ -132,11 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="n = 2048, d = 8 and 32 (~1 min)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1, user_api="blas"):
-        report = run(2048, (8, 32)) if args.quick else run(4096, (8, 16, 32, 64))
-    report["machine"] = machine()
-    report["versions"] = versions("numba", "lap")
+    sizes = (2048, (8, 32)) if args.quick else (4096, (8, 16, 32, 64))
+    report = single_threaded(lambda: run(*sizes), "numba", "lap")
     write_results(
         "coupling_heavy_quick" if args.quick else "coupling_heavy", report, markdown(report)
     )

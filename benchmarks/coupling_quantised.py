@@ -22,10 +22,8 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
 
-from common import machine, table, versions, write_results
+from common import single_threaded, table, write_results
 from interpolants.coupling import AuctionSolver
 from interpolants.coupling import _auction as auction
 from interpolants.coupling import _repeated as repeated
@@ -231,11 +229,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="n = 1024 and 2048 (~20 s)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1, user_api="blas"):
-        report = run((1024, 2048) if args.quick else (2048, 4096, 8192))
-    report["machine"] = machine()
-    report["versions"] = versions("numba", "lap")
+    sizes = (1024, 2048) if args.quick else (2048, 4096, 8192)
+    report = single_threaded(lambda: run(sizes), "numba", "lap")
     name = "coupling_quantised_quick" if args.quick else "coupling_quantised"
     write_results(name, report, markdown(report))
 

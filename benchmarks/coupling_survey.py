@@ -21,10 +21,8 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
 
-from common import machine, table, versions, write_results
+from common import single_threaded, table, write_results
 from coupling_problems import KINDS, SURVEY_KINDS, problem, survey_problem
 from interpolants.coupling import AuctionSolver
 
@@ -111,13 +109,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
     parser.add_argument("--kinds", default=None, help="comma-separated kinds (default: all)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1, user_api="blas"):
-        kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS + SURVEY_KINDS
-        n, seeds = (2048, "1") if args.quick else (args.n, args.seeds)
-        report = run(n, [int(s) for s in seeds.split(",")], kinds)
-    report["machine"] = machine()
-    report["versions"] = versions("numpy", "numba", "lap")
+    kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS + SURVEY_KINDS
+    n, seeds = (2048, "1") if args.quick else (args.n, args.seeds)
+    report = single_threaded(
+        lambda: run(n, [int(s) for s in seeds.split(",")], kinds), "numpy", "numba", "lap"
+    )
     name = "coupling_survey_quick" if args.quick else "coupling_survey"
     if n not in (2048, 4096) or (n == 2048) != args.quick:
         name = f"coupling_survey_{n}"

@@ -500,7 +500,7 @@ class AuctionSolver(AssignmentSolver):
         root = math.sqrt(unit)
         xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
         # identical rows of x bid as one source (see the kernel): bit for bit identical here
-        group, gstart, members, first_row = _row_groups(x, self.group_rows)
+        group, gstart, members, first_row = _row_groups(_distinct(x)[1], self.group_rows)
         if gstart.shape[0] <= n:
             xu = xu[first_row]
         start, first = np.full(n, -1, dtype=np.int64), self.first_phase_bids

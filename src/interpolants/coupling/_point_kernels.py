@@ -120,6 +120,14 @@ def _mask_group(g: Any, held_by: Any, vals: Any) -> Any:
     return left
 
 
+def _held_value(x: Any, q: Any, ym2: Any, yy: Any, prices: Any, j: Any) -> Any:
+    """C_qj + p_j − ‖x_q‖² in float64."""
+    v = yy[j] + prices[j]
+    for r in range(x.shape[1]):
+        v += np.float64(x[q, r]) * ym2[r, j]
+    return v
+
+
 def _level_groups(
     x: Any, ym2: Any, yy: Any, prices: Any, pmin: Any, w: Any, assigned: Any, gstart: Any,
     members: Any,
@@ -128,26 +136,17 @@ def _level_groups(
     [``gstart[g]``: ``gstart[g + 1]``]) to the group's dearest value C_gj + p_j, so that every
     row of the group holds an object of the same value (each within ε of the best outside
     the group when this is called, at the end of a phase)."""
-    d = x.shape[1]
     for g in range(gstart.shape[0] - 1):
         if gstart[g + 1] - gstart[g] < 2:
             continue
         q0 = members[gstart[g]]
         dearest = -np.inf
         for t in range(gstart[g], gstart[g + 1]):
-            j = assigned[members[t]]
-            cj = yy[j] + prices[j]
-            for r in range(d):
-                cj += np.float64(x[q0, r]) * ym2[r, j]
-            dearest = max(dearest, cj)
+            dearest = max(dearest, _held_value(x, q0, ym2, yy, prices, assigned[members[t]]))
         for t in range(gstart[g], gstart[g + 1]):
             j = assigned[members[t]]
-            cj = yy[j] + prices[j]
-            for r in range(d):
-                cj += np.float64(x[q0, r]) * ym2[r, j]
-            if cj < dearest:
-                prices[j] += dearest - cj
-                w[j] = yy[j] + (prices[j] - pmin)
+            prices[j] += dearest - _held_value(x, q0, ym2, yy, prices, j)
+            w[j] = yy[j] + (prices[j] - pmin)
 
 
 def _point_auction_kernel(
@@ -207,6 +206,9 @@ def _point_auction_kernel(
     nb = (n + _BLOCK - 1) // _BLOCK
     owner = np.full(n, -1, np.int64)
     held_by = np.full(n, -1, np.int64)  # the group of each object's owner
+    grouped = np.empty(n, np.bool_)  # rows with identical rows
+    for i in range(n):
+        grouped[i] = gstart[group[i] + 1] - gstart[group[i]] > 1
     assigned = start.copy()
     for i in range(n):
         if assigned[i] >= 0:
@@ -248,11 +250,12 @@ def _point_auction_kernel(
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
             if j >= 0:
-                grouped = gstart[group[i] + 1] - gstart[group[i]] > 1
-                best = _list_best_two(near, prices, cand, i)[0]
-                if grouped or not best <= thr[i]:  # (the best outside the row's group)
+                best = 0.0
+                if not grouped[i]:
+                    best = _list_best_two(near, prices, cand, i)[0]
+                if grouped[i] or not best <= thr[i]:  # (grouped: the best outside its group)
                     _row_values(ym2, x[i], off[i], w, vals)
-                    if grouped:
+                    if grouped[i]:
                         _mask_group(group[i], held_by, vals)
                     keys[n] = _block_minima(row_keys, bmin, top)[0]
                     best = np.float64(buf[n]) + pmin - off[i]
@@ -286,11 +289,10 @@ def _point_auction_kernel(
             if eps <= list_eps:
                 b1, b2, j1 = _list_best_two(near, prices, cand, i)
                 rescan = not b2 <= thr[i]
-            grouped = gstart[group[i] + 1] - gstart[group[i]] > 1
             left = n
-            if rescan or grouped:
+            if rescan or grouped[i]:
                 _row_values(ym2, x[i], off[i], w, vals)
-                if grouped:
+                if grouped[i]:
                     left = _mask_group(group[i], held_by, vals)
                 if eps > list_eps:  # coarse phases: the two best objects only
                     j1, keys[n] = _best_two(row_keys, bmin, top)
@@ -322,7 +324,7 @@ def _point_auction_kernel(
                         cand[i, t] = c
                         near[i, t] = cc
                     # (a grouped row's list leaves out its group's objects: it rescans)
-                    thr[i] = -np.inf if grouped else hv[k] + pmin - off[i]
+                    thr[i] = -np.inf if grouped[i] else hv[k] + pmin - off[i]
                     b1 = hv[0]
                     b2 = hv[1]
                     j1 = hi[0]
@@ -522,6 +524,7 @@ _HELPERS = (  # callees first
     "_insert_smallest",
     "_take",
     "_mask_group",
+    "_held_value",
     "_level_groups",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}

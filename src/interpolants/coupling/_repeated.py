@@ -43,24 +43,21 @@ def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray
 
 
 def _row_groups(
-    points: NDArray[np.float64], least: int
+    inverse: NDArray[np.int64], least: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """The groups of at least ``least`` identical rows of ``points`` (every other row a group
-    of its own), for the auction (``_point_kernels``): (the group of each row, the start of
-    each group in the next array and n at the end, the rows sorted by group, the first row of
-    each row's group)."""
-    n = points.shape[0]
-    _, first, group, counts = np.unique(
-        points, axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
-    group = group.reshape(-1)
-    big = counts[group] >= least
-    first_row = np.where(big, first[group], np.arange(n))  # a lone row is its own first
+    """The groups of at least ``least`` identical rows (``inverse``: the distinct row of each,
+    from :func:`_distinct`; every other row a group of its own), for the auction
+    (``_point_kernels``): (the group of each row, the start of each group in the next array
+    and n at the end, the rows sorted by group, the first row of each row's group)."""
+    n = inverse.shape[0]
+    by_value = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse)
+    first = by_value[np.cumsum(counts) - counts]  # the first row of each distinct value
+    first_row = np.where(counts[inverse] >= least, first[inverse], np.arange(n))
     _, group = np.unique(first_row, return_inverse=True)
     group = group.reshape(-1).astype(np.int64)
-    sizes = np.bincount(group)
-    gstart = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
-    np.cumsum(sizes, out=gstart[1:])
+    gstart = np.zeros(group.max() + 2, dtype=np.int64)
+    np.cumsum(np.bincount(group), out=gstart[1:])
     members = np.argsort(group, kind="stable").astype(np.int64)
     return group, gstart, members, first_row.astype(np.int64)
 
