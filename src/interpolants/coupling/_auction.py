@@ -304,8 +304,13 @@ class AuctionSolver(AssignmentSolver):
            C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points over all n² pairs, with
            a tolerance per pair, δ_ij = 2⁻⁴⁴·(2‖x0_i − c‖² + abs(u_i) + 2‖x1_j − c‖² + abs(v_j))
            (c the points' centre; at least 2⁶ float64 roundings of the terms compared);
-           violated pairs are added and steps 2–3 repeated until none is violated. ``tol`` is
-           the largest δ_ij, so the gap is at most 2n·``tol``.
+           violated pairs are added and steps 2–3 repeated until none is violated. A repeated
+           step 2 starts from the last permutation, optimal on the old pairs with dual
+           feasible potentials: only the rows given new pairs give up their objects, and each
+           takes one back by a shortest augmenting path on the reduced costs (Dijkstra, the
+           potentials updated as in Jonker and Volgenant's augmentation; lapmod from nothing
+           where no such path exists or the result does not settle). ``tol`` is the largest
+           δ_ij, so the gap is at most 2n·``tol``.
 
         If that does not settle (float64 values that cannot resolve the bids, more than 64·n
         candidate pairs, a check whose rounding disagrees with the search for violations),

@@ -5,7 +5,8 @@ potentials (weak duality); :func:`_certify_reduced` finds potentials that prove 
 optimal for a reduced cost matrix (shortest paths on a sparse edge set, a dense check of every
 entry, the violated entries added until none is left); :func:`_certify_points` does the same for
 the squared Euclidean cost of two point sets without the matrix (an exact sparse assignment on
-candidate pairs, the cost evaluated from the points in the check). Everything runs on the host
+candidate pairs, the cost evaluated from the points in the check, its later rounds repaired by
+augmenting paths from the last permutation). Everything runs on the host
 in float64, in row blocks (no second n×n array). The helpers that prepare their input live here
 too: the cost reduced by prices (:func:`_reduce_by_prices`), every pair of a small batch as an
 edge set (:func:`_all_pairs`) and the largest norm of a point set (:func:`_max_norm`).
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ._augment import _augment_kernel
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 
@@ -251,7 +253,10 @@ def _certify_points(
     proving it: the exact sparse assignment on ``edges`` (CSR by row: pointers, sorted
     columns, costs; a perfect matching among them), column potentials by shortest paths from
     v = −``prices``, a check of u_i + v_j − C_ij ≤ δ_ij over all n² pairs, the violated pairs
-    added and the whole repeated until none is left. The tolerance is per pair,
+    added and the whole repeated until none is left; a repeated round re-assigns only the
+    rows given new pairs, by shortest augmenting paths from the last permutation and its
+    potentials (``_augment``), and solves from nothing where that fails or does not settle.
+    The tolerance is per pair,
     δ_ij = 2⁻⁴⁴·(2‖x_i‖² + |u_i| + 2‖y_j‖² + |v_j|) (≥ 2⁶ float64 roundings of the terms
     of u_i + v_j − C_ij): a large entry (an outlier point) does not loosen the check of the
     others. Returns (perm, u, v, gap, max δ), or None if that fails: a negative cycle in
@@ -259,18 +264,24 @@ def _certify_points(
     potentials = _point_kernel("sparse_potentials")
     check = _point_kernel("sqdist_excess")
     violations = _point_kernel("sqdist_violations")
+    augment = _augment_kernel()
     if potentials is None or check is None or violations is None:
         raise ImportError("the certificate from the points needs numba (pip install numba)")
     indptr, cols, cost = edges
     n = x.shape[0]
     yt = np.ascontiguousarray(y.T)
     xx, yy = np.square(x).sum(axis=1), np.square(y).sum(axis=1)
+    slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
+    perm = None
     for _ in range(64):
-        perm = _sparse_lap(indptr, cols, cost + prices[cols])
         v = -prices
-        slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
-        if not potentials(indptr, cols, cost, perm, v, slack):
-            return None
+        if perm is None or not potentials(indptr, cols, cost, perm, v, slack):
+            # the exact sparse assignment from nothing (first round, or a repair that does
+            # not settle)
+            perm = _sparse_lap(indptr, cols, cost + prices[cols])
+            v = -prices
+            if not potentials(indptr, cols, cost, perm, v, slack):
+                return None
         own = _sqdist_rows(x, y[perm])
         u = own - v[perm]
         tau_u, tau_v = _POINT_TOL * (2.0 * xx + np.abs(u)), _POINT_TOL * (2.0 * yy + np.abs(v))
@@ -289,6 +300,10 @@ def _certify_points(
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         cost = _sqdist_rows(x[rows], y[cols])
+        # the permutation was optimal on the old pairs with the potentials v: only the rows
+        # given new pairs are re-assigned, by shortest augmenting paths
+        if augment is None or not augment(indptr, cols, cost, perm, v.copy(), rows_bad):
+            perm = None
     return None
 
 
