@@ -46,8 +46,10 @@ def _solver(setting: dict[str, float]) -> AuctionSolver:
 def run(n: int, seeds: list[int], kinds: tuple[str, ...]) -> dict[str, Any]:
     solvers = {name: _solver(setting) for name, setting in SETTINGS.items()}
     warm0, warm1 = _points("gauss", AuctionSolver.MULTISCALE, 0)  # the warm start's too
+    rounds0, rounds1 = _points("mixed-scales", 512, 2)  # the certificate's repair rounds too
     for solver in solvers.values():  # compiles (or loads) every kernel of the point path
         solver.certified_points(warm0, warm1)
+        solver.certified_points(rounds0, rounds1)
     rows = []
     for kind in kinds:
         seconds: dict[str, list[float]] = {name: [] for name in solvers}
