@@ -71,7 +71,8 @@ def test_augmenting_paths_reach_the_optimum_on_the_added_pairs(n, seed):
     )  # fmt: skip
     assert _sparse_optimum(n, indptr2, cols2, cost2) < _total(n, indptr, cols1, cost1, perm)
     kernel = augment_module._augment_kernel()
-    assert kernel(indptr2, cols2, cost2, perm, v, changed)
+    # each row listed twice: re-assigned once
+    assert kernel(indptr2, cols2, cost2, perm, v, np.repeat(changed, 2), 10**9)
     assert sorted(perm.tolist()) == list(range(n))
     optimum = _sparse_optimum(n, indptr2, cols2, cost2)
     # the totals of two optimal permutations, each a sum of n float64 costs of size ~10
@@ -88,7 +89,36 @@ def test_a_row_without_a_free_object_is_reported():
     cols = np.array([0, 0])
     cost = np.array([1.0, 1.0])
     kernel = augment_module._augment_kernel()
-    assert not kernel(indptr, cols, cost, np.array([0, 1]), np.zeros(2), np.array([1]))
+    assert not kernel(indptr, cols, cost, np.array([0, 1]), np.zeros(2), np.array([1]), 100)
+
+
+def test_a_repair_past_its_budget_gives_up():
+    # a shifted 1-D matching (rows k.. take i − k, rows ..k the last k objects) given
+    # zero-cost diagonal pairs for its first k rows: each path runs along the band, ~n²/8
+    # labels in all; past the budget the kernel stops (the caller then solves from nothing)
+    # instead of finishing quadratically, and with room it reaches the diagonal
+    n, k = 2000, 1000
+    rows = [np.arange(k), np.arange(k)]
+    cols = [np.arange(n - k, n), np.arange(n - k, n)[::-1]]
+    for shift in (-1, 0, 1):
+        band = np.arange(k, n)
+        rows += [band, band]
+        cols += [np.clip(band - k + shift, 0, n - 1), np.clip(band + shift, 0, n - 1)]
+    full = (np.arange(n)[:, None] - np.arange(n)[None, :]).astype(float) ** 2
+    indptr, cols1, cost1 = _csr(n, np.concatenate(rows), np.concatenate(cols), full)
+    perm = certificate_module._sparse_lap(indptr, cols1, cost1)
+    v = np.zeros(n)
+    assert point_kernels._point_kernel("sparse_potentials")(
+        indptr, cols1, cost1, perm, v, np.zeros(n)
+    )  # fmt: skip
+    free = np.arange(k)
+    old_rows = np.repeat(np.arange(n), np.diff(indptr))
+    indptr2, cols2, cost2 = _csr(n, np.r_[old_rows, free], np.r_[cols1, free], full)
+    kernel = augment_module._augment_kernel()
+    room = cols2.size + n
+    assert not kernel(indptr2, cols2, cost2, perm.copy(), v.copy(), free, 16 * room)
+    assert kernel(indptr2, cols2, cost2, perm, v, free, room * room)
+    assert float(full[np.arange(n), perm].sum()) == 0.0  # the diagonal
 
 
 def _mixed_scales(n, seed):

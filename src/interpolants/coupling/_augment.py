@@ -66,22 +66,27 @@ def _heap_pop(keys: Any, items: Any, size: Any) -> Any:
 
 
 def _sparse_augment_kernel(
-    indptr: Any, cols: Any, cost: Any, perm: Any, v: Any, free_rows: Any
+    indptr: Any, cols: Any, cost: Any, perm: Any, v: Any, free_rows: Any, budget: Any
 ) -> Any:
     """Re-assign ``free_rows`` by shortest augmenting paths on the CSR pair set (``indptr``,
-    ``cols``, ``cost``: C_ij), the other rows keeping ``perm`` (optimal on their pairs, with
-    column potentials ``v``: C_ij − u_i − v_j ≥ 0 up to rounding, u_i = C_i,perm(i) − v_perm(i)).
-    ``perm`` and ``v`` are updated in place. Returns False where a row finds no free object
-    (the pairs hold no perfect matching): ``perm`` is then not a permutation. Reduced costs
-    below zero by rounding count as zero. Plain Python; compiled by numba."""
+    ``cols``, ``cost``: C_ij), the other rows keeping ``perm`` (a permutation on their pairs,
+    optimal there, with column potentials ``v``: C_ij − u_i − v_j ≥ 0 up to rounding,
+    u_i = C_i,perm(i) − v_perm(i)). ``perm`` and ``v`` are updated in place; a row listed
+    twice is re-assigned once. Returns False, ``perm`` then not a permutation, where a row
+    finds no free object (the pairs hold no perfect matching), where a row's object is not
+    among its pairs, or once the searches have labelled more than ``budget`` pairs in all
+    (each search may explore the whole pair set: the caller's solve from nothing then bounds
+    the cost). Reduced costs below zero by rounding count as zero. Plain Python; compiled by
+    numba."""
     n = perm.shape[0]
     row_of = np.full(n, -1, np.int64)
     for i in range(n):
         row_of[perm[i]] = i
     for t in range(free_rows.shape[0]):
         i = free_rows[t]
-        row_of[perm[i]] = -1
-        perm[i] = -1
+        if perm[i] >= 0:  # (a row listed twice is freed once)
+            row_of[perm[i]] = -1
+            perm[i] = -1
     dist = np.full(n, np.inf)
     pred = np.full(n, -1, np.int64)
     done = np.zeros(n, np.bool_)
@@ -89,8 +94,11 @@ def _sparse_augment_kernel(
     touched = np.empty(n, np.int64)
     keys = np.empty(cols.shape[0] + 1)
     items = np.empty(cols.shape[0] + 1, np.int64)
+    work = 0
     for t in range(free_rows.shape[0]):
         f = free_rows[t]
+        if perm[f] >= 0:  # listed twice: assigned already
+            continue
         uf = np.inf
         for e in range(indptr[f], indptr[f + 1]):
             uf = min(uf, cost[e] - v[cols[e]])
@@ -102,6 +110,9 @@ def _sparse_augment_kernel(
         d = 0.0
         sink = -1
         while True:
+            work += indptr[i + 1] - indptr[i]
+            if work > budget:
+                return False
             for e in range(indptr[i], indptr[i + 1]):  # label the row's objects
                 k = cols[e]
                 if done[k]:
@@ -131,11 +142,14 @@ def _sparse_augment_kernel(
             if i < 0:  # a free object: the path ends here
                 sink = j
                 break
-            ui = 0.0  # u_i = C_ij − v_j on the row's own (tight) pair
+            own = -1  # u_i = C_ij − v_j on the row's own (tight) pair
             for e in range(indptr[i], indptr[i + 1]):
                 if cols[e] == j:
-                    ui = cost[e] - v[j]
+                    own = e
                     break
+            if own < 0:
+                return False
+            ui = cost[own] - v[j]
         if sink < 0:
             return False
         top = dist[sink]

@@ -28,6 +28,7 @@ __all__ = ["CertifiedAssignment", "certify_assignment"]
 _BLOCK = 1 << 20  # matrix entries per block in the blockwise passes (8 MiB of float64)
 _CERT_TOL = 2.0**-40  # per-entry tolerance of the dual certificate, relative to the scale
 _POINT_TOL = 2.0**-44  # the same from the points, relative to each pair's own terms
+_REPAIR_WORK = 256  # a repair round labels at most this many times (pairs + rows) pairs
 
 
 def _row_blocks(n0: int, n1: int) -> list[tuple[int, int]]:
@@ -302,7 +303,8 @@ def _certify_points(
         cost = _sqdist_rows(x[rows], y[cols])
         # the permutation was optimal on the old pairs with the potentials v: only the rows
         # given new pairs are re-assigned, by shortest augmenting paths
-        if augment is None or not augment(indptr, cols, cost, perm, v.copy(), rows_bad):
+        budget = _REPAIR_WORK * (cols.size + n)  # past it, lapmod from nothing is cheaper
+        if augment is None or not augment(indptr, cols, cost, perm, v.copy(), rows_bad, budget):
             perm = None
     return None
 
