@@ -10,7 +10,9 @@ given new pairs lose their objects; each is then re-assigned by one shortest aug
 in Jonker and Volgenant's augmentation), which keeps the partial assignment optimal with
 feasible duals, so that the last path leaves an optimal permutation on the new pair set. The
 answer is checked like any other (the potentials are recomputed from it and tested over every
-pair), so a path found on rounded reduced costs can cost at most a further round.
+pair), so a path found on rounded reduced costs can cost at most a further round. Each path
+may explore the whole pair set; a budget on the pairs labelled in a round bounds the work, and
+past it the caller solves the round from nothing.
 
 :func:`_augment_kernel` compiles ``_sparse_augment_kernel`` with numba (``None`` without).
 """
