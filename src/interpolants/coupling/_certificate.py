@@ -256,7 +256,8 @@ def _certify_points(
     v = −``prices``, a check of u_i + v_j − C_ij ≤ δ_ij over all n² pairs, the violated pairs
     added and the whole repeated until none is left; a repeated round re-assigns only the
     rows given new pairs, by shortest augmenting paths from the last permutation and its
-    potentials (``_augment``), and solves from nothing where that fails or does not settle.
+    potentials (``_augment``; the shortest paths then start from the repair's potentials),
+    and solves from nothing where that fails or does not settle.
     The tolerance is per pair,
     δ_ij = 2⁻⁴⁴·(2‖x_i‖² + |u_i| + 2‖y_j‖² + |v_j|) (≥ 2⁶ float64 roundings of the terms
     of u_i + v_j − C_ij): a large entry (an outlier point) does not loosen the check of the
@@ -274,8 +275,9 @@ def _certify_points(
     xx, yy = np.square(x).sum(axis=1), np.square(y).sum(axis=1)
     slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
     perm = None
+    start = -prices
     for _ in range(64):
-        v = -prices
+        v = start.copy()
         if perm is None or not potentials(indptr, cols, cost, perm, v, slack):
             # the exact sparse assignment from nothing (first round, or a repair that does
             # not settle)
@@ -304,8 +306,11 @@ def _certify_points(
         # the permutation was optimal on the old pairs with the potentials v: only the rows
         # given new pairs are re-assigned, by shortest augmenting paths
         budget = _REPAIR_WORK * (cols.size + n)  # past it, lapmod from nothing is cheaper
-        if augment is None or not augment(indptr, cols, cost, perm, v.copy(), rows_bad, budget):
+        # (its updated potentials, feasible on the new pairs, start the next shortest paths)
+        start = v.copy()
+        if augment is None or not augment(indptr, cols, cost, perm, start, rows_bad, budget):
             perm = None
+            start = -prices
     return None
 
 
