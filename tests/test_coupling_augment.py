@@ -17,11 +17,9 @@ pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs num
 
 
 def _csr(n, rows, cols, cost_matrix):
-    """The CSR pair set (sorted, unique columns per row) of the pairs (rows, cols)."""
-    keys = np.unique(rows * n + cols)
-    rows, cols = keys // n, keys % n
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    """The CSR pair set (sorted, unique columns per row) of the pairs (rows, cols), with
+    their costs."""
+    indptr, rows, cols = certificate_module._pair_set(n, rows, cols)
     return indptr, cols, cost_matrix[rows, cols]
 
 

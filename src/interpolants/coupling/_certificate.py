@@ -274,10 +274,9 @@ def _certify_points(
     yt = np.ascontiguousarray(y.T)
     xx, yy = np.square(x).sum(axis=1), np.square(y).sum(axis=1)
     slack = 0.25 * _POINT_TOL * (2.0 * yy + np.abs(prices))  # below every δ_ij of column j
-    perm = None
-    start = -prices
+    perm: NDArray[np.int64] | None = None  # a repaired permutation, with its potentials v
+    v = -prices
     for _ in range(64):
-        v = start.copy()
         if perm is None or not potentials(indptr, cols, cost, perm, v, slack):
             # the exact sparse assignment from nothing (first round, or a repair that does
             # not settle)
@@ -298,19 +297,14 @@ def _certify_points(
         if add_r.size == 0 or cols.size + add_r.size > 64 * n:
             return None  # rounding disagrees with the check, or the candidates were poor
         rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), add_r])
-        keys = np.unique(np.concatenate([cols, add_c]) + rows * n)
-        rows, cols = keys // n, keys % n
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        indptr, rows, cols = _pair_set(n, rows, np.concatenate([cols, add_c]))
         cost = _sqdist_rows(x[rows], y[cols])
         # the permutation was optimal on the old pairs with the potentials v: only the rows
-        # given new pairs are re-assigned, by shortest augmenting paths
+        # given new pairs are re-assigned, by shortest augmenting paths that update v in place
+        # (feasible on the new pairs, the next shortest paths start from them)
         budget = _REPAIR_WORK * (cols.size + n)  # past it, lapmod from nothing is cheaper
-        # (its updated potentials, feasible on the new pairs, start the next shortest paths)
-        start = v.copy()
-        if augment is None or not augment(indptr, cols, cost, perm, start, rows_bad, budget):
+        if augment is None or not augment(indptr, cols, cost, perm, v, rows_bad, budget):
             perm = None
-            start = -prices
     return None
 
 
@@ -339,6 +333,18 @@ def _max_norm(points: NDArray[np.float64]) -> float:
     if top == 0.0 or not math.isfinite(top):
         return top
     return top * math.sqrt(float(np.square(points / top).sum(axis=1).max()))
+
+
+def _pair_set(
+    n: int, rows: NDArray[np.int64], cols: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The pairs (``rows``, ``cols``) of an n × n problem as a CSR set by row, sorted and
+    without repeats: (row pointers, the rows, the columns)."""
+    keys = np.unique(cols + rows * n)
+    rows, cols = keys // n, keys % n
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return indptr, rows, cols
 
 
 def _all_pairs(

@@ -120,12 +120,12 @@ def _mask_group(g: Any, held_by: Any, vals: Any) -> Any:
     return left
 
 
-def _held_value(x: Any, q: Any, ym2: Any, yy: Any, prices: Any, j: Any) -> Any:
-    """C_qj + p_j − ‖x_q‖² in float64."""
-    v = yy[j] + prices[j]
-    for r in range(x.shape[1]):
-        v += np.float64(x[q, r]) * ym2[r, j]
-    return v
+def _row_cost(x: Any, i: Any, ym2: Any, yy: Any, j: Any) -> Any:
+    """C_ij − ‖x_i‖² = ‖y_j‖² − 2 x_i·y_j in float64 (``ym2`` = −2 yᵀ, ``yy`` = ‖y_j‖²)."""
+    c = yy[j]
+    for t in range(x.shape[1]):
+        c += np.float64(x[i, t]) * ym2[t, j]
+    return c
 
 
 def _level_groups(
@@ -142,10 +142,11 @@ def _level_groups(
         q0 = members[gstart[g]]
         dearest = -np.inf
         for t in range(gstart[g], gstart[g + 1]):
-            dearest = max(dearest, _held_value(x, q0, ym2, yy, prices, assigned[members[t]]))
+            j = assigned[members[t]]
+            dearest = max(dearest, _row_cost(x, q0, ym2, yy, j) + prices[j])
         for t in range(gstart[g], gstart[g + 1]):
             j = assigned[members[t]]
-            prices[j] += dearest - _held_value(x, q0, ym2, yy, prices, j)
+            prices[j] += dearest - (_row_cost(x, q0, ym2, yy, j) + prices[j])
             w[j] = yy[j] + (prices[j] - pmin)
 
 
@@ -205,7 +206,8 @@ def _point_auction_kernel(
     m = k + 1
     nb = (n + _BLOCK - 1) // _BLOCK
     owner = np.full(n, -1, np.int64)
-    held_by = np.full(n, -1, np.int64)  # the group of each object's owner
+    # the group of each object's owner (beside owner: the masks read it in the scan, no gather)
+    held_by = np.full(n, -1, np.int64)
     grouped = np.empty(n, np.bool_)  # rows with identical rows
     for i in range(n):
         grouped[i] = gstart[group[i] + 1] - gstart[group[i]] > 1
@@ -259,10 +261,7 @@ def _point_auction_kernel(
                         _mask_group(group[i], held_by, vals)
                     keys[n] = _block_minima(row_keys, bmin, top)[0]
                     best = np.float64(buf[n]) + pmin - off[i]
-                cj = yy[j]
-                for t in range(d):
-                    cj += np.float64(x[i, t]) * ym2[t, j]
-                if cj + prices[j] <= best + eps:
+                if _row_cost(x, i, ym2, yy, j) + prices[j] <= best + eps:
                     continue
                 owner[j] = -1
                 held_by[j] = -1
@@ -317,12 +316,8 @@ def _point_auction_kernel(
                             if cnt < m or val < hv[k]:
                                 cnt = _insert_smallest(val, j, cnt, hv, hi)
                     for t in range(k):
-                        c = hi[t]
-                        cc = yy[c]
-                        for q in range(d):
-                            cc += np.float64(x[i, q]) * ym2[q, c]
-                        cand[i, t] = c
-                        near[i, t] = cc
+                        cand[i, t] = hi[t]
+                        near[i, t] = _row_cost(x, i, ym2, yy, hi[t])
                     # (a grouped row's list leaves out its group's objects: it rescans)
                     thr[i] = -np.inf if grouped[i] else hv[k] + pmin - off[i]
                     b1 = hv[0]
@@ -524,7 +519,7 @@ _HELPERS = (  # callees first
     "_insert_smallest",
     "_take",
     "_mask_group",
-    "_held_value",
+    "_row_cost",
     "_level_groups",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}
