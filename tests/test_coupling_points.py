@@ -530,6 +530,43 @@ def test_far_rows_bid_on_values_that_resolve_epsilon(monkeypatch):
     _assert_certified_optimum(x, y, out)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_far_objects_warm_prices_leave_the_bids_in_float32(seed, monkeypatch):
+    # N(0, I) rows against Cauchy objects from a warm start: a far object's warm price
+    # max_i (u_i − C_ij) lies ~‖y_j‖² below the others', so w_j = ‖y_j‖² + p_j − min p put
+    # every other object's shared part at about that gap, and float32 stopped resolving ε
+    # after two phases (the rest of the run in float64; at n = 4096 often from the first
+    # phase). About the median of ‖y‖² + p, with each row's offset its own least value, the
+    # bulk of the shared parts stay within a few typical ranges, and the float32 run goes on
+    # to the last phase or the one before it.
+    monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
+    runs = []  # (n, dtype, ε reached, ε at which the old check stopped float32)
+    compiled = auction_module._point_kernel
+
+    def spy(name):
+        kernel = compiled(name)
+        if name != "point_auction":
+            return kernel
+
+        def run(x, ym2, yy, prices, *rest):
+            old = 8.0 * float(np.finfo(x.dtype).eps) * float((yy + prices - prices.min()).max())
+            out = kernel(x, ym2, yy, prices, *rest)
+            runs.append((x.shape[0], x.dtype, out[3], old))
+            return out
+
+        return run
+
+    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    rng = np.random.default_rng(seed)
+    n = 1024
+    x, y = rng.standard_normal((n, 2)), rng.standard_cauchy((n, 2))
+    out = AuctionSolver().certified_points(x, y)
+    _assert_certified_optimum(x, y, out)
+    (_, _, reached, old_stop), *_ = [r for r in runs if r[0] == n and r[1] == np.float32]
+    assert old_stop > 1e-4  # the old check stopped float32 at a coarse ε ...
+    assert reached <= old_stop / 64.0  # ... three phases (ε / 4 each) and more before this
+
+
 def _atoms(n, atoms, share, seed=0):
     """x0 with about ``share`` of its n points on ``atoms`` points (each repeated), the others
     distinct; x1 distinct; N(0, I) throughout."""

@@ -290,13 +290,16 @@ class AuctionSolver(AssignmentSolver):
            − ‖x_i‖² plus the smaller of ‖x_i‖² and 2‖x_i‖·max_j ‖y_j‖ (either keeps them
            ≥ 0), so that a far row's ‖x_i‖², rounded, does not swamp the differences of its
            values (its bids would tie over many objects, and it would bid for one of them in
-           steps of ε).
+           steps of ε). Where p − min p would spread the shared parts ‖y_j‖² + p_j − min p
+           too wide for float32 (the warm prices of far objects lie ~‖y_j‖² below the
+           others'), the values are taken about the median of ‖y_j‖² + p_j instead, with each
+           row's least value (found once) as its offset.
            Where float32 cannot resolve the bids (heavy tails spread the prices far beyond a
-           typical row's range), the auction goes on in float64 from the prices and the
-           assignment reached. A phase that takes more than
-           ``phase_bids``·n bids (``first_phase_bids``·n for the first) raises its ε: a
-           price war at too small an ε, as a warm start far from the optimum's prices causes,
-           then costs a few phases.
+           typical row's range, for more than the farthest 1/64 of the objects), the
+           auction goes on in float64 from the prices and the assignment reached. A phase
+           that takes more than ``phase_bids``·n bids (``first_phase_bids``·n for the first)
+           raises its ε: a price war at too small an ε, as a warm start far from the optimum's
+           prices causes, then costs a few phases.
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).

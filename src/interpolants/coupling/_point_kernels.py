@@ -1,7 +1,7 @@
 r"""The numba kernels of the certified assignment from points (:meth:`AuctionSolver.certified_points
 <interpolants.coupling.AuctionSolver.certified_points>`), for C_ij = ‖x_i − y_j‖².
 
-No n×n matrix is formed: a row's values C_ij + p_j − p_min (up to a constant of the row) are
+No n×n matrix is formed: a row's values C_ij + p_j (up to a constant of the row) are
 computed from the points when a bid needs them, in float32 (float64 where float32 cannot
 resolve the bids), into a buffer of n values that stays in cache; the minimum is taken over
 the values' bit patterns as integers of the same width (non-negative floats order like their
@@ -28,8 +28,8 @@ _BLOCK = 256  # values per block of a row's minimum search
 
 def _row_values(ym2: Any, xi: Any, off: Any, w: Any, vals: Any) -> None:
     """vals_j = max(``off`` + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ
-    (d, n), w_j = ‖y_j‖² + p_j − p_min: C_ij + p_j − p_min − ‖x_i‖² + ``off``, ≥ 0 up to
-    rounding for an offset at least max_j (2 x_i·y_j − w_j) (‖x_i‖², or 2‖x_i‖·max‖y‖)."""
+    (d, n), w_j = ‖y_j‖² + p_j − c (c a constant): C_ij + p_j − c − ‖x_i‖² + ``off``, ≥ 0 up
+    to rounding for an offset at least max_j (2 x_i·y_j − w_j)."""
     d, n = ym2.shape
     if d == 2:
         a = xi[0]
@@ -96,6 +96,11 @@ def _best_two(keys: Any, bmin: Any, top: Any) -> Any:
         k2 = min(k2, keys[j])
     keys[j1] = k1
     return j1, k2
+
+
+def _bulk(w: Any, q: Any) -> Any:
+    """The q-th smallest abs(w_j) (float64): the spread of all but the largest n − 1 − q."""
+    return np.float64(np.partition(np.abs(w), q)[q])
 
 
 def _sqdist(x: Any, i: Any, y: Any, j: Any) -> Any:
@@ -193,13 +198,22 @@ def _point_auction_kernel(
     Returns (candidate lists (n, k; a grouped row's leaves out its group's objects, and may
     be unfilled), the final assignment (n,), True, ε, the number of bids),
     or False in third place with the ε reached when the values cannot resolve the bids: at the
-    start of a phase whose ε is below
-    16× the rounding of the largest w_j = ‖y_j‖² + p_j − p_min (prices spread far beyond the
+    start of a phase whose ε is below 16× the rounding of the shared parts
+    w_j = ‖y_j‖² + p_j − c of all but the largest n/64 of them (prices spread far beyond the
     rows' ranges, as heavy-tailed points make them: every row's values then round to a
-    multiple of about ε, and the bids tie), or after more than 4n bids that leave their
+    multiple of about ε, and the bids tie; the few far objects left out are bid for by far
+    rows, whose values round coarser anyway), or after more than 4n bids that leave their
     object's value unchanged (points whose values round together, where the bids would never
-    end). ``prices`` are then the prices reached, a warm start for a run in float64. Plain
-    Python here; :func:`_point_kernel` compiles it.
+    end). ``prices`` are then the prices reached, a warm start for a run in float64.
+
+    The constant c is min_j p_j, and a row's offset (added to its values to keep them ≥ 0)
+    the smaller of ‖x_i‖² and 2‖x_i‖·max‖y‖ (the second for a far row, whose ‖x_i‖² rounded
+    would swamp the differences of its values). Where those shared parts spread wider than
+    the last phase can resolve and wider than about their median, c is the median of
+    ‖y_j‖² + p_j instead (a warm start prices far objects ~‖y_j‖² below the others, which
+    p − min p would carry into every other w_j), and each row's offset is its own least
+    value at the start (found by one scan; values only rise), so that the values a row
+    compares stay small. Plain Python here; :func:`_point_kernel` compiles it.
     """
     n = x.shape[0]
     d = x.shape[1]
@@ -241,12 +255,40 @@ def _point_auction_kernel(
     w = np.empty_like(vals)
     for j in range(n):
         w[j] = yy[j] + (prices[j] - pmin)
+    # the values round like the shared parts w_j: the resolution check leaves out the
+    # farthest 1/64 of the objects (heavy tails), whose values may round coarser, as a far
+    # row's do
+    q = n - 1 - n // 64
+    spread = _bulk(w, q)
+    if 16.0 * roundoff * spread > eps_final:
+        # where p − pmin spreads them wider than their spread about their median (prices
+        # far below the others', as a warm start gives far objects of heavy-tailed points),
+        # they are taken about that median, and each row's offset is its least value, found
+        # once (values only rise), rather than a bound
+        shared = yy + prices
+        centre = np.median(shared)
+        if _bulk(shared - centre, q) < spread:
+            pmin = centre
+            wlow = 0.0
+            for j in range(n):
+                w[j] = shared[j] - pmin
+                wlow = min(wlow, np.float64(w[j]))
+            for i in range(n):
+                s = 0.0
+                for t in range(d):
+                    s += np.float64(x[i, t]) * x[i, t]
+                big = 2.0 * np.sqrt(s) * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
+                _row_values(ym2, x[i], big, w, vals)
+                keys[n] = _block_minima(row_keys, bmin, top)[0]
+                least = big - np.float64(buf[n])
+                off[i] = least + 16.0 * roundoff * (abs(big) + abs(least))
+            buf[n] = np.inf
     eps = eps0
     stuck = 0
     total = 0
     limit = first_budget
     while True:
-        if 16.0 * roundoff * w.max() > eps:  # the shared part of the values hides ε
+        if 16.0 * roundoff * _bulk(w, q) > eps:  # the shared part of the values hides ε
             return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
@@ -510,6 +552,7 @@ def _sqdist_violations_kernel(x: Any, yt: Any, rows: Any, w: Any, thr: Any) -> A
 
 _HELPERS = (  # callees first
     "_row_values",
+    "_bulk",
     "_block_minima",
     "_best_two",
     "_sqdist",
