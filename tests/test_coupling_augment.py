@@ -11,7 +11,7 @@ from interpolants.coupling import AuctionSolver, certify_assignment
 from interpolants.coupling import _augment as augment_module
 from interpolants.coupling import _auto as auto_module
 from interpolants.coupling import _certificate as certificate_module
-from interpolants.coupling import _point_kernels as point_kernels
+from interpolants.coupling import _sqdist_kernels as sqdist_kernels
 
 pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs numba")
 
@@ -58,7 +58,7 @@ def test_augmenting_paths_reach_the_optimum_on_the_added_pairs(n, seed):
     _, perm = min_weight_full_bipartite_matching(csr_matrix((cost1 + 1.0, cols1, indptr)))
     perm = np.asarray(perm, dtype=np.int64)
     v = np.zeros(n)
-    potentials = point_kernels._point_kernel("sparse_potentials")
+    potentials = sqdist_kernels._sqdist_kernel("sparse_potentials")
     assert potentials(indptr, cols1, cost1, perm, v, np.zeros(n))
     changed = np.sort(rng.choice(n, n // 3, replace=False))
     extra_rows = np.repeat(changed, 6)
@@ -106,7 +106,7 @@ def test_a_repair_past_its_budget_gives_up():
     indptr, cols1, cost1 = _csr(n, np.concatenate(rows), np.concatenate(cols), full)
     perm = certificate_module._sparse_lap(indptr, cols1, cost1)
     v = np.zeros(n)
-    assert point_kernels._point_kernel("sparse_potentials")(
+    assert sqdist_kernels._sqdist_kernel("sparse_potentials")(
         indptr, cols1, cost1, perm, v, np.zeros(n)
     )  # fmt: skip
     free = np.arange(k)

@@ -20,7 +20,7 @@ from interpolants.coupling import _auction as auction_module
 from interpolants.coupling import _auto as auto_module
 from interpolants.coupling import _balance as balance_module
 from interpolants.coupling import _exact as exact_module
-from interpolants.coupling import _point_kernels as point_kernels
+from interpolants.coupling import _sqdist_kernels as sqdist_kernels
 from interpolants.coupling import _subspace as subspace_module
 
 pytestmark = pytest.mark.skipif(not auto_module._have_numba(), reason="needs numba")
@@ -649,7 +649,7 @@ def test_a_price_war_raises_epsilon_and_still_ends_certified(monkeypatch):
 def test_the_potentials_kernel_finds_a_negative_cycle():
     # all 3×3 pairs of C = [[0, 1, 1], [1, 0, 1], [1, 1, 0]]: the identity is optimal, a
     # 3-cycle is not (its residual graph has a cycle of length −3)
-    kernel = point_kernels._point_kernel("sparse_potentials")
+    kernel = sqdist_kernels._sqdist_kernel("sparse_potentials")
     indptr = np.array([0, 3, 6, 9])
     cols = np.tile(np.arange(3), 3)
     cost = (1.0 - np.eye(3)).ravel()

@@ -2,8 +2,8 @@ r"""The certified ε-scaling auction: near-optimal prices, an exact completion, 
 
 :class:`AuctionSolver` is the exact solver for low-dimensional and large batches (the rule of
 :class:`~interpolants.coupling.AutoAssignmentSolver`); its kernels are compiled by numba
-(``_kernels``; from the points, ``_point_kernels``) and its optimality proof is the dual
-certificate of ``_certificate``.
+(``_kernels``; from the points, ``_point_kernels`` and ``_sqdist_kernels``) and its
+optimality proof is the dual certificate of ``_certificate``.
 """
 
 import math
@@ -27,6 +27,7 @@ from ._certificate import (
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 from ._repeated import _distinct, _next_in_group, _row_groups, _transport_assignment
+from ._sqdist_kernels import _sqdist_kernel
 from ._subspace import Start, _starts
 
 __all__ = ["AuctionSolver"]
@@ -403,13 +404,13 @@ class AuctionSolver(AssignmentSolver):
         problem: the sparse path, or the matrix where it cannot settle."""
         n = x.shape[0]
         found = None
-        if _point_kernel("sparse_potentials") is None:
+        if _sqdist_kernel("sparse_potentials") is None:
             if n >= self.SMALL:
                 raise ImportError("AuctionSolver needs numba (pip install numba)")
         elif n < self.SMALL:
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
         else:  # the reduced problem's start first (one set in a subspace), then the points'
-            kernel = _point_kernel("sqdist_edges")
+            kernel = _sqdist_kernel("sqdist_edges")
             for start in _starts(x, y, self._point_prices):  # lazily: the next if unsettled
                 if start is not None and kernel is not None:
                     prices, cand, assigned = start
@@ -455,8 +456,8 @@ class AuctionSolver(AssignmentSolver):
         the auction's assignment), or None where float64 values cannot resolve the problem
         either (the caller then solves the matrix)."""
         auction = _point_kernel("point_auction")
-        span_kernel = _point_kernel("sqdist_range")
-        colmin = _point_kernel("sqdist_colmin")
+        span_kernel = _sqdist_kernel("sqdist_range")
+        colmin = _sqdist_kernel("sqdist_colmin")
         if auction is None or span_kernel is None or colmin is None:
             raise ImportError("AuctionSolver needs numba (pip install numba)")
         n = x.shape[0]

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ._augment import _augment_kernel
 from ._kernels import _compiled
-from ._point_kernels import _point_kernel
+from ._sqdist_kernels import _sqdist_kernel
 
 __all__ = ["CertifiedAssignment", "certify_assignment"]
 
@@ -263,9 +263,9 @@ def _certify_points(
     of u_i + v_j − C_ij): a large entry (an outlier point) does not loosen the check of the
     others. Returns (perm, u, v, gap, max δ), or None if that fails: a negative cycle in
     float64, a violated row without a violated pair, more than 64·n pairs or 64 rounds."""
-    potentials = _point_kernel("sparse_potentials")
-    check = _point_kernel("sqdist_excess")
-    violations = _point_kernel("sqdist_violations")
+    potentials = _sqdist_kernel("sparse_potentials")
+    check = _sqdist_kernel("sqdist_excess")
+    violations = _sqdist_kernel("sqdist_violations")
     augment = _augment_kernel()
     if potentials is None or check is None or violations is None:
         raise ImportError("the certificate from the points needs numba (pip install numba)")
