@@ -465,9 +465,10 @@ def test_heavy_tails_settle_from_the_points_without_the_matrix(monkeypatch):
     _assert_certified_optimum(x, y, out)
 
 
-def _spy_auction(monkeypatch):
+def _spy_auction(monkeypatch, record=None):
     """Record every run of the point auction as (n, its prices before, its prices after, its
-    number of bids), the bids being the kernel's last return value."""
+    number of bids), the bids being the kernel's last return value; or as ``record``(x, yy,
+    the prices before, the kernel's return value) gives it."""
     calls = []
     compiled = auction_module._point_kernel
 
@@ -479,7 +480,10 @@ def _spy_auction(monkeypatch):
         def run(x, ym2, yy, prices, *rest):
             before = prices.copy()
             out = kernel(x, ym2, yy, prices, *rest)
-            calls.append((x.shape[0], before, prices.copy(), out[-1]))
+            if record is None:
+                calls.append((x.shape[0], before, prices.copy(), out[-1]))
+            else:
+                calls.append(record(x, yy, before, out))
             return out
 
         return run
@@ -540,23 +544,12 @@ def test_far_objects_warm_prices_leave_the_bids_in_float32(seed, monkeypatch):
     # bulk of the shared parts stay within a few typical ranges, and the float32 run goes on
     # to the last phase or the one before it.
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
-    runs = []  # (n, dtype, ε reached, ε at which the old check stopped float32)
-    compiled = auction_module._point_kernel
 
-    def spy(name):
-        kernel = compiled(name)
-        if name != "point_auction":
-            return kernel
+    def record(x, yy, prices, out):  # (n, dtype, ε reached, ε where the old check stopped)
+        old = 8.0 * float(np.finfo(x.dtype).eps) * float((yy + prices - prices.min()).max())
+        return x.shape[0], x.dtype, out[3], old
 
-        def run(x, ym2, yy, prices, *rest):
-            old = 8.0 * float(np.finfo(x.dtype).eps) * float((yy + prices - prices.min()).max())
-            out = kernel(x, ym2, yy, prices, *rest)
-            runs.append((x.shape[0], x.dtype, out[3], old))
-            return out
-
-        return run
-
-    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    runs = _spy_auction(monkeypatch, record)
     rng = np.random.default_rng(seed)
     n = 1024
     x, y = rng.standard_normal((n, 2)), rng.standard_cauchy((n, 2))
