@@ -204,7 +204,10 @@ def _point_auction_kernel(
     ‖y_j‖² + p_j instead (a warm start prices far objects ~‖y_j‖² below the others, which
     p − min p would carry into every other w_j), and each row's offset is its own least
     value at the start (found by one scan; values only rise), so that the values a row
-    compares stay small. Plain Python here; :func:`_point_kernel` compiles it.
+    compares stay small. Far objects can make those least values large too (a row's value
+    for a far object it is not matched to): the resolution check then also takes the
+    offsets, all but the largest n/64 of them. Plain Python here; :func:`_point_kernel`
+    compiles it.
     """
     n = x.shape[0]
     d = x.shape[1]
@@ -251,6 +254,7 @@ def _point_auction_kernel(
     # row's do
     q = n - 1 - n // 64
     spread = _bulk(w, q)
+    shifted = False
     if 16.0 * roundoff * spread > eps_final:
         # where p − pmin spreads them wider than their spread about their median (prices
         # far below the others', as a warm start gives far objects of heavy-tailed points),
@@ -259,6 +263,7 @@ def _point_auction_kernel(
         shared = yy + prices
         centre = np.median(shared)
         if _bulk(shared - centre, q) < spread:
+            shifted = True
             pmin = centre
             wlow = 0.0
             for j in range(n):
@@ -279,7 +284,10 @@ def _point_auction_kernel(
     total = 0
     limit = first_budget
     while True:
-        if 16.0 * roundoff * _bulk(w, q) > eps:  # the shared part of the values hides ε
+        spread = _bulk(w, q)
+        if shifted:  # far objects can make the rows' least values, their offsets, large too
+            spread = max(spread, _bulk(off, q))
+        if 16.0 * roundoff * spread > eps:  # the shared part of the values hides ε
             return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
