@@ -240,11 +240,13 @@ def _point_auction_kernel(
     # swamp the differences of its values, and its bids would tie over many objects
     off = np.empty_like(vals)
     ymax = np.sqrt(yy.max())
+    norm = np.empty(n)  # ‖x_i‖
     for i in range(n):
         s = 0.0
         for t in range(d):
             s += np.float64(x[i, t]) * x[i, t]
-        off[i] = min(s, 2.0 * np.sqrt(s) * ymax)
+        norm[i] = np.sqrt(s)
+        off[i] = min(s, 2.0 * norm[i] * ymax)
     pmin = prices.min()  # prices only rise: C + p − pmin stays ≥ 0
     w = np.empty_like(vals)
     for j in range(n):
@@ -254,7 +256,7 @@ def _point_auction_kernel(
     # row's do
     q = n - 1 - n // 64
     spread = _bulk(w, q)
-    shifted = False
+    floor = 0.0  # the offsets' part of the check (they stay as set here)
     if 16.0 * roundoff * spread > eps_final:
         # where p − pmin spreads them wider than their spread about their median (prices
         # far below the others', as a warm start gives far objects of heavy-tailed points),
@@ -263,31 +265,25 @@ def _point_auction_kernel(
         shared = yy + prices
         centre = np.median(shared)
         if _bulk(shared - centre, q) < spread:
-            shifted = True
             pmin = centre
             wlow = 0.0
             for j in range(n):
                 w[j] = shared[j] - pmin
                 wlow = min(wlow, np.float64(w[j]))
             for i in range(n):
-                s = 0.0
-                for t in range(d):
-                    s += np.float64(x[i, t]) * x[i, t]
-                big = 2.0 * np.sqrt(s) * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
+                big = 2.0 * norm[i] * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
                 _row_values(ym2, x[i], big, w, vals)
                 keys[n] = _block_minima(row_keys, bmin, top)[0]
                 least = big - np.float64(buf[n])
                 off[i] = least + 16.0 * roundoff * (abs(big) + abs(least))
-            buf[n] = np.inf
+            # far objects can make the rows' least values, their offsets, large too
+            floor = _bulk(off, q)
     eps = eps0
     stuck = 0
     total = 0
     limit = first_budget
     while True:
-        spread = _bulk(w, q)
-        if shifted:  # far objects can make the rows' least values, their offsets, large too
-            spread = max(spread, _bulk(off, q))
-        if 16.0 * roundoff * spread > eps:  # the shared part of the values hides ε
+        if 16.0 * roundoff * max(_bulk(w, q), floor) > eps:  # the shared part of the values hides ε
             return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
