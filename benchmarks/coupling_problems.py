@@ -73,7 +73,8 @@ def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 
 # data kinds never used to tune the solver (coupling_survey.py): regular, shifted, tiny, heavy-
-# tailed on either side or both, of mixed scales, rounded
+# tailed on either side or both, of mixed scales, rounded; and a kind found since, jittered
+# atoms (tight clusters of distinct points)
 SURVEY_KINDS = (
     "lattice-gauss",
     "lattice-shift",
@@ -89,6 +90,7 @@ SURVEY_KINDS = (
     "rounded",
     "cauchy-cauchy",
     "flat-cauchy",
+    "jittered-atoms",
 )
 
 
@@ -98,8 +100,8 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     permutation, a spiral against N(0, I), N(0, I) shifted by 10⁴, points of scale 10⁻⁶,
     lognormal(0, 1.5) against N(0, I), N(0, I) against Cauchy, Pareto(1.5) with random signs on
     both sides, half the points within ~10⁻³ and half at scale 10³ against N(0, I), N(0, I)
-    rounded to 0.1 on both sides, Cauchy against Cauchy, and Cauchy squeezed 10:1 against
-    N(0, I)."""
+    rounded to 0.1 on both sides, Cauchy against Cauchy, Cauchy squeezed 10:1 against
+    N(0, I), and ten points of 3·N(0, I) jittered by 10⁻⁶ against N(0, I)."""
     rng = np.random.default_rng(1000 + seed)
 
     def gauss() -> np.ndarray:
@@ -141,6 +143,9 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
         x0, x1 = rng.standard_cauchy((n, 2)), rng.standard_cauchy((n, 2))
     elif kind == "flat-cauchy":
         x0, x1 = rng.standard_cauchy((n, 2)) * [1.0, 0.1], gauss()
+    elif kind == "jittered-atoms":
+        atoms = 3.0 * rng.standard_normal((10, 2))
+        x0, x1 = atoms[rng.integers(0, 10, n)] + 1e-6 * gauss(), gauss()
     else:
         raise ValueError(kind)
     return x0, x1

@@ -778,9 +778,9 @@ def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(m
     shapes = []
     original = AuctionSolver._point_prices
 
-    def recording(self, x, y):
+    def recording(self, x, y, *rest):
         shapes.append(x.shape)
-        return original(self, x, y)
+        return original(self, x, y, *rest)
 
     monkeypatch.setattr(subspace_module, "_FLAT", 0.1)
     monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
@@ -800,9 +800,9 @@ def test_one_set_on_a_plane_runs_the_auction_in_its_coordinates(monkeypatch):
     shapes = []
     original = AuctionSolver._point_prices
 
-    def recording(self, x, y):
+    def recording(self, x, y, *rest):
         shapes.append(x.shape[1])
-        return original(self, x, y)
+        return original(self, x, y, *rest)
 
     monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
     rng = np.random.default_rng(11)

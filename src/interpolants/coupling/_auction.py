@@ -6,6 +6,7 @@ r"""The certified ε-scaling auction: near-optimal prices, an exact completion, 
 optimality proof is the dual certificate of ``_certificate``.
 """
 
+import copy
 import math
 from typing import Any, final
 
@@ -24,6 +25,7 @@ from ._certificate import (
     _reduce_by_prices,
     _sqdist_matrix,
 )
+from ._clusters import _cluster_bound, _merged_groups, _near_clusters, _solve_cluster
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 from ._repeated import _distinct, _next_in_group, _row_groups, _transport_assignment
@@ -124,6 +126,7 @@ class AuctionSolver(AssignmentSolver):
     warm_rows_median = 2.0  # the point path's warm prices come from the subsample's rows
     warm_rows_quantile = 0.9  # within the larger of these two reaches (see _near_rows)
     group_rows = 16  # identical rows bid as one source from this many (certified_points)
+    cluster_eps = 1024.0  # near-identical rows too, where their values differ by ≤ this × ε
 
     def __init__(
         self,
@@ -348,8 +351,23 @@ class AuctionSolver(AssignmentSolver):
         are so repeated, the transposed problem is solved (x1 as the rows) and its answer
         transposed back.
 
+        **Near-identical rows.** A tight, isolated cluster of x0 (at least ``group_rows``
+        points within r of the first of them, no other point within 2r, and 4r·max‖y_j − ȳ‖
+        at most ``cluster_eps`` times the auction's last ε) has rows whose values differ by
+        at most that much, up to a constant of the row: bidding one by one, they would outbid
+        one another for prices that rise by about ε a bid. The auction takes each such cluster
+        as identical rows (its first row's values, one source as above); the assignment within
+        it, between its rows and the objects the auction gave them, is then solved exactly on
+        its own (:meth:`certified_points` on those points, whose balancing map brings the
+        cluster's scale to the objects'), and its column potentials and its rows' cheapest
+        pairs join the start of steps 2–3, which settle any exchange with the rest. Where
+        more of x1's points than of x0's are in such clusters, the transposed problem is
+        solved. Should steps 2–3 not settle from that start, the solve is repeated without
+        clusters before the matrix is built.
+
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
-        arrays for repeated points and the matrix in the fallback only.
+        arrays for repeated points, blocks of at most 2²⁰ costs within a near-identical
+        cluster, and the matrix in the fallback only.
 
         Parameters
         ----------
@@ -387,10 +405,14 @@ class AuctionSolver(AssignmentSolver):
             if repeated is not None:
                 perm, u, v, gap, tol = repeated
                 return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
-            grouped = [self._grouped_rows(inverse) for _, inverse in distinct]
+            grouped = [
+                self._grouped_rows(distinct[0][1], self._screened_clusters(x, y)),
+                self._grouped_rows(distinct[1][1], self._screened_clusters(y, x)),
+            ]
             if grouped[1] > grouped[0]:
-                # more of x1's points than of x0's are repeated ≥ group_rows times: the
-                # transposed problem, so that those bid as groups
+                # more of x1's points than of x0's are repeated ≥ group_rows times or in
+                # isolated near-identical clusters: the transposed problem, so that those bid
+                # as groups
                 out = self._certified_centred(y, x)
                 perm = np.empty(n, dtype=np.int64)
                 perm[out.perm] = np.arange(n)
@@ -411,22 +433,63 @@ class AuctionSolver(AssignmentSolver):
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
         else:  # the reduced problem's start first (one set in a subspace), then the points'
             kernel = _sqdist_kernel("sqdist_edges")
-            for start in _starts(x, y, self._point_prices):  # lazily: the next if unsettled
+            clustered: list[bool] = []  # whether a start took near-identical rows as one
+
+            def prices(a: NDArray[np.float64], b: NDArray[np.float64]) -> Start | None:
+                return self._point_prices(a, b, clustered)
+
+            for start in _starts(x, y, prices):  # lazily: the next if unsettled
                 if start is not None and kernel is not None:
-                    prices, cand, assigned = start
-                    found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
+                    prices_, cand, assigned = start
+                    found = _certify_points(x, y, kernel(x, y, cand, assigned), prices_)
                 if found is not None:
                     break
+            if found is None and clustered:  # the same without the clusters, then the matrix
+                return self._unclustered()._certified_centred(x, y)
         if found is None:  # the sparse path could not settle: solve the matrix instead
             return self.certified(_sqdist_matrix(x, y), overwrite=True)
         perm, u, v, gap, tol = found
         return CertifiedAssignment(perm=perm, u=u, v=v, gap=gap, tol=tol)
 
-    def _grouped_rows(self, inverse: NDArray[np.int64]) -> int:
+    def _grouped_rows(
+        self, inverse: NDArray[np.int64], near: NDArray[np.int64] | None = None
+    ) -> int:
         """How many rows are in groups of at least ``group_rows`` identical ones (``inverse``:
-        the distinct row of each)."""
+        the distinct row of each) or in the near-identical clusters ``near`` (labels ≥ 0)."""
         counts = np.bincount(inverse)
-        return int(counts[counts >= self.group_rows].sum())
+        grouped = counts[inverse] >= self.group_rows
+        if near is not None:
+            grouped |= near >= 0
+        return int(np.count_nonzero(grouped))
+
+    def _unclustered(self) -> "AuctionSolver":
+        """This solver without the near-identical clusters (for the warm start's subsample,
+        the problems within a cluster, and a retry)."""
+        plain = copy.copy(self)
+        plain.cluster_eps = 0.0
+        return plain
+
+    def _screened_clusters(
+        self, x: NDArray[np.float64], y: NDArray[np.float64]
+    ) -> NDArray[np.int64] | None:
+        """:func:`~._clusters._near_clusters` of the rows ``x`` against ``y`` about as the
+        points' path would find them (to choose which set bids): the span estimated from
+        eight rows instead of 64, before the balancing map; None where there are none."""
+        if not self.cluster_eps > 0.0:
+            return None
+        xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+        sample = _sqdist_matrix(xs[:: max(1, xs.shape[0] // 8)], ys)
+        ranges = np.quantile(sample, self.span_quantile, axis=1) - sample.min(axis=1)
+        return self._clusters(xs, ys, float(np.median(ranges)))
+
+    def _clusters(
+        self, xs: NDArray[np.float64], ys: NDArray[np.float64], span: float
+    ) -> NDArray[np.int64] | None:
+        """The isolated near-identical clusters of the rows ``xs`` (centred) against ``ys``
+        for the auction's span, whose rows' values differ by at most ``cluster_eps`` times
+        its last ε (labels, −1 outside them; None where there are none)."""
+        resolution = self.cluster_eps * self.final_eps * span
+        return _near_clusters(xs, _cluster_bound(resolution, ys), self.group_rows)
 
     def _typical_range(
         self, xs: NDArray[np.float64], ys: NDArray[np.float64]
@@ -451,10 +514,13 @@ class AuctionSolver(AssignmentSolver):
         near: NDArray[np.bool_] = norms[rows] <= reach
         return near if near.any() else np.ones(rows.shape[0], dtype=bool)
 
-    def _point_prices(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> Start | None:
+    def _point_prices(
+        self, x: NDArray[np.float64], y: NDArray[np.float64], clustered: list[bool] | None = None
+    ) -> Start | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
         the auction's assignment), or None where float64 values cannot resolve the problem
-        either (the caller then solves the matrix)."""
+        either (the caller then solves the matrix). Appends True to ``clustered`` where it
+        took near-identical rows as identical."""
         auction = _point_kernel("point_auction")
         span_kernel = _sqdist_kernel("sqdist_range")
         colmin = _sqdist_kernel("sqdist_colmin")
@@ -493,7 +559,7 @@ class AuctionSolver(AssignmentSolver):
             rng = np.random.default_rng(n)
             sub0 = np.sort(rng.choice(n, n // 4, replace=False))
             sub1 = np.sort(rng.choice(n, n // 4, replace=False))
-            coarse = self.certified_points(xs[sub0], ys[sub1])
+            coarse = self._unclustered().certified_points(xs[sub0], ys[sub1])
             near = self._near_rows(xs, sub0)
             colmin(xs, sub0[near], ys, coarse.u[near], prices)
             prices *= -1.0
@@ -508,8 +574,17 @@ class AuctionSolver(AssignmentSolver):
         eps = eps0 / unit
         root = math.sqrt(unit)
         xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
-        # identical rows of x bid as one source (see the kernel): bit for bit identical here
-        group, gstart, members, first_row = _row_groups(_distinct(x)[1], self.group_rows)
+        # identical rows of x bid as one source (see the kernel): bit for bit identical here,
+        # or in an isolated cluster whose rows' values differ by at most cluster_eps × the
+        # last ε (each then bids with its first row's values; the assignment within the
+        # cluster is solved afterwards)
+        inverse = _distinct(x)[1]
+        clusters = self._clusters(xs, ys, span)
+        if clusters is not None:
+            inverse = _merged_groups(clusters, inverse)
+            if clustered is not None:
+                clustered.append(True)
+        group, gstart, members, first_row = _row_groups(inverse, self.group_rows)
         if gstart.shape[0] <= n:
             xu = xu[first_row]
         start, first = np.full(n, -1, dtype=np.int64), self.first_phase_bids
@@ -545,14 +620,23 @@ class AuctionSolver(AssignmentSolver):
             if ok:
                 if not np.isfinite(scaled).all():
                     return None
+                sizes = np.diff(gstart)
+                identical = sizes > 1
+                if clusters is not None:  # which groups are clusters of distinct rows
+                    for t in np.flatnonzero(identical):
+                        rows = members[gstart[t] : gstart[t + 1]]
+                        identical[t] = bool((x[rows] == x[rows[0]]).all())
                 if gstart.shape[0] <= n:  # chain each group's objects into its rows' edges
                     cand[:, -1] = np.where(
-                        np.diff(gstart)[group] > 1,
-                        assigned[_next_in_group(gstart, members)],
-                        cand[:, -1],
+                        identical[group], assigned[_next_in_group(gstart, members)], cand[:, -1]
                     )
                 g = np.square(y).sum(axis=1) - np.square(ys).sum(axis=1) - 2.0 * (y @ mx)
-                return scaled * unit - g, cand, assigned
+                found = scaled * unit - g
+                for t in np.flatnonzero((sizes > 1) & ~identical):
+                    rows = members[gstart[t] : gstart[t + 1]]
+                    out = self._unclustered().certified_points(x[rows], y[assigned[rows]])
+                    _solve_cluster(out, x, y, rows, found, cand, assigned)
+                return found, cand, assigned
         return None
 
     def prefers_points(self, n: int, dim: int) -> bool:

@@ -1,0 +1,148 @@
+r"""Near-identical rows of the point auction: isolated clusters that bid as one source.
+
+For C_ij = ‖x_i − y_j‖², two rows differ by a row constant plus −2 (x_i − x_q)·y_j, so where
+every x_i of a set lies within r of x_q, each row's values C_ij + p_j equal those of row q up
+to a constant and an error of at most 2 r·max_j ‖y_j‖ (centred y). Where that is far below
+the auction's ε the rows are near-identical persons: they outbid one another for prices that
+rise by about ε a bid, and the auction spends most of its bids among them (a tight cluster
+of one set against a spread other set). :func:`_near_clusters` finds such sets where they are
+also isolated (no other row within 2r), so that the auction can treat each as identical rows
+(one source with as many units, as for repeated points) and the assignment within it can be
+solved on its own afterwards.
+"""
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._certificate import CertifiedAssignment, _max_norm, _sqdist_matrix
+
+__all__: list[str] = []
+
+# odd multipliers of a hash of integer grid cells (wrapping int64 products; a collision only
+# makes the screen below pass where it need not)
+_MIX = np.array(
+    [-7046029254386353131, -4658895280553007687, -3372029247567499371, 7640891576956012809],
+    dtype=np.int64,
+)
+
+
+def _cell_keys(
+    points: NDArray[np.float64], cell: float, shift: float | NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """The index of each point's cell of a grid of side ``cell`` offset by ``shift`` cells
+    (per coordinate, or one for all), one int64 per point (hashed over the coordinates)."""
+    index = np.floor(points / cell + shift).astype(np.int64)
+    keys = np.zeros(points.shape[0], dtype=np.int64)
+    for t in range(points.shape[1]):
+        keys = keys * _MIX[t % 4] + index[:, t]
+    return keys
+
+
+def _may_cluster(points: NDArray[np.float64], bound: float, least: int) -> bool:
+    """A cheap screen: False only where no ``least`` points lie within ``bound`` of one of
+    them. Such points span at most 2·``bound`` in each coordinate, so one of the grids of side
+    4·``bound`` offset by 0 or 2·``bound`` in each coordinate holds them all in one cell: in
+    up to three dimensions each of those 2^d grids is counted; above, one grid, some cell of
+    which then holds ``least``/2^d of them (and at least 2)."""
+    n, dim = points.shape
+    if n < least or not bound > 0.0 or not _max_norm(points) < 2.0**50 * bound:
+        return False
+    if dim > 3:
+        _, counts = np.unique(_cell_keys(points, 4.0 * bound, 0.0), return_counts=True)
+        return bool(counts.max() >= max(2, -(-least // (1 << min(dim, 30)))))
+    for corner in range(1 << dim):
+        shift = np.array([0.5 * ((corner >> t) & 1) for t in range(dim)])
+        _, counts = np.unique(_cell_keys(points, 4.0 * bound, shift), return_counts=True)
+        if counts.max() >= least:
+            return True
+    return False
+
+
+def _near_clusters(
+    points: NDArray[np.float64], bound: float, least: int
+) -> NDArray[np.int64] | None:
+    """Labels (n,) of the isolated near-identical clusters among ``points``: sets of at least
+    ``least`` (and fewer than all) points, each within ``bound`` of the set's first point, with
+    no other point within 2·``bound`` of it; −1 for the points in none. ``None`` where there is
+    no such set.
+
+    Candidates are the connected components of the points linked by sharing a cell of either
+    of two grids of side bound/(2√d), the second offset by half a cell in every coordinate
+    (a set of diameter below half a cell is cut by at most one of the two grids in each
+    coordinate, so it stays connected)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not _may_cluster(points, bound, least):
+        return None
+    n, dim = points.shape
+    cell = bound / (2.0 * math.sqrt(dim))
+    _, a = np.unique(_cell_keys(points, cell, 0.0), return_inverse=True)
+    _, b = np.unique(_cell_keys(points, cell, 0.5), return_inverse=True)
+    a, b = a.reshape(-1), b.reshape(-1)
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    links = coo_matrix((np.ones(n), (a, na + b)), shape=(na + nb, na + nb))
+    _, component = connected_components(links, directed=False)
+    component = component[a]
+    counts = np.bincount(component)
+    labels = np.full(n, -1, dtype=np.int64)
+    found = 0
+    for c in np.flatnonzero((counts >= least) & (counts < n)):
+        rows = np.flatnonzero(component == c)
+        near = np.sqrt(np.square(points - points[rows[0]]).sum(axis=1))
+        if near[rows].max() <= bound and np.count_nonzero(near <= 2.0 * bound) == rows.size:
+            labels[rows] = found
+            found += 1
+    return labels if found else None
+
+
+def _merged_groups(near: NDArray[np.int64], inverse: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Group labels (0, 1, …) of the rows: the clusters of ``near`` (≥ 0) and, elsewhere, the
+    distinct rows of ``inverse`` (from ``_repeated._distinct``)."""
+    merged = np.where(near >= 0, near, int(near.max()) + 1 + inverse)
+    _, labels = np.unique(merged, return_inverse=True)
+    return labels.reshape(-1).astype(np.int64)
+
+
+def _cluster_bound(resolution: float, ys: NDArray[np.float64]) -> float:
+    """The reach r of a near-identical cluster of rows against the centred objects ``ys``:
+    4 r·max‖y‖ ≤ ``resolution`` (the most by which its rows' values may differ, up to a
+    constant of the row); 0 where there is none."""
+    rho = _max_norm(ys)
+    return resolution / (4.0 * rho) if resolution > 0.0 and rho > 0.0 else 0.0
+
+
+def _solve_cluster(
+    within: CertifiedAssignment,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    prices: NDArray[np.float64],
+    cand: NDArray[np.int64],
+    assigned: NDArray[np.int64],
+) -> None:
+    """Take ``within``, the exact assignment between a near-identical cluster's ``rows`` and
+    the objects the auction gave them (``assigned[rows]``, in that order), into the auction's
+    start, in place: ``assigned`` of the rows; ``prices`` of their objects (its column
+    potentials, shifted to the auction's level: a warm start of the certificate's shortest
+    paths); and ``cand`` of the rows (the objects of least reduced cost among the cluster's,
+    then the first of the auction's list, the best outside the cluster), by blocks of at most
+    2²⁰ costs."""
+    objects = assigned[rows]
+    m, k = rows.shape[0], cand.shape[1]
+    assigned[rows] = objects[within.perm]
+    prices[objects] = float(np.median(prices[objects] + within.v)) - within.v
+    inside = min(k - k // 4, m)
+    outside = cand[rows, : k - inside].copy()
+    step = max(1, (1 << 20) // m)
+    for s in range(0, m, step):
+        block = rows[s : s + step]
+        reduced = _sqdist_matrix(x[block], y[objects]) - within.v
+        if inside < m:
+            nearest = np.argpartition(reduced, inside - 1, axis=1)[:, :inside]
+        else:
+            nearest = np.broadcast_to(np.arange(m), (block.shape[0], m))
+        cand[block, :inside] = objects[nearest]
+    cand[rows, inside:] = outside

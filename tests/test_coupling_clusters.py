@@ -1,0 +1,130 @@
+"""Near-identical rows in the point auction: isolated tight clusters bid as one source and
+their own assignment is solved on its own (``interpolants.coupling._clusters``)."""
+
+import numpy as np
+import pytest
+
+from interpolants.coupling import AuctionSolver, certify_assignment
+from interpolants.coupling import _auction as auction_module
+from interpolants.coupling._certificate import _sqdist_matrix
+from interpolants.coupling._clusters import _near_clusters
+from test_coupling_augment import _mixed_scales
+from test_coupling_points import _assert_certified_optimum
+
+
+def test_near_clusters_are_the_isolated_tight_sets():
+    # 400 N(0, I) points and four sets of 40 within 1e-7 of a centre, bound 1e-5: one set
+    # straddles a cell corner of both grids' first (it stays one cluster), one has a stray
+    # point 1.5e-5 from its centre (not isolated), one is spread over 1e-4 (wider than the
+    # bound): two clusters, and the ordinary points in none
+    rng = np.random.default_rng(0)
+    bound = 1e-5
+    cell = bound / (2.0 * np.sqrt(2.0))
+    centres = np.array([[3.0, 3.0], [700 * cell, -400 * cell], [-3.0, 3.0], [3.0, -3.0]])
+    sets = [c + 1e-7 * rng.standard_normal((40, 2)) for c in centres[:3]]
+    sets.append(centres[3] + 1e-4 * rng.standard_normal((40, 2)))
+    stray = centres[2] + [1.5e-5, 0.0]
+    points = np.concatenate([5.0 * rng.standard_normal((400, 2)), *sets, stray[None]])
+    labels = _near_clusters(points, bound, 16)
+    assert labels is not None
+    assert (labels[:400] == -1).all() and (labels[480:] == -1).all()
+    for block in (labels[400:440], labels[440:480]):  # one label each, distinct
+        assert (block >= 0).all() and np.unique(block).size == 1
+    assert labels[400] != labels[440]
+    # ordinary points: no cluster at all
+    assert _near_clusters(rng.standard_normal((4096, 2)), bound, 16) is None
+
+
+def _atoms(n, side, seed=0):
+    """One set on 10 points 3·N(0, I) with a jitter of 1e-6, the other N(0, I)."""
+    rng = np.random.default_rng(seed)
+    centres = 3.0 * rng.standard_normal((10, 2))
+    x = centres[rng.integers(0, 10, n)] + 1e-6 * rng.standard_normal((n, 2))
+    y = rng.standard_normal((n, 2))
+    return (x, y) if side == "x0" else (y, x)
+
+
+@pytest.mark.parametrize("side", ["x0", "x1"])
+def test_jittered_atoms_are_solved_without_the_matrix(side, monkeypatch):
+    # n = 4096, one set on 10 atoms jittered by 1e-6 (distinct points: not the transportation
+    # problem, and not identical rows): the rows of an atom differ by ~1e-5 in their values,
+    # about the auction's last ε, so its candidate lists missed the optimum's pairs within an
+    # atom and the sparse certificate gave up: the matrix path, 6–13 s (33 s at n = 8192).
+    # As clusters (on the transposed problem for x1), each atom's own assignment is solved
+    # apart: ~0.5 s, on the sparse path
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("the matrix path ran")
+
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    x, y = _atoms(4096, side)
+    out = AuctionSolver().certified_points(x, y)
+    monkeypatch.undo()
+    cost = _sqdist_matrix(x, y)
+    assert sorted(out.perm.tolist()) == list(range(4096))
+    assert out.gap <= 2 * 4096 * out.tol
+    slack = 2 * 4096 * out.tol + 1e-12 * 4096 * float(cost.max())
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_tight_cluster_bids_as_one_source(seed, monkeypatch):
+    # the mixed scales (half of x0 within ~1e-3 of the origin, half at scale 1e3, against
+    # N(0, I)), n = 1024: the small cluster's rows are near-identical for all but the last
+    # phases, and bidding one by one they outbid one another, 116k–205k bids in the auction
+    # at n (seeds 0–3); as one source, 32k–46k, and its assignment is solved on its own
+    calls = []
+    compiled = auction_module._point_kernel
+
+    def spy(name):
+        kernel = compiled(name)
+        if name != "point_auction":
+            return kernel
+
+        def run(x, *rest):
+            out = kernel(x, *rest)
+            calls.append((x.shape[0], out[-1]))
+            return out
+
+        return run
+
+    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    n = 1024
+    x, y = _mixed_scales(n, seed)
+    out = AuctionSolver().certified_points(x, y)
+    _assert_certified_optimum(x, y, out)
+    assert sum(bids for size, bids in calls if size == n) <= 60 * n
+
+
+def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(monkeypatch):
+    # the certificate refusing the clustered start: the solve is repeated without clusters
+    # (not the matrix), and the answer is the certified optimum
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("the matrix path ran")
+
+    refused = []
+    certify = auction_module._certify_points
+
+    def refuse_first(x, *args):
+        if not refused and x.shape[0] == 1024:
+            refused.append(True)
+            return None
+        return certify(x, *args)
+
+    clusters = []
+    prices = AuctionSolver._point_prices
+
+    def recording(self, x, y, clustered=None):
+        out = prices(self, x, y, clustered)
+        clusters.append((x.shape[0], self.cluster_eps > 0.0, bool(clustered)))
+        return out
+
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
+    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    x, y = _mixed_scales(1024, 0)
+    out = AuctionSolver().certified_points(x, y)
+    monkeypatch.undo()
+    _assert_certified_optimum(x, y, out)
+    assert refused == [True]
+    top = [entry for entry in clusters if entry[0] == 1024]
+    assert top == [(1024, True, True), (1024, False, False)]
