@@ -9,7 +9,7 @@ from interpolants.coupling import _auction as auction_module
 from interpolants.coupling._certificate import _sqdist_matrix
 from interpolants.coupling._clusters import _near_clusters
 from test_coupling_augment import _mixed_scales
-from test_coupling_points import _assert_certified_optimum
+from test_coupling_points import _assert_certified_optimum, _spy_auction
 
 
 def test_near_clusters_are_the_isolated_tight_sets():
@@ -72,27 +72,12 @@ def test_a_tight_cluster_bids_as_one_source(seed, monkeypatch):
     # N(0, I)), n = 1024: the small cluster's rows are near-identical for all but the last
     # phases, and bidding one by one they outbid one another, 116k–205k bids in the auction
     # at n (seeds 0–3); as one source, 32k–46k, and its assignment is solved on its own
-    calls = []
-    compiled = auction_module._point_kernel
-
-    def spy(name):
-        kernel = compiled(name)
-        if name != "point_auction":
-            return kernel
-
-        def run(x, *rest):
-            out = kernel(x, *rest)
-            calls.append((x.shape[0], out[-1]))
-            return out
-
-        return run
-
-    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    calls = _spy_auction(monkeypatch)
     n = 1024
     x, y = _mixed_scales(n, seed)
     out = AuctionSolver().certified_points(x, y)
     _assert_certified_optimum(x, y, out)
-    assert sum(bids for size, bids in calls if size == n) <= 60 * n
+    assert sum(bids for size, *_, bids in calls if size == n) <= 60 * n
 
 
 def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(monkeypatch):
