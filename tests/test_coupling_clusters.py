@@ -113,3 +113,15 @@ def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(m
     assert refused == [True]
     top = [entry for entry in clusters if entry[0] == 1024]
     assert top == [(1024, True, True), (1024, False, False)]
+
+
+def test_the_nearest_pairs_kernel_agrees_with_a_sort():
+    # each row's k least ‖x_i − y_j‖² − v_j, in increasing order, as a full sort gives them
+    from interpolants.coupling._sqdist_kernels import _sqdist_kernel
+
+    rng = np.random.default_rng(5)
+    x, y, v = rng.standard_normal((50, 3)), rng.standard_normal((70, 3)), rng.standard_normal(70)
+    out = np.empty((50, 12), dtype=np.int64)
+    _sqdist_kernel("sqdist_nearest")(x, y, v, out)
+    reduced = _sqdist_matrix(x, y) - v
+    assert np.array_equal(out, np.argsort(reduced, axis=1, kind="stable")[:, :12])

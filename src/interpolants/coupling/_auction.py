@@ -366,8 +366,7 @@ class AuctionSolver(AssignmentSolver):
         clusters before the matrix is built.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
-        arrays for repeated points, blocks of at most 2²⁰ costs within a near-identical
-        cluster, and the matrix in the fallback only.
+        arrays for repeated points and the matrix in the fallback only.
 
         Parameters
         ----------

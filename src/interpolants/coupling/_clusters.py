@@ -16,7 +16,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from ._certificate import CertifiedAssignment, _max_norm, _sqdist_matrix
+from ._certificate import CertifiedAssignment, _max_norm
+from ._sqdist_kernels import _sqdist_kernel
 
 __all__: list[str] = []
 
@@ -128,21 +129,17 @@ def _solve_cluster(
     start, in place: ``assigned`` of the rows; ``prices`` of their objects (its column
     potentials, shifted to the auction's level: a warm start of the certificate's shortest
     paths); and ``cand`` of the rows (the objects of least reduced cost among the cluster's,
-    then the first of the auction's list, the best outside the cluster), by blocks of at most
-    2²⁰ costs."""
+    then the first of the auction's list, the best outside the cluster)."""
+    nearest_kernel = _sqdist_kernel("sqdist_nearest")
+    if nearest_kernel is None:
+        raise ImportError("AuctionSolver needs numba (pip install numba)")
     objects = assigned[rows]
     m, k = rows.shape[0], cand.shape[1]
     assigned[rows] = objects[within.perm]
     prices[objects] = float(np.median(prices[objects] + within.v)) - within.v
     inside = min(k - k // 4, m)
     outside = cand[rows, : k - inside].copy()
-    step = max(1, (1 << 20) // m)
-    for s in range(0, m, step):
-        block = rows[s : s + step]
-        reduced = _sqdist_matrix(x[block], y[objects]) - within.v
-        if inside < m:
-            nearest = np.argpartition(reduced, inside - 1, axis=1)[:, :inside]
-        else:
-            nearest = np.broadcast_to(np.arange(m), (block.shape[0], m))
-        cand[block, :inside] = objects[nearest]
+    nearest = np.empty((m, inside), dtype=np.int64)
+    nearest_kernel(x[rows], y[objects], within.v, nearest)
+    cand[rows, :inside] = objects[nearest]
     cand[rows, inside:] = outside

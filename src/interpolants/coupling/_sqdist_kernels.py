@@ -1,8 +1,8 @@
 r"""The float64 kernels of the certified assignment from points
 (:meth:`AuctionSolver.certified_points <interpolants.coupling.AuctionSolver.certified_points>`),
 for C_ij = ‖x_i − y_j‖²: the range of C, the warm prices' c-transform, the sparse candidate
-pairs, the potentials on them, and the dual check over all n² pairs, each evaluating C in
-float64 from the points (no n×n matrix).
+pairs, the potentials on them, the dual check over all n² pairs, and the cheapest pairs of a
+row by reduced cost, each evaluating C in float64 from the points (no n×n matrix).
 
 Each ``_<name>_kernel`` is a plain Python function in numba's subset; :func:`_sqdist_kernel`
 compiles it on first use, after the helpers it calls (``_HELPERS``), and returns ``None``
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import _compile_in
+from ._kernels import _compile_in, _insert_smallest
 
 __all__: list[str] = []
 
@@ -170,6 +170,22 @@ def _sqdist_excess_kernel(
         bad[i] = thr[i] - _key_min(buf, bits)
 
 
+def _sqdist_nearest_kernel(x: Any, y: Any, v: Any, out: Any) -> None:
+    """out[i] = the columns j of the k = out.shape[1] least ‖x_i − y_j‖² − v_j (float64),
+    in increasing order (k ≤ the number of columns). Plain Python; compiled by numba."""
+    k = out.shape[1]
+    hv = np.empty(k)
+    hi = np.empty(k, np.int64)
+    for i in range(x.shape[0]):
+        cnt = 0
+        for j in range(y.shape[0]):
+            val = _sqdist(x, i, y, j) - v[j]
+            if cnt < k or val < hv[k - 1]:
+                cnt = _insert_smallest(val, j, cnt, hv, hi)
+        for t in range(k):
+            out[i, t] = hi[t]
+
+
 def _sqdist_violations_kernel(x: Any, yt: Any, rows: Any, w: Any, thr: Any) -> Any:
     """The pairs (i, j), i in ``rows``, with C_ij + w_j < thr_i (C as in the check).
     Plain Python; compiled by numba."""
@@ -187,7 +203,7 @@ def _sqdist_violations_kernel(x: Any, yt: Any, rows: Any, w: Any, thr: Any) -> A
     return np.array(out_r, np.int64), np.array(out_c, np.int64)
 
 
-_HELPERS = ("_sqdist", "_row_sqdist", "_key_min")  # callees first
+_HELPERS = ("_sqdist", "_row_sqdist", "_key_min", "_insert_smallest")  # callees first
 _KERNELS: dict[str, Callable[..., Any]] = {}
 
 
