@@ -66,6 +66,27 @@ def test_jittered_atoms_are_solved_without_the_matrix(side, monkeypatch):
     assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
 
 
+def test_clusters_within_a_cluster_are_found_in_its_own_problem(monkeypatch):
+    # 4000 of 4096 rows on ten atoms 1e-5 apart, each jittered by 1e-11, against N(0, I):
+    # the 4000 rows are one cluster, and in its own problem the atoms are clusters again
+    # (solving that problem without clusters took the matrix path: 16 s)
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("the matrix path ran")
+
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((4096, 2))
+    atoms = 1e-5 * rng.standard_normal((10, 2))
+    inner = atoms[rng.integers(0, 10, 4000)] + 1e-11 * rng.standard_normal((4000, 2))
+    x = np.concatenate([inner, 3.0 * rng.standard_normal((96, 2))])
+    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    out = AuctionSolver().certified_points(x, y)
+    monkeypatch.undo()
+    cost = _sqdist_matrix(x, y)
+    assert sorted(out.perm.tolist()) == list(range(4096))
+    slack = 2 * 4096 * out.tol + 1e-12 * 4096 * float(cost.max())
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_tight_cluster_bids_as_one_source(seed, monkeypatch):
     # the mixed scales (half of x0 within ~1e-3 of the origin, half at scale 1e3, against

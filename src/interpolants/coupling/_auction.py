@@ -359,11 +359,12 @@ class AuctionSolver(AssignmentSolver):
         as identical rows (its first row's values, one source as above); the assignment within
         it, between its rows and the objects the auction gave them, is then solved exactly on
         its own (:meth:`certified_points` on those points, whose balancing map brings the
-        cluster's scale to the objects'), and its column potentials and its rows' cheapest
-        pairs join the start of steps 2–3, which settle any exchange with the rest. Where
-        more of x1's points than of x0's are in such clusters, the transposed problem is
-        solved. Should steps 2–3 not settle from that start, the solve is repeated without
-        clusters before the matrix is built.
+        cluster's scale to the objects', and which finds the clusters within it, of fewer
+        rows each), and its column potentials and its rows' cheapest pairs join the start of
+        steps 2–3, which settle any exchange with the rest. Where more of x1's points than of
+        x0's are in such clusters, the transposed problem is solved. Should steps 2–3 not
+        settle from that start, the solve is repeated without clusters before the matrix is
+        built.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.
@@ -462,8 +463,8 @@ class AuctionSolver(AssignmentSolver):
         return int(np.count_nonzero(grouped))
 
     def _unclustered(self) -> "AuctionSolver":
-        """This solver without the near-identical clusters (for the warm start's subsample,
-        the problems within a cluster, and a retry)."""
+        """This solver without the near-identical clusters (for the warm start's subsample
+        and a retry)."""
         plain = copy.copy(self)
         plain.cluster_eps = 0.0
         return plain
@@ -633,7 +634,8 @@ class AuctionSolver(AssignmentSolver):
                 found = scaled * unit - g
                 for t in np.flatnonzero((sizes > 1) & ~identical):
                     rows = members[gstart[t] : gstart[t + 1]]
-                    out = self._unclustered().certified_points(x[rows], y[assigned[rows]])
+                    # (clusters within it are fewer rows than it: the recursion ends)
+                    out = self.certified_points(x[rows], y[assigned[rows]])
                     _solve_cluster(out, x, y, rows, found, cand, assigned)
                 return found, cand, assigned
         return None
