@@ -463,8 +463,8 @@ class AuctionSolver(AssignmentSolver):
         return int(np.count_nonzero(grouped))
 
     def _unclustered(self) -> "AuctionSolver":
-        """This solver without the near-identical clusters (for the warm start's subsample
-        and a retry)."""
+        """This solver without the near-identical clusters (for a retry where the start they
+        gave did not settle)."""
         plain = copy.copy(self)
         plain.cluster_eps = 0.0
         return plain
@@ -559,7 +559,7 @@ class AuctionSolver(AssignmentSolver):
             rng = np.random.default_rng(n)
             sub0 = np.sort(rng.choice(n, n // 4, replace=False))
             sub1 = np.sort(rng.choice(n, n // 4, replace=False))
-            coarse = self._unclustered().certified_points(xs[sub0], ys[sub1])
+            coarse = self.certified_points(xs[sub0], ys[sub1])
             near = self._near_rows(xs, sub0)
             colmin(xs, sub0[near], ys, coarse.u[near], prices)
             prices *= -1.0
