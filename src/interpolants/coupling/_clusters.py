@@ -88,12 +88,17 @@ def _near_clusters(
     _, component = connected_components(links, directed=False)
     component = component[a]
     counts = np.bincount(component)
+    order = np.argsort(component, kind="stable")
+    ends = np.cumsum(counts)
     labels = np.full(n, -1, dtype=np.int64)
     found = 0
     for c in np.flatnonzero((counts >= least) & (counts < n)):
-        rows = np.flatnonzero(component == c)
-        near = np.sqrt(np.square(points - points[rows[0]]).sum(axis=1))
-        if near[rows].max() <= bound and np.count_nonzero(near <= 2.0 * bound) == rows.size:
+        rows = order[ends[c] - counts[c] : ends[c]]
+        first = points[rows[0]]
+        if np.square(points[rows] - first).sum(axis=1).max() > bound * bound:
+            continue  # wider than the bound: a chain of cells, not one tight set
+        near = np.square(points - first).sum(axis=1) <= 4.0 * bound * bound
+        if np.count_nonzero(near) == rows.size:
             labels[rows] = found
             found += 1
     return labels if found else None
