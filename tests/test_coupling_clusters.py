@@ -35,6 +35,24 @@ def test_near_clusters_are_the_isolated_tight_sets():
     assert _near_clusters(rng.standard_normal((4096, 2)), bound, 16) is None
 
 
+def _no_matrix(*args, **kwargs):
+    raise AssertionError("the matrix path ran")
+
+
+def _certified_without_the_matrix(x, y, monkeypatch):
+    """Solve with the matrix path forbidden; the permutation, its certified gap and its
+    potentials checked over every pair (no emd2 at this size)."""
+    n = x.shape[0]
+    with monkeypatch.context() as patch:
+        patch.setattr(AuctionSolver, "certified", _no_matrix)
+        out = AuctionSolver().certified_points(x, y)
+    cost = _sqdist_matrix(x, y)
+    assert sorted(out.perm.tolist()) == list(range(n))
+    assert out.gap <= 2 * n * out.tol
+    slack = 2 * n * out.tol + 1e-12 * n * float(cost.max())
+    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+
+
 def _atoms(n, side, seed=0):
     """One set on 10 points 3·N(0, I) with a jitter of 1e-6, the other N(0, I)."""
     rng = np.random.default_rng(seed)
@@ -52,39 +70,19 @@ def test_jittered_atoms_are_solved_without_the_matrix(side, monkeypatch):
     # atom and the sparse certificate gave up: the matrix path, 6–13 s (33 s at n = 8192).
     # As clusters (on the transposed problem for x1), each atom's own assignment is solved
     # apart: ~0.5 s, on the sparse path
-    def no_matrix(*args, **kwargs):
-        raise AssertionError("the matrix path ran")
-
-    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
-    x, y = _atoms(4096, side)
-    out = AuctionSolver().certified_points(x, y)
-    monkeypatch.undo()
-    cost = _sqdist_matrix(x, y)
-    assert sorted(out.perm.tolist()) == list(range(4096))
-    assert out.gap <= 2 * 4096 * out.tol
-    slack = 2 * 4096 * out.tol + 1e-12 * 4096 * float(cost.max())
-    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    _certified_without_the_matrix(*_atoms(4096, side), monkeypatch)
 
 
 def test_clusters_within_a_cluster_are_found_in_its_own_problem(monkeypatch):
     # 4000 of 4096 rows on ten atoms 1e-5 apart, each jittered by 1e-11, against N(0, I):
     # the 4000 rows are one cluster, and in its own problem the atoms are clusters again
     # (solving that problem without clusters took the matrix path: 16 s)
-    def no_matrix(*args, **kwargs):
-        raise AssertionError("the matrix path ran")
-
     rng = np.random.default_rng(5)
     y = rng.standard_normal((4096, 2))
     atoms = 1e-5 * rng.standard_normal((10, 2))
     inner = atoms[rng.integers(0, 10, 4000)] + 1e-11 * rng.standard_normal((4000, 2))
     x = np.concatenate([inner, 3.0 * rng.standard_normal((96, 2))])
-    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
-    out = AuctionSolver().certified_points(x, y)
-    monkeypatch.undo()
-    cost = _sqdist_matrix(x, y)
-    assert sorted(out.perm.tolist()) == list(range(4096))
-    slack = 2 * 4096 * out.tol + 1e-12 * 4096 * float(cost.max())
-    assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    _certified_without_the_matrix(x, y, monkeypatch)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -104,9 +102,6 @@ def test_a_tight_cluster_bids_as_one_source(seed, monkeypatch):
 def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(monkeypatch):
     # the certificate refusing the clustered start: the solve is repeated without clusters
     # (not the matrix), and the answer is the certified optimum
-    def no_matrix(*args, **kwargs):
-        raise AssertionError("the matrix path ran")
-
     refused = []
     certify = auction_module._certify_points
 
@@ -124,7 +119,7 @@ def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(m
         clusters.append((x.shape[0], self.cluster_eps > 0.0, bool(clustered)))
         return out
 
-    monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
+    monkeypatch.setattr(AuctionSolver, "certified", _no_matrix)
     monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
     monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
     x, y = _mixed_scales(1024, 0)

@@ -435,13 +435,13 @@ class AuctionSolver(AssignmentSolver):
             kernel = _sqdist_kernel("sqdist_edges")
             clustered: list[bool] = []  # whether a start took near-identical rows as one
 
-            def prices(a: NDArray[np.float64], b: NDArray[np.float64]) -> Start | None:
+            def point_prices(a: NDArray[np.float64], b: NDArray[np.float64]) -> Start | None:
                 return self._point_prices(a, b, clustered)
 
-            for start in _starts(x, y, prices):  # lazily: the next if unsettled
+            for start in _starts(x, y, point_prices):  # lazily: the next if unsettled
                 if start is not None and kernel is not None:
-                    prices_, cand, assigned = start
-                    found = _certify_points(x, y, kernel(x, y, cand, assigned), prices_)
+                    prices, cand, assigned = start
+                    found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
                 if found is not None:
                     break
             if found is None and clustered:  # the same without the clusters, then the matrix
@@ -578,10 +578,10 @@ class AuctionSolver(AssignmentSolver):
         # or in an isolated cluster whose rows' values differ by at most cluster_eps × the
         # last ε (each then bids with its first row's values; the assignment within the
         # cluster is solved afterwards)
-        inverse = _distinct(x)[1]
+        inverse = distinct = _distinct(x)[1]
         clusters = self._clusters(xs, ys, span)
         if clusters is not None:
-            inverse = _merged_groups(clusters, inverse)
+            inverse = _merged_groups(clusters, distinct)
             if clustered is not None:
                 clustered.append(True)
         group, gstart, members, first_row = _row_groups(inverse, self.group_rows)
@@ -622,10 +622,10 @@ class AuctionSolver(AssignmentSolver):
                     return None
                 sizes = np.diff(gstart)
                 identical = sizes > 1
-                if clusters is not None:  # which groups are clusters of distinct rows
-                    for t in np.flatnonzero(identical):
-                        rows = members[gstart[t] : gstart[t + 1]]
-                        identical[t] = bool((x[rows] == x[rows[0]]).all())
+                if clusters is not None:  # a cluster of distinct rows is not identical rows
+                    values = distinct[members]
+                    spread = np.maximum.reduceat(values, gstart[:-1])
+                    identical &= spread == np.minimum.reduceat(values, gstart[:-1])
                 if gstart.shape[0] <= n:  # chain each group's objects into its rows' edges
                     cand[:, -1] = np.where(
                         identical[group], assigned[_next_in_group(gstart, members)], cand[:, -1]
