@@ -25,7 +25,13 @@ from ._certificate import (
     _reduce_by_prices,
     _sqdist_matrix,
 )
-from ._clusters import _cluster_bound, _merged_groups, _near_clusters, _solve_cluster
+from ._clusters import (
+    _cluster_bound,
+    _coarse_clusters,
+    _merged_groups,
+    _near_clusters,
+    _solve_cluster,
+)
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
 from ._repeated import _distinct, _next_in_group, _row_groups, _transport_assignment
@@ -127,6 +133,8 @@ class AuctionSolver(AssignmentSolver):
     warm_rows_quantile = 0.9  # within the larger of these two reaches (see _near_rows)
     group_rows = 16  # identical rows bid as one source from this many (certified_points)
     cluster_eps = 1024.0  # near-identical rows too, where their values differ by ≤ this × ε
+    wide_cluster_span = 1.0 / 16  # and large clusters whose values differ by ≤ this × span
+    wide_cluster_rows = 1.0 / 16  # of at least this fraction of the rows
 
     def __init__(
         self,
@@ -361,10 +369,15 @@ class AuctionSolver(AssignmentSolver):
         its own (:meth:`certified_points` on those points, whose balancing map brings the
         cluster's scale to the objects', and which finds the clusters within it, of fewer
         rows each), and its column potentials and its rows' cheapest pairs join the start of
-        steps 2–3, which settle any exchange with the rest. Where more of x1's points than of
-        x0's are in such clusters, the transposed problem is solved. Should steps 2–3 not
-        settle from that start, the solve is repeated without clusters before the matrix is
-        built.
+        steps 2–3, which settle any exchange with the rest. So is a large isolated cluster of
+        wider reach (at least ``wide_cluster_rows`` of the rows, 4r·max‖y_j − ȳ‖ at most
+        ``wide_cluster_span`` times the typical row's range, found at reaches doubling from
+        the tight clusters' up): most of both sets in one small disc, with a sparse halo
+        around it that sets ε, whose rows would otherwise bid blind (the core's whole range
+        of costs within a few ε); its own problem is at its own scale. Where more of x1's
+        points than of x0's are in such clusters, the transposed problem is solved. Should
+        steps 2–3 not settle from that start, the solve is repeated without clusters before
+        the matrix is built.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.
@@ -489,7 +502,11 @@ class AuctionSolver(AssignmentSolver):
         for the auction's span, whose rows' values differ by at most ``cluster_eps`` times
         its last ε (labels, −1 outside them; None where there are none)."""
         resolution = self.cluster_eps * self.final_eps * span
-        return _near_clusters(xs, _cluster_bound(resolution, ys), self.group_rows)
+        bound = _cluster_bound(resolution, ys)
+        labels = _near_clusters(xs, bound, self.group_rows)
+        top = _cluster_bound(self.wide_cluster_span * span, ys)
+        least = max(self.group_rows, int(self.wide_cluster_rows * xs.shape[0]))
+        return _coarse_clusters(xs, labels, bound, top, least)
 
     def _typical_range(
         self, xs: NDArray[np.float64], ys: NDArray[np.float64]

@@ -41,24 +41,30 @@ def _cell_keys(
     return keys
 
 
-def _may_cluster(points: NDArray[np.float64], bound: float, least: int) -> bool:
-    """A cheap screen: False only where no ``least`` points lie within ``bound`` of one of
-    them. Such points span at most 2·``bound`` in each coordinate, so one of the grids of side
-    4·``bound`` offset by 0 or 2·``bound`` in each coordinate holds them all in one cell: in
-    up to three dimensions each of those 2^d grids is counted; above, one grid, some cell of
-    which then holds ``least``/2^d of them (and at least 2)."""
+def _candidates(points: NDArray[np.float64], bound: float, least: int) -> NDArray[np.bool_] | None:
+    """A cheap screen: the points that may lie in a set of ``least`` points within ``bound``
+    of one of them, None where no such set exists. Such a set spans at most 2·``bound`` in
+    each coordinate, so one of the grids of side 4·``bound`` offset by 0 or 2·``bound`` in
+    each coordinate holds it in one cell: in up to three dimensions each of those 2^d grids
+    is counted, and the candidates are the points in a cell of ``least`` or more of any; above,
+    one grid is counted, some cell of which then holds ``least``/2^d of them (and at least 2),
+    and every point is a candidate."""
     n, dim = points.shape
     if n < least or not bound > 0.0 or not _max_norm(points) < 2.0**50 * bound:
-        return False
+        return None
     if dim > 3:
         _, counts = np.unique(_cell_keys(points, 4.0 * bound, 0.0), return_counts=True)
-        return bool(counts.max() >= max(2, -(-least // (1 << min(dim, 30)))))
+        if counts.max() >= max(2, -(-least // (1 << min(dim, 30)))):
+            return np.ones(n, dtype=bool)
+        return None
+    heavy = np.zeros(n, dtype=bool)
     for corner in range(1 << dim):
         shift = np.array([0.5 * ((corner >> t) & 1) for t in range(dim)])
-        _, counts = np.unique(_cell_keys(points, 4.0 * bound, shift), return_counts=True)
-        if counts.max() >= least:
-            return True
-    return False
+        _, cell, counts = np.unique(
+            _cell_keys(points, 4.0 * bound, shift), return_inverse=True, return_counts=True
+        )
+        heavy |= counts[cell.reshape(-1)] >= least
+    return heavy if heavy.any() else None
 
 
 def _near_clusters(
@@ -67,28 +73,36 @@ def _near_clusters(
     """Labels (n,) of the isolated near-identical clusters among ``points``: sets of at least
     ``least`` (and fewer than all) points, each within ``bound`` of the set's first point, with
     no other point within 2·``bound`` of it; −1 for the points in none. ``None`` where there is
-    no such set.
+    no such set."""
+    heavy = _candidates(points, bound, least)
+    return None if heavy is None else _isolated(points, np.flatnonzero(heavy), bound, least)
 
-    Candidates are the connected components of the points linked by sharing a cell of either
-    of two grids of side bound/(2√d), the second offset by half a cell in every coordinate
-    (a set of diameter below half a cell is cut by at most one of the two grids in each
-    coordinate, so it stays connected)."""
+
+def _isolated(
+    points: NDArray[np.float64], index: NDArray[np.int64], bound: float, least: int
+) -> NDArray[np.int64] | None:
+    """:func:`_near_clusters` among the points ``index`` (the candidates: every point of such
+    a set), isolated from all ``points``.
+
+    The sets are among the connected components of those points linked by sharing a cell of
+    either of two grids of side bound/(2√d), the second offset by half a cell in every
+    coordinate (a set of diameter below half a cell is cut by at most one of the two grids in
+    each coordinate, so it stays connected; an isolated set is a component whether or not
+    the other points are linked)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if not _may_cluster(points, bound, least):
-        return None
     n, dim = points.shape
     cell = bound / (2.0 * math.sqrt(dim))
-    _, a = np.unique(_cell_keys(points, cell, 0.0), return_inverse=True)
-    _, b = np.unique(_cell_keys(points, cell, 0.5), return_inverse=True)
+    _, a = np.unique(_cell_keys(points[index], cell, 0.0), return_inverse=True)
+    _, b = np.unique(_cell_keys(points[index], cell, 0.5), return_inverse=True)
     a, b = a.reshape(-1), b.reshape(-1)
     na, nb = int(a.max()) + 1, int(b.max()) + 1
-    links = coo_matrix((np.ones(n), (a, na + b)), shape=(na + nb, na + nb))
+    links = coo_matrix((np.ones(index.size), (a, na + b)), shape=(na + nb, na + nb))
     _, component = connected_components(links, directed=False)
     component = component[a]
     counts = np.bincount(component)
-    order = np.argsort(component, kind="stable")
+    order = index[np.argsort(component, kind="stable")]
     ends = np.cumsum(counts)
     labels = np.full(n, -1, dtype=np.int64)
     found = 0
@@ -102,6 +116,58 @@ def _near_clusters(
             labels[rows] = found
             found += 1
     return labels if found else None
+
+
+def _coarse_clusters(
+    points: NDArray[np.float64],
+    labels: NDArray[np.int64] | None,
+    bound: float,
+    top: float,
+    least: int,
+) -> NDArray[np.int64] | None:
+    """``labels`` (from :func:`_near_clusters` at ``bound``) with the large isolated clusters
+    of wider reach added: those of at least ``least`` points found by :func:`_near_clusters`
+    at the bounds 2·``bound``, 4·``bound``, … up to ``top``, the first (narrowest) found of
+    each, where it holds no point of a cluster found before. A dense core within a sparse
+    halo (most of both sets in one small disc) is such a cluster: its own problem is at a
+    scale far below the halo's, which sets the auction's ε.
+
+    The bounds are screened from the widest down, each on the candidates of the one above
+    (a set within a bound is within every wider one), so that the search stops where no
+    ``least`` points are left close enough together."""
+    n = points.shape[0]
+    # a cluster is isolated from the other points by twice its reach: none reaches half the
+    # points' extent (the diagonal of their bounding box)
+    extent = float(np.sqrt(np.square(np.ptp(points, axis=0)).sum()))
+    reaches: list[float] = []
+    reach = 2.0 * bound
+    while 0.0 < reach <= min(top, 0.5 * extent):
+        reaches.append(reach)
+        reach *= 2.0
+    within = np.arange(n) if labels is None else np.flatnonzero(labels < 0)
+    levels = []
+    for reach in reversed(reaches):
+        heavy = _candidates(points[within], reach, least)
+        if heavy is None:
+            break  # (nor at any narrower bound)
+        within = within[heavy]
+        levels.append(_isolated(points, within, reach, least))
+    found = labels
+    for wide in reversed(levels):  # the narrowest first
+        if wide is None:
+            continue
+        if found is None:
+            found = np.full(n, -1, dtype=np.int64)
+        # a wide cluster holding a point of one found before is left out (that one, or a
+        # narrower version of it, stays)
+        taken = np.zeros(int(wide.max()) + 2, dtype=bool)
+        taken[wide[found >= 0]] = True  # (index −1: the last entry, unused)
+        fresh = ~taken[:-1]
+        rows = (wide >= 0) & fresh[wide]
+        if rows.any():
+            renumber = np.cumsum(fresh) + int(found.max())
+            found = np.where(rows, renumber[wide], found)
+    return found
 
 
 def _merged_groups(near: NDArray[np.int64], inverse: NDArray[np.int64]) -> NDArray[np.int64]:
