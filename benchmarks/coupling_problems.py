@@ -73,8 +73,8 @@ def problem(kind: str, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 
 
 # data kinds never used to tune the solver (coupling_survey.py): regular, shifted, tiny, heavy-
-# tailed on either side or both, of mixed scales, rounded; and a kind found since, jittered
-# atoms (tight clusters of distinct points)
+# tailed on either side or both, of mixed scales, rounded; and kinds found since, jittered
+# atoms (tight clusters of distinct points) and a dense core in a sparse halo
 SURVEY_KINDS = (
     "lattice-gauss",
     "lattice-shift",
@@ -91,6 +91,7 @@ SURVEY_KINDS = (
     "cauchy-cauchy",
     "flat-cauchy",
     "jittered-atoms",
+    "core-halo",
 )
 
 
@@ -101,7 +102,8 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     lognormal(0, 1.5) against N(0, I), N(0, I) against Cauchy, Pareto(1.5) with random signs on
     both sides, half the points within ~10⁻³ and half at scale 10³ against N(0, I), N(0, I)
     rounded to 0.1 on both sides, Cauchy against Cauchy, Cauchy squeezed 10:1 against
-    N(0, I), and ten points of 3·N(0, I) jittered by 10⁻⁶ against N(0, I)."""
+    N(0, I), ten points of 3·N(0, I) jittered by 10⁻⁶ against N(0, I), and both sets
+    10⁻³·N(0, I) but for about 5 % of their points, N(0, I)."""
     rng = np.random.default_rng(1000 + seed)
 
     def gauss() -> np.ndarray:
@@ -146,6 +148,8 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     elif kind == "jittered-atoms":
         atoms = 3.0 * rng.standard_normal((10, 2))
         x0, x1 = atoms[rng.integers(0, 10, n)] + 1e-6 * gauss(), gauss()
+    elif kind == "core-halo":
+        x0, x1 = (np.where(rng.uniform(size=(n, 1)) < 0.05, gauss(), 1e-3 * gauss()) for _ in "01")
     else:
         raise ValueError(kind)
     return x0, x1

@@ -60,10 +60,10 @@ def _candidates(points: NDArray[np.float64], bound: float, least: int) -> NDArra
     heavy = np.zeros(n, dtype=bool)
     for corner in range(1 << dim):
         shift = np.array([0.5 * ((corner >> t) & 1) for t in range(dim)])
-        _, cell, counts = np.unique(
-            _cell_keys(points, 4.0 * bound, shift), return_inverse=True, return_counts=True
-        )
-        heavy |= counts[cell.reshape(-1)] >= least
+        keys = _cell_keys(points, 4.0 * bound, shift)
+        cells, counts = np.unique(keys, return_counts=True)
+        if counts.max() >= least:
+            heavy |= np.isin(keys, cells[counts >= least])
     return heavy if heavy.any() else None
 
 
