@@ -57,6 +57,50 @@ def test_wide_clusters_are_the_large_isolated_sets():
     angle = rng.uniform(0, 2 * np.pi, 300)
     shoulder = radius[:, None] * np.c_[np.cos(angle), np.sin(angle)]
     assert _coarse_clusters(np.concatenate([core, shoulder, halo]), None, 1e-5, 0.05, 64) is None
+    # the same core in three dimensions
+    core3 = 1e-3 * rng.standard_normal((900, 3))
+    labels3 = _coarse_clusters(
+        np.concatenate([core3, rng.standard_normal((100, 3))]), None, 1e-5, 0.05, 64
+    )
+    assert labels3 is not None and (labels3[:900] == 0).all() and (labels3[900:] == -1).all()
+
+
+def test_a_wide_cluster_takes_in_a_minority_of_tight_ones():
+    # 21 copies of a core point (and a sub-core of 200 within 1e-6) are tight clusters inside
+    # the core: the core takes them in (a tenth and a fifth of its rows) and is one cluster,
+    # whose own problem finds them again; two tight clusters of 300 points 1e-3 apart, all
+    # of a wider set, stay two (the wider bound would join atoms)
+    rng = np.random.default_rng(4)
+    core = 1e-3 * rng.standard_normal((900, 2))
+    core[:21] = core[21]
+    core[100:300] = core[100] + 1e-7 * rng.standard_normal((200, 2))
+    halo = rng.standard_normal((100, 2))
+    atoms = np.concatenate(
+        [3.0 + 1e-8 * rng.standard_normal((300, 2)), 3.001 + 1e-8 * rng.standard_normal((300, 2))]
+    )
+    points = np.concatenate([core, halo, atoms])
+    fine = _near_clusters(points, 1e-6, 16)
+    assert fine is not None and np.unique(fine[:900]).size == 3  # the copies, the sub-core, −1
+    labels = _coarse_clusters(points, fine, 1e-6, 0.05, 64)
+    assert labels is not None and np.unique(labels[:900]).size == 1 and labels[0] >= 0
+    assert (labels[900:1000] == -1).all()
+    assert (labels[1000:1300] == fine[1000]).all() and (labels[1300:] == fine[1300]).all()
+    assert fine[1000] != fine[1300] and labels[1000] != labels[0]
+
+
+def test_the_solver_settings_turn_the_clusters_off():
+    # cluster_eps = 0 turns every cluster off (the retry without clusters), wide_cluster_span
+    # = 0 the wide ones only: the core in a halo is then no cluster
+    x, y = _core_and_halo(2048, 0)
+    xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+    solver = AuctionSolver()
+    span = solver._typical_range(xs, ys)[0]
+    labels = solver._clusters(xs, ys, span)
+    assert labels is not None and np.count_nonzero(labels >= 0) >= 0.9 * 2048
+    for name in ("cluster_eps", "wide_cluster_span"):
+        off = AuctionSolver()
+        setattr(off, name, 0.0)
+        assert off._clusters(xs, ys, span) is None
 
 
 def _core_and_halo(n, seed):
@@ -75,9 +119,10 @@ def _core_and_halo(n, seed):
 def test_a_dense_core_in_a_sparse_halo_is_solved_as_a_cluster(seed, monkeypatch):
     # both sets almost all in one disc of ~3e-3 with 5 % of their points at scale 1, n = 2048:
     # the halo sets the auction's ε (~1e-6, the core's whole range of costs), so the core's
-    # rows bid blind: 85k–446k bids at n (seeds 0–3) and the certificate repaired nearly every
-    # row (at n = 8192 it gave up: the matrix, 180 s). The core is a wide cluster: it bids as
-    # one source (13k–53k bids) and its own problem, at its own scale, is solved apart
+    # rows bid blind: 85k–446k bids at n (seeds 0–3 measured) and the certificate repaired
+    # nearly every row (at n = 8192 it gave up: the matrix, 180 s). The core is a wide
+    # cluster: it bids as one source (13k–53k bids) and its own problem, at its own scale, is
+    # solved apart
     calls = _spy_auction(monkeypatch)
     sizes = []
     solve = AuctionSolver.certified_points

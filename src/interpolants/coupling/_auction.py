@@ -370,11 +370,14 @@ class AuctionSolver(AssignmentSolver):
         cluster's scale to the objects', and which finds the clusters within it, of fewer
         rows each), and its column potentials and its rows' cheapest pairs join the start of
         steps 2–3, which settle any exchange with the rest. So is a large isolated cluster of
-        wider reach (at least ``wide_cluster_rows`` of the rows, 4r·max‖y_j − ȳ‖ at most
-        ``wide_cluster_span`` times the typical row's range, found at reaches doubling from
+        wider reach (at least ``wide_cluster_rows`` of the rows and ``group_rows``,
+        4r·max‖y_j − ȳ‖ at most ``wide_cluster_span`` times the typical row's range, r at
+        most half the diagonal of the points' bounding box, found at reaches doubling from
         the tight clusters' up): most of both sets in one small disc, with a sparse halo
         around it that sets ε, whose rows would otherwise bid blind (the core's whole range
-        of costs within a few ε); its own problem is at its own scale. Where more of x1's
+        of costs within a few ε); its own problem is at its own scale. A wide cluster takes
+        in the tight ones wholly within it where they hold fewer than half its rows (its own
+        problem finds them again), and is left out where they hold more. Where more of x1's
         points than of x0's are in such clusters, the transposed problem is solved. Should
         steps 2–3 not settle from that start, the solve is repeated without clusters before
         the matrix is built.
@@ -424,7 +427,7 @@ class AuctionSolver(AssignmentSolver):
             ]
             if grouped[1] > grouped[0]:
                 # more of x1's points than of x0's are repeated ≥ group_rows times or in
-                # isolated near-identical clusters: the transposed problem, so that those bid
+                # isolated clusters (tight or wide): the transposed problem, so that those bid
                 # as groups
                 out = self._certified_centred(y, x)
                 perm = np.empty(n, dtype=np.int64)
@@ -485,9 +488,9 @@ class AuctionSolver(AssignmentSolver):
     def _screened_clusters(
         self, x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> NDArray[np.int64] | None:
-        """:func:`~._clusters._near_clusters` of the rows ``x`` against ``y`` about as the
-        points' path would find them (to choose which set bids): the span estimated from
-        eight rows instead of 64, before the balancing map; None where there are none."""
+        """:meth:`_clusters` of the rows ``x`` against ``y`` about as the points' path would
+        find them (to choose which set bids): the span estimated from eight rows instead of
+        64, before the balancing map; None where there are none."""
         if not self.cluster_eps > 0.0:
             return None
         xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
@@ -498,9 +501,12 @@ class AuctionSolver(AssignmentSolver):
     def _clusters(
         self, xs: NDArray[np.float64], ys: NDArray[np.float64], span: float
     ) -> NDArray[np.int64] | None:
-        """The isolated near-identical clusters of the rows ``xs`` (centred) against ``ys``
-        for the auction's span, whose rows' values differ by at most ``cluster_eps`` times
-        its last ε (labels, −1 outside them; None where there are none)."""
+        """The isolated clusters of the rows ``xs`` (centred) against ``ys`` for the auction's
+        span (labels, −1 outside them; None where there are none): the tight ones, whose
+        rows' values differ by at most ``cluster_eps`` times its last ε, of at least
+        ``group_rows`` rows, and the wide ones, whose values differ by at most
+        ``wide_cluster_span`` times the span, of at least ``wide_cluster_rows`` of the rows
+        (and at least ``group_rows``; :func:`~._clusters._coarse_clusters`)."""
         resolution = self.cluster_eps * self.final_eps * span
         bound = _cluster_bound(resolution, ys)
         labels = _near_clusters(xs, bound, self.group_rows)
@@ -592,9 +598,8 @@ class AuctionSolver(AssignmentSolver):
         root = math.sqrt(unit)
         xu, ym2u = xs / root, -2.0 * ys.T / root  # the points in units of sqrt(unit)
         # identical rows of x bid as one source (see the kernel): bit for bit identical here,
-        # or in an isolated cluster whose rows' values differ by at most cluster_eps × the
-        # last ε (each then bids with its first row's values; the assignment within the
-        # cluster is solved afterwards)
+        # or in an isolated cluster, tight or wide (each then bids with its first row's
+        # values; the assignment within the cluster is solved afterwards)
         inverse = distinct = _distinct(x)[1]
         clusters = self._clusters(xs, ys, span)
         if clusters is not None:

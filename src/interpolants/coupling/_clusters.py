@@ -8,7 +8,9 @@ rise by about ε a bid, and the auction spends most of its bids among them (a ti
 of one set against a spread other set). :func:`_near_clusters` finds such sets where they are
 also isolated (no other row within 2r), so that the auction can treat each as identical rows
 (one source with as many units, as for repeated points) and the assignment within it can be
-solved on its own afterwards.
+solved on its own afterwards. :func:`_coarse_clusters` adds large isolated sets of wider
+reach, whose values differ by more than ε but whose own problem is at a scale far below the
+rest's.
 """
 
 import math
@@ -127,14 +129,19 @@ def _coarse_clusters(
 ) -> NDArray[np.int64] | None:
     """``labels`` (from :func:`_near_clusters` at ``bound``) with the large isolated clusters
     of wider reach added: those of at least ``least`` points found by :func:`_near_clusters`
-    at the bounds 2·``bound``, 4·``bound``, … up to ``top``, the first (narrowest) found of
-    each, where it holds no point of a cluster found before. A dense core within a sparse
-    halo (most of both sets in one small disc) is such a cluster: its own problem is at a
-    scale far below the halo's, which sets the auction's ε.
+    at the bounds 2·``bound``, 4·``bound``, … up to ``top`` (and below half the points'
+    extent). A dense core within a sparse halo (most of both sets in one small disc) is such
+    a cluster: its own problem is at a scale far below the halo's, which sets the auction's ε.
+
+    From the narrowest bound up, a wide cluster takes in the clusters found before that lie
+    wholly within it (its own problem finds them again) where they hold fewer than half its
+    points; where they hold more (atoms that a wider bound joins), or one of them lies partly
+    outside it, they stay and it is left out.
 
     The bounds are screened from the widest down, each on the candidates of the one above
     (a set within a bound is within every wider one), so that the search stops where no
-    ``least`` points are left close enough together."""
+    ``least`` points, half of them outside the clusters found before, are left close enough
+    together."""
     n = points.shape[0]
     # a cluster is isolated from the other points by twice its reach: none reaches half the
     # points' extent (the diagonal of their bounding box)
@@ -144,30 +151,32 @@ def _coarse_clusters(
     while 0.0 < reach <= min(top, 0.5 * extent):
         reaches.append(reach)
         reach *= 2.0
-    within = np.arange(n) if labels is None else np.flatnonzero(labels < 0)
+    within = np.arange(n)
+    free = within if labels is None else np.flatnonzero(labels < 0)
     levels = []
     for reach in reversed(reaches):
+        if labels is not None:  # more than half of a cluster taken in lies outside the others
+            unlabelled = _candidates(points[free], reach, -(-least // 2))
+            if unlabelled is None:
+                break
+            free = free[unlabelled]
         heavy = _candidates(points[within], reach, least)
         if heavy is None:
             break  # (nor at any narrower bound)
         within = within[heavy]
         levels.append(_isolated(points, within, reach, least))
-    found = labels
+    found = np.full(n, -1, dtype=np.int64) if labels is None else labels.copy()
+    sizes = np.bincount(found[found >= 0])
     for wide in reversed(levels):  # the narrowest first
-        if wide is None:
-            continue
-        if found is None:
-            found = np.full(n, -1, dtype=np.int64)
-        # a wide cluster holding a point of one found before is left out (that one, or a
-        # narrower version of it, stays)
-        taken = np.zeros(int(wide.max()) + 2, dtype=bool)
-        taken[wide[found >= 0]] = True  # (index −1: the last entry, unused)
-        fresh = ~taken[:-1]
-        rows = (wide >= 0) & fresh[wide]
-        if rows.any():
-            renumber = np.cumsum(fresh) + int(found.max())
-            found = np.where(rows, renumber[wide], found)
-    return found
+        for c in range(0 if wide is None else int(wide.max()) + 1):
+            rows = np.flatnonzero(wide == c)
+            held = found[rows]
+            inner, counts = np.unique(held[held >= 0], return_counts=True)
+            if 2 * int(counts.sum()) >= rows.size or (counts != sizes[inner]).any():
+                continue
+            found[rows] = sizes.size  # a new label: these rows' clusters join it
+            sizes = np.bincount(found[found >= 0], minlength=sizes.size + 1)
+    return found if (found >= 0).any() else None
 
 
 def _merged_groups(near: NDArray[np.int64], inverse: NDArray[np.int64]) -> NDArray[np.int64]:
