@@ -494,9 +494,7 @@ class AuctionSolver(AssignmentSolver):
         if not self.cluster_eps > 0.0:
             return None
         xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
-        sample = _sqdist_matrix(xs[:: max(1, xs.shape[0] // 8)], ys)
-        ranges = np.quantile(sample, self.span_quantile, axis=1) - sample.min(axis=1)
-        return self._clusters(xs, ys, float(np.median(ranges)))
+        return self._clusters(xs, ys, self._typical_range(xs, ys, 8)[0])
 
     def _clusters(
         self, xs: NDArray[np.float64], ys: NDArray[np.float64], span: float
@@ -515,13 +513,13 @@ class AuctionSolver(AssignmentSolver):
         return _coarse_clusters(xs, labels, bound, top, least)
 
     def _typical_range(
-        self, xs: NDArray[np.float64], ys: NDArray[np.float64]
+        self, xs: NDArray[np.float64], ys: NDArray[np.float64], rows: int = 64
     ) -> tuple[float, float, float]:
-        """(span, min, max) of C_ij = ‖xs_i − ys_j‖² over a sample of rows: span the median
-        of the rows' range below their top 1 % (``span_quantile``), so that a few far points
-        (a far column is one of n in every row, a far row one of the sampled rows) do not make
-        ε too coarse for all the others."""
-        values = _sqdist_matrix(xs[:: max(1, xs.shape[0] // 64)], ys)
+        """(span, min, max) of C_ij = ‖xs_i − ys_j‖² over a sample of about ``rows`` rows:
+        span the median of the rows' range below their top 1 % (``span_quantile``), so that
+        a few far points (a far column is one of n in every row, a far row one of the sampled
+        rows) do not make ε too coarse for all the others."""
+        values = _sqdist_matrix(xs[:: max(1, xs.shape[0] // rows)], ys)
         rows_range = np.quantile(values, self.span_quantile, axis=1) - values.min(axis=1)
         return float(np.median(rows_range)), float(values.min()), float(values.max())
 
