@@ -92,6 +92,9 @@ SURVEY_KINDS = (
     "flat-cauchy",
     "jittered-atoms",
     "core-halo",
+    "core-shoulder",
+    "core-cauchy",
+    "two-cores",
 )
 
 
@@ -102,8 +105,11 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     lognormal(0, 1.5) against N(0, I), N(0, I) against Cauchy, Pareto(1.5) with random signs on
     both sides, half the points within ~10⁻³ and half at scale 10³ against N(0, I), N(0, I)
     rounded to 0.1 on both sides, Cauchy against Cauchy, Cauchy squeezed 10:1 against
-    N(0, I), ten points of 3·N(0, I) jittered by 10⁻⁶ against N(0, I), and both sets
-    10⁻³·N(0, I) but for about 5 % of their points, N(0, I)."""
+    N(0, I), ten points of 3·N(0, I) jittered by 10⁻⁶ against N(0, I), both sets
+    10⁻³·N(0, I) but for about 5 % of their points, N(0, I); and on both sides dense cores
+    that a shoulder joins to the rest: 80 % at radius |N(0, 10⁻⁶)| and 20 % at radii
+    log-uniform from 10⁻³ to 1; 85 % 10⁻²·N(0, I) and 15 % Cauchy; two such cores of the
+    first kind at (±1, 0), their shoulders to radius 10^-0.5."""
     rng = np.random.default_rng(1000 + seed)
 
     def gauss() -> np.ndarray:
@@ -150,6 +156,26 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
         x0, x1 = atoms[rng.integers(0, 10, n)] + 1e-6 * gauss(), gauss()
     elif kind == "core-halo":
         x0, x1 = (np.where(rng.uniform(size=(n, 1)) < 0.05, gauss(), 1e-3 * gauss()) for _ in "01")
+    elif kind in ("core-shoulder", "two-cores"):
+        top = 0.0 if kind == "core-shoulder" else -0.5
+
+        def shouldered() -> np.ndarray:
+            core = rng.uniform(size=n) < 0.8
+            radius = np.where(
+                core, 1e-3 * np.abs(rng.standard_normal(n)), 10.0 ** rng.uniform(-3, top, n)
+            )
+            angle = rng.uniform(0, 2 * math.pi, n)
+            points = radius[:, None] * np.c_[np.cos(angle), np.sin(angle)]
+            if kind == "two-cores":
+                points[:, 0] += rng.choice([-1.0, 1.0], n)
+            return points
+
+        x0, x1 = shouldered(), shouldered()
+    elif kind == "core-cauchy":
+        x0, x1 = (
+            np.where(rng.uniform(size=(n, 1)) < 0.85, 1e-2 * gauss(), rng.standard_cauchy((n, 2)))
+            for _ in "01"
+        )
     else:
         raise ValueError(kind)
     return x0, x1

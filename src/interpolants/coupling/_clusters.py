@@ -10,7 +10,8 @@ also isolated (no other row within 2r), so that the auction can treat each as id
 (one source with as many units, as for repeated points) and the assignment within it can be
 solved on its own afterwards. :func:`_coarse_clusters` adds large isolated sets of wider
 reach, whose values differ by more than ε but whose own problem is at a scale far below the
-rest's.
+rest's, and :func:`_dense_cores` large sets of that kind that a sparse shoulder of points
+joins to the rest, where the other set has a core of as many points.
 """
 
 import math
@@ -22,6 +23,9 @@ from ._certificate import CertifiedAssignment, _max_norm
 from ._sqdist_kernels import _sqdist_kernel
 
 __all__: list[str] = []
+
+# the most points between a dense core's reach r and 2r, as a fraction of its own (_dense_cores)
+_SHOULDER = 1.0 / 8.0
 
 # odd multipliers of a hash of integer grid cells (wrapping int64 products; a collision only
 # makes the screen below pass where it need not)
@@ -60,12 +64,15 @@ def _candidates(points: NDArray[np.float64], bound: float, least: int) -> NDArra
             return np.ones(n, dtype=bool)
         return None
     heavy = np.zeros(n, dtype=bool)
+    # cells counted in a table of 2^k ≥ 4n slots by the low bits of their keys (cells that
+    # share a slot only add candidates)
+    slots = 1 << max(4, (4 * n - 1).bit_length())
     for corner in range(1 << dim):
         shift = np.array([0.5 * ((corner >> t) & 1) for t in range(dim)])
-        keys = _cell_keys(points, 4.0 * bound, shift)
-        cells, counts = np.unique(keys, return_counts=True)
+        keys = _cell_keys(points, 4.0 * bound, shift) & (slots - 1)
+        counts = np.bincount(keys, minlength=slots)
         if counts.max() >= least:
-            heavy |= np.isin(keys, cells[counts >= least])
+            heavy |= counts[keys] >= least
     return heavy if heavy.any() else None
 
 
@@ -143,14 +150,7 @@ def _coarse_clusters(
     ``least`` points, half of them outside the clusters found before, are left close enough
     together."""
     n = points.shape[0]
-    # a cluster is isolated from the other points by twice its reach: none reaches half the
-    # points' extent (the diagonal of their bounding box)
-    extent = float(np.sqrt(np.square(np.ptp(points, axis=0)).sum()))
-    reaches: list[float] = []
-    reach = 2.0 * bound
-    while 0.0 < reach <= min(top, 0.5 * extent):
-        reaches.append(reach)
-        reach *= 2.0
+    reaches = _reaches(points, bound, top)
     within = np.arange(n)
     free = within if labels is None else np.flatnonzero(labels < 0)
     levels = []
@@ -177,6 +177,119 @@ def _coarse_clusters(
             found[rows] = sizes.size  # a new label: these rows' clusters join it
             sizes = np.bincount(found[found >= 0], minlength=sizes.size + 1)
     return found if (found >= 0).any() else None
+
+
+def _reaches(points: NDArray[np.float64], bound: float, top: float) -> list[float]:
+    """The reaches 2·``bound``, 4·``bound``, … up to ``top`` and below half the points' extent
+    (the diagonal of their bounding box): a cluster is isolated from the other points by
+    twice its reach, so none reaches half the extent."""
+    extent = float(np.sqrt(np.square(np.ptp(points, axis=0)).sum()))
+    reaches: list[float] = []
+    reach = 2.0 * bound
+    while 0.0 < reach <= min(top, 0.5 * extent):
+        reaches.append(reach)
+        reach *= 2.0
+    return reaches
+
+
+def _dense_cores(
+    points: NDArray[np.float64],
+    others: NDArray[np.float64],
+    bound: float,
+    top: float,
+    least: int,
+) -> NDArray[np.int64] | None:
+    """Labels (0, 1, … for the cores, −1 elsewhere) of the dense cores of ``points`` matched
+    by cores of ``others``, where a shoulder of points at every scale makes them not
+    isolated. At each reach r of :func:`_reaches` at which both sets pass the screen of
+    :func:`_candidates` (narrowing from the widest reach down), each set's cores are the
+    balls of radius r found by :func:`_balls`; a core of ``points`` is kept where
+
+    - it holds at least ``least`` of ``points`` (and fewer than all),
+    - a core of ``others`` not matched before (and not all of them) holds as many, within
+      1/16 (the core's rows go mostly to that core's objects; the two may lie apart, as a
+      translation of one set changes the cost by row and column constants only),
+    - at most ``_SHOULDER`` times that many of either set lie between r and 2r of its
+      centre (a sparse shoulder, so that few rows and objects are exchanged across the
+      cores' edges).
+
+    The reach whose kept cores hold the most rows is taken (the sharpest edges among equal
+    ones). None where no core is kept."""
+    n = points.shape[0]
+    within = [np.arange(n), np.arange(others.shape[0])]
+    screened = []
+    for reach in reversed(_reaches(points, bound, top)):
+        for t, cloud in enumerate((points, others)):
+            heavy = _candidates(cloud[within[t]], reach, least)
+            if heavy is None:
+                break  # (nor at any narrower reach)
+            within[t] = within[t][heavy]
+        else:
+            screened.append((reach, within[0], within[1]))
+            continue
+        break
+    best: tuple[int, float] = (0, 0.0)
+    labels = None
+    for reach, rows, cols in reversed(screened):  # the narrowest first
+        mine = [
+            ball
+            for ball in _balls(points, rows, reach, least)
+            if ball[1] < n and ball[2] <= _SHOULDER * ball[1]
+        ]
+        theirs = _balls(others, cols, reach, least) if mine else []
+        kept = np.full(n, -1, dtype=np.int64)
+        covered, ratio, label = 0, 0.0, 0
+        for inside, count, shoulder in mine:
+            for t, (_, shared, shoulder_others) in enumerate(theirs):
+                edge = max(shoulder, shoulder_others) / count
+                if (
+                    16 * abs(count - shared) <= count
+                    and shared < others.shape[0]
+                    and edge <= _SHOULDER
+                ):
+                    kept[inside] = label
+                    label += 1
+                    covered += count
+                    ratio = max(ratio, edge)
+                    del theirs[t]
+                    break
+        if covered > best[0] or (covered == best[0] and covered > 0 and ratio < best[1]):
+            best, labels = (covered, ratio), kept
+    return labels
+
+
+def _balls(
+    cloud: NDArray[np.float64], members: NDArray[np.int64], reach: float, least: int
+) -> list[tuple[NDArray[np.bool_], int, int]]:
+    """The dense balls of radius ``reach`` of ``cloud``, heaviest first: (which points lie in
+    it, how many, how many lie between ``reach`` and twice it) for each ball of at least
+    ``least`` points. Each is centred on the coordinate-wise median of the ``members`` (the
+    screen's candidates) in the fullest cell of side 4·``reach`` of those not yet within
+    twice the reach of a ball; a ball holds no point of one found before."""
+    found = []
+    taken = np.zeros(cloud.shape[0], dtype=bool)  # within twice the reach of a ball
+    seen = np.zeros(cloud.shape[0], dtype=bool)  # or a centre's cell
+    left = members
+    slots = 1 << max(4, (4 * cloud.shape[0] - 1).bit_length())  # as in _candidates
+    while left.size >= least:
+        keys = _cell_keys(cloud[left], 4.0 * reach, 0.0) & (slots - 1)
+        counts = np.bincount(keys, minlength=slots)
+        fullest = counts.argmax()
+        if counts[fullest] << min(cloud.shape[1], 30) < least:
+            break  # a ball of `least` points has at least 2^-d of them in one cell
+        cell = left[keys == fullest]
+        centre = np.median(cloud[cell], axis=0)
+        near = np.square(cloud - centre).sum(axis=1)
+        inside = (near <= reach * reach) & ~taken
+        reached = (near <= 4.0 * reach * reach) & ~taken
+        count = int(np.count_nonzero(inside))
+        if count >= least:
+            found.append((inside, count, int(np.count_nonzero(reached)) - count))
+        taken |= reached
+        seen |= reached
+        seen[cell] = True
+        left = left[~seen[left]]
+    return found
 
 
 def _merged_groups(near: NDArray[np.int64], inverse: NDArray[np.int64]) -> NDArray[np.int64]:
