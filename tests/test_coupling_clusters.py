@@ -6,6 +6,7 @@ import pytest
 
 from interpolants.coupling import AuctionSolver, certify_assignment
 from interpolants.coupling import _auction as auction_module
+from interpolants.coupling import _clusters as clusters_module
 from interpolants.coupling._certificate import _sqdist_matrix
 from interpolants.coupling._clusters import _coarse_clusters, _dense_cores, _near_clusters
 from test_coupling_augment import _mixed_scales
@@ -178,6 +179,31 @@ def test_dense_cores_are_the_shared_cores_that_a_shoulder_joins():
     blob = 1e-7 * rng.standard_normal((1000, 2))
     most = np.concatenate([blob[:950], 10.0 ** rng.uniform(-3, 0, (50, 1)) * [[1.0, 0.0]]])
     assert _dense_cores(most, blob, 1e-5, 0.05, 64) is None
+
+
+def test_a_dense_core_is_found_beside_a_tight_cluster():
+    # the core in a shoulder on both sides and, apart from it, 16 copies of one far row: the
+    # copies are a tight cluster, and the core is found as well (found in review: the dense
+    # cores were first looked for only where no other cluster was)
+    rng = np.random.default_rng(9)
+    x, y = _core_and_shoulder(2048, rng), _core_and_shoulder(2048, rng)
+    x[:16] = [3.0, 3.0]
+    xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+    solver = AuctionSolver()
+    labels = solver._clusters(xs, ys, solver._typical_range(xs, ys)[0])
+    assert labels is not None and (labels[:16] == labels[0]).all() and labels[0] >= 0
+    core = np.sqrt(np.square(x[16:]).sum(axis=1)) <= 1e-3
+    assert np.unique(labels[16:][core]).size == 1 and labels[16:][core][0] not in (-1, labels[0])
+
+
+def test_the_bulk_of_a_heavy_tail_is_no_dense_core(monkeypatch):
+    # Cauchy against Cauchy: at reaches of ~10, 90 % of each set lies within r and the shell
+    # r..2r holds under an eighth as many, but the rest lies a few times r away (a power-law
+    # tail), not far beyond it: no core. Without that test the bulk would be one
+    cauchy = [np.random.default_rng(seed).standard_cauchy((4096, 2)) for seed in (7, 8)]
+    assert _dense_cores(*cauchy, 1e-3, 30.0, 256) is None
+    monkeypatch.setattr(clusters_module, "_APART", 0.0)
+    assert _dense_cores(*cauchy, 1e-3, 30.0, 256) is not None
 
 
 @pytest.mark.parametrize("seed", [1, 2])

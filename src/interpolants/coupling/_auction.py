@@ -32,6 +32,7 @@ from ._clusters import (
     _merged_groups,
     _near_clusters,
     _solve_cluster,
+    _take_in,
 )
 from ._kernels import _compiled
 from ._point_kernels import _point_kernel
@@ -378,12 +379,14 @@ class AuctionSolver(AssignmentSolver):
         around it that sets ε, whose rows would otherwise bid blind (the core's whole range
         of costs within a few ε); its own problem is at its own scale. A wide cluster takes
         in the tight ones wholly within it where they hold fewer than half its rows (its own
-        problem finds them again), and is left out where they hold more. Where no cluster is
-        isolated, the dense cores that both sets share are taken likewise: balls of reach r
+        problem finds them again), and is left out where they hold more. So are, isolated or
+        not, the dense cores that both sets share: balls of reach r
         holding at least ``wide_cluster_rows`` of the rows, each matched by a ball of the
-        objects (of any centre) holding as many within 1/16 and not all of them, with at
-        most an eighth as many of either set between r and 2r (most of both sets in a small
-        disc, a shoulder of points at every scale around it), found up to the reach at which
+        objects (of any centre) holding as many within 1/16, each ball holding not all of its
+        set, with most of the rest beyond 8r and at most an eighth as many between r and 2r
+        (most of both sets in a small disc, a shoulder of points at every scale around it;
+        not the bulk of a heavy tail, whose rest lies a few times its reach away), found up
+        to the reach at which
         4r times the 1 − 1/64 quantile of the objects' distances to their median is
         ``wide_cluster_span`` times the span (a core's rows do not bid for the farthest
         objects); the reach whose cores hold the most rows is taken. Where more of x1's
@@ -513,21 +516,25 @@ class AuctionSolver(AssignmentSolver):
         rows' values differ by at most ``cluster_eps`` times its last ε, of at least
         ``group_rows`` rows, and the wide ones, whose values differ by at most
         ``wide_cluster_span`` times the span, of at least ``wide_cluster_rows`` of the rows
-        (and at least ``group_rows``; :func:`~._clusters._coarse_clusters`); where there
-        are none of either, the dense cores shared with ``ys``
-        (:func:`~._clusters._dense_cores`)."""
+        (and at least ``group_rows``; :func:`~._clusters._coarse_clusters`), and the dense
+        cores shared with ``ys`` (:func:`~._clusters._dense_cores`), each taking in a
+        minority of the others within it (:func:`~._clusters._take_in`)."""
         resolution = self.cluster_eps * self.final_eps * span
         bound = _cluster_bound(resolution, ys)
         labels = _near_clusters(xs, bound, self.group_rows)
         top = _cluster_bound(self.wide_cluster_span * span, ys)
         least = max(self.group_rows, int(self.wide_cluster_rows * xs.shape[0]))
         labels = _coarse_clusters(xs, labels, bound, top, least)
-        if labels is None:  # dense cores shared by both sets, up to the reach at which
-            # 4r times the bulk of the objects' reach is wide_cluster_span × the span
-            bulk = np.sqrt(np.square(ys - np.median(ys, axis=0)).sum(axis=1))
-            rho = float(np.quantile(bulk, 1.0 - 1.0 / 64.0))
-            top = self.wide_cluster_span * span / (4.0 * rho) if rho > 0.0 else 0.0
-            labels = _dense_cores(xs, ys, bound, top, least)
+        # dense cores shared by both sets, up to the reach at which 4r times the bulk of the
+        # objects' reach is wide_cluster_span × the span; each takes in a minority of the
+        # clusters within it, as a wide cluster does
+        bulk = np.sqrt(np.square(ys - np.median(ys, axis=0)).sum(axis=1))
+        rho = float(np.quantile(bulk, 1.0 - 1.0 / 64.0))
+        top = self.wide_cluster_span * span / (4.0 * rho) if rho > 0.0 else 0.0
+        cores = _dense_cores(xs, ys, bound, top, least)
+        if cores is None or labels is None:
+            return labels if cores is None else cores
+        _take_in(labels, cores)
         return labels
 
     def _typical_range(

@@ -10,8 +10,8 @@ also isolated (no other row within 2r), so that the auction can treat each as id
 (one source with as many units, as for repeated points) and the assignment within it can be
 solved on its own afterwards. :func:`_coarse_clusters` adds large isolated sets of wider
 reach, whose values differ by more than ε but whose own problem is at a scale far below the
-rest's, and :func:`_dense_cores` large sets of that kind that a sparse shoulder of points
-joins to the rest, where the other set has a core of as many points.
+rest's, and :func:`_dense_cores` large sets of that kind, isolated or joined to the rest by
+a sparse shoulder of points, where the other set has a core of as many points.
 """
 
 import math
@@ -26,6 +26,8 @@ __all__: list[str] = []
 
 # the most points between a dense core's reach r and 2r, as a fraction of its own (_dense_cores)
 _SHOULDER = 1.0 / 8.0
+# the least median distance of the points outside a dense core, in units of its reach
+_APART = 8.0
 
 # odd multipliers of a hash of integer grid cells (wrapping int64 products; a collision only
 # makes the screen below pass where it need not)
@@ -166,17 +168,26 @@ def _coarse_clusters(
         within = within[heavy]
         levels.append(_isolated(points, within, reach, least))
     found = np.full(n, -1, dtype=np.int64) if labels is None else labels.copy()
-    sizes = np.bincount(found[found >= 0])
     for wide in reversed(levels):  # the narrowest first
-        for c in range(0 if wide is None else int(wide.max()) + 1):
-            rows = np.flatnonzero(wide == c)
-            held = found[rows]
-            inner, counts = np.unique(held[held >= 0], return_counts=True)
-            if 2 * int(counts.sum()) >= rows.size or (counts != sizes[inner]).any():
-                continue
-            found[rows] = sizes.size  # a new label: these rows' clusters join it
-            sizes = np.bincount(found[found >= 0], minlength=sizes.size + 1)
+        if wide is not None:
+            _take_in(found, wide)
     return found if (found >= 0).any() else None
+
+
+def _take_in(found: NDArray[np.int64], wide: NDArray[np.int64]) -> None:
+    """Add the sets labelled in ``wide`` (0, 1, …; −1 elsewhere) to the clusters ``found``
+    (in place): each as a new cluster that takes in the clusters of ``found`` lying wholly
+    within it where they hold fewer than half its rows; left out where they hold more, or
+    where one of them lies partly outside it."""
+    sizes = np.bincount(found[found >= 0])
+    for c in range(int(wide.max()) + 1):
+        rows = np.flatnonzero(wide == c)
+        held = found[rows]
+        inner, counts = np.unique(held[held >= 0], return_counts=True)
+        if 2 * int(counts.sum()) >= rows.size or (counts != sizes[inner]).any():
+            continue
+        found[rows] = sizes.size  # a new label: these rows' clusters join it
+        sizes = np.bincount(found[found >= 0], minlength=sizes.size + 1)
 
 
 def _reaches(points: NDArray[np.float64], bound: float, top: float) -> list[float]:
@@ -203,19 +214,23 @@ def _dense_cores(
     by cores of ``others``, where a shoulder of points at every scale makes them not
     isolated. At each reach r of :func:`_reaches` at which both sets pass the screen of
     :func:`_candidates` (narrowing from the widest reach down), each set's cores are the
-    balls of radius r found by :func:`_balls`; a core of ``points`` is kept where
+    balls of radius r found by :func:`_balls` (each of at least ``least`` points, not all of
+    its set, with the rest of its set mostly beyond ``_APART``·r); a core of ``points`` is
+    kept where
 
-    - it holds at least ``least`` of ``points`` (and fewer than all),
-    - a core of ``others`` not matched before (and not all of them) holds as many, within
-      1/16 (the core's rows go mostly to that core's objects; the two may lie apart, as a
-      translation of one set changes the cost by row and column constants only),
+    - a core of ``others`` not matched before holds as many points, within 1/16 (the core's
+      rows go mostly to that core's objects; the two may lie apart, as a translation of one
+      set changes the cost by row and column constants only),
     - at most ``_SHOULDER`` times that many of either set lie between r and 2r of its
       centre (a sparse shoulder, so that few rows and objects are exchanged across the
       cores' edges).
 
     The reach whose kept cores hold the most rows is taken (the sharpest edges among equal
-    ones). None where no core is kept."""
+    ones). None where no core is kept, and in more than three dimensions (where
+    :func:`_candidates` does not screen)."""
     n = points.shape[0]
+    if points.shape[1] > 3:
+        return None
     within = [np.arange(n), np.arange(others.shape[0])]
     screened = []
     for reach in reversed(_reaches(points, bound, top)):
@@ -232,9 +247,7 @@ def _dense_cores(
     labels = None
     for reach, rows, cols in reversed(screened):  # the narrowest first
         mine = [
-            ball
-            for ball in _balls(points, rows, reach, least)
-            if ball[1] < n and ball[2] <= _SHOULDER * ball[1]
+            ball for ball in _balls(points, rows, reach, least) if ball[2] <= _SHOULDER * ball[1]
         ]
         theirs = _balls(others, cols, reach, least) if mine else []
         kept = np.full(n, -1, dtype=np.int64)
@@ -242,11 +255,7 @@ def _dense_cores(
         for inside, count, shoulder in mine:
             for t, (_, shared, shoulder_others) in enumerate(theirs):
                 edge = max(shoulder, shoulder_others) / count
-                if (
-                    16 * abs(count - shared) <= count
-                    and shared < others.shape[0]
-                    and edge <= _SHOULDER
-                ):
+                if 16 * abs(count - shared) <= count and edge <= _SHOULDER:
                     kept[inside] = label
                     label += 1
                     covered += count
@@ -261,12 +270,18 @@ def _dense_cores(
 def _balls(
     cloud: NDArray[np.float64], members: NDArray[np.int64], reach: float, least: int
 ) -> list[tuple[NDArray[np.bool_], int, int]]:
-    """The dense balls of radius ``reach`` of ``cloud``, heaviest first: (which points lie in
-    it, how many, how many lie between ``reach`` and twice it) for each ball of at least
-    ``least`` points. Each is centred on the coordinate-wise median of the ``members`` (the
-    screen's candidates) in the fullest cell of side 4·``reach`` of those not yet within
-    twice the reach of a ball; a ball holds no point of one found before."""
+    """The dense balls of radius ``reach`` of ``cloud``, in the order found: (which points
+    lie in it, how many, how many lie between ``reach`` and twice it, leaving out those of
+    the balls found before) for each ball of at least ``least`` points and fewer than all
+    whose centre is at least ``_APART``·``reach`` from the median point outside it (the
+    rest of the set at a scale far beyond the ball's: a heavy tail's bulk, whose rest lies
+    a few times its reach away, is no core). Each is centred on the coordinate-wise median
+    of the points within ``reach`` of the median of the ``members`` (the screen's
+    candidates) in the fullest slot of cells of side 4·``reach`` (as :func:`_candidates`
+    counts them) among those not yet within twice the reach of a ball or in such a slot;
+    a ball holds no point of one found before."""
     found = []
+    least = max(least, 1)
     taken = np.zeros(cloud.shape[0], dtype=bool)  # within twice the reach of a ball
     seen = np.zeros(cloud.shape[0], dtype=bool)  # or a centre's cell
     left = members
@@ -280,10 +295,18 @@ def _balls(
         cell = left[keys == fullest]
         centre = np.median(cloud[cell], axis=0)
         near = np.square(cloud - centre).sum(axis=1)
+        # once more about the points within reach (a core on a cell corner, as a core at
+        # the centred points' origin is, has a cell's median off its own)
+        centre = np.median(cloud[near <= reach * reach], axis=0)
+        near = np.square(cloud - centre).sum(axis=1)
         inside = (near <= reach * reach) & ~taken
         reached = (near <= 4.0 * reach * reach) & ~taken
         count = int(np.count_nonzero(inside))
-        if count >= least:
+        # the rest of the set lies mostly far beyond the ball (a heavy tail's bulk, whose
+        # rest lies at a few times its reach, is no core)
+        rest = cloud.shape[0] - int(np.count_nonzero(near <= reach * reach))
+        far = int(np.count_nonzero(near >= (_APART * reach) ** 2))
+        if count >= least and rest > 0 and 2 * far >= rest:
             found.append((inside, count, int(np.count_nonzero(reached)) - count))
         taken |= reached
         seen |= reached
