@@ -124,21 +124,10 @@ def test_a_dense_core_in_a_sparse_halo_is_solved_as_a_cluster(seed, monkeypatch)
     # nearly every row (at n = 8192 it gave up: the matrix, 180 s). The core is a wide
     # cluster: it bids as one source (13k–53k bids) and its own problem, at its own scale, is
     # solved apart
-    calls = _spy_auction(monkeypatch)
-    sizes = []
-    solve = AuctionSolver.certified_points
-
-    def recording(self, x, y):
-        sizes.append(x.shape[0])
-        return solve(self, x, y)
-
-    monkeypatch.setattr(AuctionSolver, "certified_points", recording)
     n = 2048
-    x, y = _core_and_halo(n, seed)
-    out = AuctionSolver().certified_points(x, y)
-    _assert_certified_optimum(x, y, out)
+    sizes, bids = _solved_with_sizes(*_core_and_halo(n, seed), monkeypatch)
     assert any(0.9 * n <= size < n for size in sizes)  # the core's own problem
-    assert sum(bids for size, *_, bids in calls if size == n) <= 32 * n
+    assert bids <= 32 * n
 
 
 def _core_and_shoulder(n, rng, centre=(0.0, 0.0), core=0.8):
@@ -212,22 +201,30 @@ def test_a_dense_core_in_a_shoulder_is_solved_as_a_cluster(seed, monkeypatch):
     # shoulder sets ε, the core's rows bid blind (143k–486k bids at n over seeds 0–3) and
     # the core is not isolated (no wide cluster). As a dense core shared by both sets it
     # bids as one source (56k–118k bids) and its own problem is solved apart
+    n = 2048
+    rng = np.random.default_rng(seed)
+    x, y = _core_and_shoulder(n, rng), _core_and_shoulder(n, rng)
+    sizes, bids = _solved_with_sizes(x, y, monkeypatch)
+    assert any(0.75 * n <= size < 0.95 * n for size in sizes)  # the core's own problem
+    assert bids <= 48 * n
+
+
+def _solved_with_sizes(x, y, monkeypatch):
+    """Solve, check the certified optimum; (the sizes of every problem solved, recursion
+    included; the bids of the auctions at the top level's size)."""
     calls = _spy_auction(monkeypatch)
     sizes = []
     solve = AuctionSolver.certified_points
 
-    def recording(self, x, y):
-        sizes.append(x.shape[0])
-        return solve(self, x, y)
+    def recording(self, a, b):
+        sizes.append(a.shape[0])
+        return solve(self, a, b)
 
     monkeypatch.setattr(AuctionSolver, "certified_points", recording)
-    n = 2048
-    rng = np.random.default_rng(seed)
-    x, y = _core_and_shoulder(n, rng), _core_and_shoulder(n, rng)
     out = AuctionSolver().certified_points(x, y)
     _assert_certified_optimum(x, y, out)
-    assert any(0.75 * n <= size < 0.95 * n for size in sizes)  # the core's own problem
-    assert sum(bids for size, *_, bids in calls if size == n) <= 48 * n
+    n = x.shape[0]
+    return sizes, sum(bids for size, *_, bids in calls if size == n)
 
 
 def _no_matrix(*args, **kwargs):
