@@ -530,7 +530,7 @@ class AuctionSolver(AssignmentSolver):
         # clusters within it, as a wide cluster does
         bulk = np.sqrt(np.square(ys - np.median(ys, axis=0)).sum(axis=1))
         rho = float(np.quantile(bulk, 1.0 - 1.0 / 64.0))
-        top = self.wide_cluster_span * span / (4.0 * rho) if rho > 0.0 else 0.0
+        top = _cluster_bound(self.wide_cluster_span * span, ys, rho)
         cores = _dense_cores(xs, ys, bound, top, least)
         if cores is None or labels is None:
             return labels if cores is None else cores

@@ -15,6 +15,7 @@ a sparse shoulder of points, where the other set has a core of as many points.
 """
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +50,17 @@ def _cell_keys(
     return keys
 
 
+def _slot_counts(
+    points: NDArray[np.float64], cell: float, shift: float | NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(each point's slot, the points per slot) of the cells of :func:`_cell_keys`, counted
+    in a table of 2^k ≥ 4n slots by the low bits of their keys (cells that share a slot
+    only make a screen pass where it need not)."""
+    slots = 1 << max(4, (4 * points.shape[0] - 1).bit_length())
+    keys = _cell_keys(points, cell, shift) & (slots - 1)
+    return keys, np.bincount(keys, minlength=slots)
+
+
 def _candidates(points: NDArray[np.float64], bound: float, least: int) -> NDArray[np.bool_] | None:
     """A cheap screen: the points that may lie in a set of ``least`` points within ``bound``
     of one of them, None where no such set exists. Such a set spans at most 2·``bound`` in
@@ -66,13 +78,9 @@ def _candidates(points: NDArray[np.float64], bound: float, least: int) -> NDArra
             return np.ones(n, dtype=bool)
         return None
     heavy = np.zeros(n, dtype=bool)
-    # cells counted in a table of 2^k ≥ 4n slots by the low bits of their keys (cells that
-    # share a slot only add candidates)
-    slots = 1 << max(4, (4 * n - 1).bit_length())
     for corner in range(1 << dim):
         shift = np.array([0.5 * ((corner >> t) & 1) for t in range(dim)])
-        keys = _cell_keys(points, 4.0 * bound, shift) & (slots - 1)
-        counts = np.bincount(keys, minlength=slots)
+        keys, counts = _slot_counts(points, 4.0 * bound, shift)
         if counts.max() >= least:
             heavy |= counts[keys] >= least
     return heavy if heavy.any() else None
@@ -153,20 +161,11 @@ def _coarse_clusters(
     together."""
     n = points.shape[0]
     reaches = _reaches(points, bound, top)
-    within = np.arange(n)
-    free = within if labels is None else np.flatnonzero(labels < 0)
-    levels = []
-    for reach in reversed(reaches):
-        if labels is not None:  # more than half of a cluster taken in lies outside the others
-            unlabelled = _candidates(points[free], reach, -(-least // 2))
-            if unlabelled is None:
-                break
-            free = free[unlabelled]
-        heavy = _candidates(points[within], reach, least)
-        if heavy is None:
-            break  # (nor at any narrower bound)
-        within = within[heavy]
-        levels.append(_isolated(points, within, reach, least))
+    screens = _screens(points, np.arange(n), reaches, least)
+    if labels is not None:  # more than half of a cluster taken in lies outside the others
+        free = _screens(points, np.flatnonzero(labels < 0), reaches, -(-least // 2))
+        screens = (screen for _, screen in zip(free, screens, strict=False))
+    levels = [_isolated(points, within, reach, least) for reach, within in screens]
     found = np.full(n, -1, dtype=np.int64) if labels is None else labels.copy()
     for wide in reversed(levels):  # the narrowest first
         if wide is not None:
@@ -203,6 +202,21 @@ def _reaches(points: NDArray[np.float64], bound: float, top: float) -> list[floa
     return reaches
 
 
+def _screens(
+    points: NDArray[np.float64], index: NDArray[np.int64], reaches: list[float], least: int
+) -> Iterator[tuple[float, NDArray[np.int64]]]:
+    """(reach, the candidates of :func:`_candidates` among ``points[index]``) from the widest
+    of ``reaches`` down, each screened on the candidates of the one above (a set within a
+    reach is within every wider one); it stops at the first reach without candidates (nor
+    are there any at a narrower one). Lazily, so that screens run in step stop together."""
+    for reach in reversed(reaches):
+        heavy = _candidates(points[index], reach, least)
+        if heavy is None:
+            return
+        index = index[heavy]
+        yield reach, index
+
+
 def _dense_cores(
     points: NDArray[np.float64],
     others: NDArray[np.float64],
@@ -231,18 +245,15 @@ def _dense_cores(
     n = points.shape[0]
     if points.shape[1] > 3:
         return None
-    within = [np.arange(n), np.arange(others.shape[0])]
-    screened = []
-    for reach in reversed(_reaches(points, bound, top)):
-        for t, cloud in enumerate((points, others)):
-            heavy = _candidates(cloud[within[t]], reach, least)
-            if heavy is None:
-                break  # (nor at any narrower reach)
-            within[t] = within[t][heavy]
-        else:
-            screened.append((reach, within[0], within[1]))
-            continue
-        break
+    reaches = _reaches(points, bound, top)
+    screened = [
+        (reach, rows, cols)
+        for (reach, rows), (_, cols) in zip(
+            _screens(points, np.arange(n), reaches, least),
+            _screens(others, np.arange(others.shape[0]), reaches, least),
+            strict=False,
+        )
+    ]
     best: tuple[int, float] = (0, 0.0)
     labels = None
     for reach, rows, cols in reversed(screened):  # the narrowest first
@@ -283,12 +294,10 @@ def _balls(
     found = []
     least = max(least, 1)
     taken = np.zeros(cloud.shape[0], dtype=bool)  # within twice the reach of a ball
-    seen = np.zeros(cloud.shape[0], dtype=bool)  # or a centre's cell
+    seen = np.zeros(cloud.shape[0], dtype=bool)  # a centre's cell
     left = members
-    slots = 1 << max(4, (4 * cloud.shape[0] - 1).bit_length())  # as in _candidates
     while left.size >= least:
-        keys = _cell_keys(cloud[left], 4.0 * reach, 0.0) & (slots - 1)
-        counts = np.bincount(keys, minlength=slots)
+        keys, counts = _slot_counts(cloud[left], 4.0 * reach, 0.0)
         fullest = counts.argmax()
         if counts[fullest] << min(cloud.shape[1], 30) < least:
             break  # a ball of `least` points has at least 2^-d of them in one cell
@@ -309,9 +318,8 @@ def _balls(
         if count >= least and rest > 0 and 2 * far >= rest:
             found.append((inside, count, int(np.count_nonzero(reached)) - count))
         taken |= reached
-        seen |= reached
         seen[cell] = True
-        left = left[~seen[left]]
+        left = left[~(taken[left] | seen[left])]
     return found
 
 
@@ -323,11 +331,12 @@ def _merged_groups(near: NDArray[np.int64], inverse: NDArray[np.int64]) -> NDArr
     return labels.reshape(-1).astype(np.int64)
 
 
-def _cluster_bound(resolution: float, ys: NDArray[np.float64]) -> float:
+def _cluster_bound(resolution: float, ys: NDArray[np.float64], rho: float | None = None) -> float:
     """The reach r of a near-identical cluster of rows against the centred objects ``ys``:
-    4 r·max‖y‖ ≤ ``resolution`` (the most by which its rows' values may differ, up to a
-    constant of the row); 0 where there is none."""
-    rho = _max_norm(ys)
+    4 r·ρ ≤ ``resolution`` (the most by which its rows' values may differ, up to a constant
+    of the row, over the objects within ρ of the centre; ρ = max‖y‖ unless given); 0 where
+    there is none."""
+    rho = _max_norm(ys) if rho is None else rho
     return resolution / (4.0 * rho) if resolution > 0.0 and rho > 0.0 else 0.0
 
 
