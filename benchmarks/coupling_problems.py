@@ -95,6 +95,10 @@ SURVEY_KINDS = (
     "core-shoulder",
     "core-cauchy",
     "two-cores",
+    "beta-corners",
+    "log-radii",
+    "levy",
+    "lognormal-both",
 )
 
 
@@ -109,7 +113,11 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
     10⁻³·N(0, I) but for about 5 % of their points, N(0, I); and on both sides dense cores
     that a shoulder joins to the rest: 80 % at radius |N(0, 10⁻⁶)| and 20 % at radii
     log-uniform from 10⁻³ to 1; 85 % 10⁻²·N(0, I) and 15 % Cauchy; two such cores of the
-    first kind at (±1, 0), their shoulders to radius 10^-0.5."""
+    first kind at (±1, 0), their shoulders to radius 10^-0.5; points crowded at a scale far
+    below the other set's: Beta(0.1, 0.1) coordinates (the square's edges and corners, down
+    to 10⁻¹⁰) against the uniform square, radii log-uniform from 10⁻⁴ to 10⁴ against
+    N(0, I), Lévy-tailed coordinates ±1/z² against N(0, I), lognormal(0, 2) on both
+    sides."""
     rng = np.random.default_rng(1000 + seed)
 
     def gauss() -> np.ndarray:
@@ -176,6 +184,15 @@ def survey_problem(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray
             np.where(rng.uniform(size=(n, 1)) < 0.85, 1e-2 * gauss(), rng.standard_cauchy((n, 2)))
             for _ in "01"
         )
+    elif kind == "beta-corners":
+        x0, x1 = rng.beta(0.1, 0.1, (n, 2)), rng.uniform(0, 1, (n, 2))
+    elif kind == "log-radii":
+        radius, angle = 10.0 ** rng.uniform(-4, 4, n), rng.uniform(0, 2 * math.pi, n)
+        x0, x1 = radius[:, None] * np.c_[np.cos(angle), np.sin(angle)], gauss()
+    elif kind == "levy":
+        x0, x1 = rng.choice([-1.0, 1.0], (n, 2)) / gauss() ** 2, gauss()
+    elif kind == "lognormal-both":
+        x0, x1 = rng.lognormal(0, 2, (n, 2)), rng.lognormal(0, 2, (n, 2))
     else:
         raise ValueError(kind)
     return x0, x1

@@ -1,6 +1,8 @@
 """The certificate's repair rounds: shortest augmenting paths from the last optimal
 permutation, against scipy's sparse assignment and POT's network simplex."""
 
+import math
+
 import numpy as np
 import ot
 import pytest
@@ -150,6 +152,7 @@ def test_the_certificate_repairs_its_rounds_by_augmenting_paths(seed, monkeypatc
     # one, as the near-identical clusters are disabled: with them its assignment is solved
     # on its own)
     monkeypatch.setattr(AuctionSolver, "cluster_eps", 0.0)
+    monkeypatch.setattr(AuctionSolver, "late_bids", math.inf)  # the auction to its last ε
     solves, repairs = [], []
     lap = certificate_module._sparse_lap
     augment = augment_module._augment_kernel()

@@ -243,6 +243,7 @@ def _certified_without_the_matrix(x, y, monkeypatch):
     assert out.gap <= 2 * n * out.tol
     slack = 2 * n * out.tol + 1e-12 * n * float(cost.max())
     assert certify_assignment(cost, out.perm, out.u, out.v) <= slack
+    return out
 
 
 def _atoms(n, side, seed=0):
@@ -306,9 +307,9 @@ def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(m
     clusters = []
     prices = AuctionSolver._point_prices
 
-    def recording(self, x, y, clustered=None):
-        out = prices(self, x, y, clustered)
-        clusters.append((x.shape[0], self.cluster_eps > 0.0, bool(clustered)))
+    def recording(self, x, y, shortcuts=None):
+        out = prices(self, x, y, shortcuts)
+        clusters.append((x.shape[0], self.cluster_eps > 0.0, bool(shortcuts)))
         return out
 
     monkeypatch.setattr(AuctionSolver, "certified", _no_matrix)

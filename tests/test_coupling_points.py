@@ -411,7 +411,9 @@ def test_the_auction_resolves_crossed_axes_on_the_scale_of_the_cross_term(s):
     x = rng.standard_normal((n, 2)) * [s, 1 / s]
     y = rng.standard_normal((n, 2)) * [1 / s, s]
     cost = _cost(x, y)
-    _, assigned = AuctionSolver()._point_prices(x - x.mean(axis=0), y - y.mean(axis=0))[1:]
+    solver = AuctionSolver()
+    solver.late_bids = math.inf  # to its last ε (no early end)
+    _, assigned = solver._point_prices(x - x.mean(axis=0), y - y.mean(axis=0))[1:]
     cross = -2.0 * x @ y.T
     typical = float(np.median(cross.max(axis=1) - cross.min(axis=1)))
     excess = float(cost[np.arange(n), assigned].sum()) - _optimum(cost)
@@ -434,6 +436,7 @@ def test_the_auction_prices_are_epsilon_optimal_for_the_original_cost(s):
     centre = 0.5 * (x.mean(axis=0) + y.mean(axis=0))
     x, y = x - centre, y - centre
     solver = AuctionSolver()
+    solver.late_bids = math.inf  # to its last ε (no early end)
     prices, _, assigned = solver._point_prices(x, y)
     xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
     span = solver._typical_range(xs, ys)[0]

@@ -131,6 +131,8 @@ class AuctionSolver(AssignmentSolver):
     phase_bids = 64  # bids per point in one phase of the point auction before its ε is raised
     first_phase_bids = 8  # the same for its first phase (from a warm start: the prices' error)
     phase_raises = 16  # the most raises of ε in one run of the point auction
+    late_eps = 4.0  # a phase of the point auction at ε ≤ this × its last ε that takes
+    late_bids: float = 16  # more than this many bids per point ends the auction (the kernel)
     warm_rows_median = 2.0  # the point path's warm prices come from the subsample's rows
     warm_rows_quantile = 0.9  # within the larger of these two reaches (see _near_rows)
     group_rows = 16  # identical rows bid as one source from this many (certified_points)
@@ -294,7 +296,9 @@ class AuctionSolver(AssignmentSolver):
            between random quarters of the two sets (recursively), its row potentials u
            carried to every object by p_j = max_i (u_i − C_ij) over the quarter's rows within
            max(``warm_rows_median`` × the median distance to the centre, the
-           ``warm_rows_quantile`` quantile of those distances). A far row's costs are steep
+           ``warm_rows_quantile`` quantile of those distances), less their median (the
+           potentials may share a large constant, a far row's ‖x_i‖², whose rounding would
+           hide rises of ε). A far row's costs are steep
            (their slope in y is 2‖x_i − y‖), so it extrapolates its potential to the objects
            outside the quarter with errors in proportion, and prices them too high: a forward
            auction can only repair that by raising every other price. An object priced too
@@ -313,7 +317,13 @@ class AuctionSolver(AssignmentSolver):
            auction goes on in float64 from the prices and the assignment reached. A phase
            that takes more than ``phase_bids``·n bids (``first_phase_bids``·n for the first)
            raises its ε: a price war at too small an ε, as a warm start far from the optimum's
-           prices causes, then costs a few phases.
+           prices causes, then costs a few phases. A phase at ε ≤ ``late_eps`` times the
+           last one that takes more than ``late_bids``·n bids is finished at ε·``point_scaling``
+           and ends the auction: a price war among rows whose values differ by a few ε (points
+           crowded at a scale far below the other set's, at edges or corners, or along heavy
+           tails) costs more bids than step 2 takes to settle it from there; should steps 2–3
+           not settle from such a start, the solve is repeated without the early end (and
+           without clusters) before the matrix is built.
         2. **Exact completion** on the sparse set of candidate pairs (each row's final
            candidate list and its assigned partner, C in float64): Jonker–Volgenant for sparse
            matrices (lapx's ``lapmod``; else scipy's ``min_weight_full_bipartite_matching``).
@@ -391,8 +401,8 @@ class AuctionSolver(AssignmentSolver):
         ``wide_cluster_span`` times the span (a core's rows do not bid for the farthest
         objects); the reach whose cores hold the most rows is taken. Where more of x1's
         points than of x0's are in such clusters, the transposed problem is solved. Should
-        steps 2–3 not settle from that start, the solve is repeated without clusters before
-        the matrix is built.
+        steps 2–3 not settle from that start, the solve is repeated without clusters and
+        without the auction's early end before the matrix is built.
 
         Memory: O(n·(d + ``candidates``)) (at most 64·n candidate pairs), plus a few m0 × m1
         arrays for repeated points and the matrix in the fallback only.
@@ -461,10 +471,11 @@ class AuctionSolver(AssignmentSolver):
             found = _certify_points(x, y, _all_pairs(x, y), np.zeros(n))
         else:  # the reduced problem's start first (one set in a subspace), then the points'
             kernel = _sqdist_kernel("sqdist_edges")
-            clustered: list[bool] = []  # whether a start took near-identical rows as one
+            # whether a start took a shortcut: near-identical rows as one, an early end
+            shortcuts: list[bool] = []
 
             def point_prices(a: NDArray[np.float64], b: NDArray[np.float64]) -> Start | None:
-                return self._point_prices(a, b, clustered)
+                return self._point_prices(a, b, shortcuts)
 
             for start in _starts(x, y, point_prices):  # lazily: the next if unsettled
                 if start is not None and kernel is not None:
@@ -472,8 +483,8 @@ class AuctionSolver(AssignmentSolver):
                     found = _certify_points(x, y, kernel(x, y, cand, assigned), prices)
                 if found is not None:
                     break
-            if found is None and clustered:  # the same without the clusters, then the matrix
-                return self._unclustered()._certified_centred(x, y)
+            if found is None and shortcuts:  # the same without the shortcuts, then the matrix
+                return self._plain()._certified_centred(x, y)
         if found is None:  # the sparse path could not settle: solve the matrix instead
             return self.certified(_sqdist_matrix(x, y), overwrite=True)
         perm, u, v, gap, tol = found
@@ -490,11 +501,12 @@ class AuctionSolver(AssignmentSolver):
             grouped |= near >= 0
         return int(np.count_nonzero(grouped))
 
-    def _unclustered(self) -> "AuctionSolver":
-        """This solver without the near-identical clusters (for a retry where the start they
-        gave did not settle)."""
+    def _plain(self) -> "AuctionSolver":
+        """This solver without the near-identical clusters and the auction's early end (for a
+        retry where the start they gave did not settle)."""
         plain = copy.copy(self)
         plain.cluster_eps = 0.0
+        plain.late_eps, plain.late_bids = 0.0, math.inf
         return plain
 
     def _screened_clusters(
@@ -561,12 +573,12 @@ class AuctionSolver(AssignmentSolver):
         return near if near.any() else np.ones(rows.shape[0], dtype=bool)
 
     def _point_prices(
-        self, x: NDArray[np.float64], y: NDArray[np.float64], clustered: list[bool] | None = None
+        self, x: NDArray[np.float64], y: NDArray[np.float64], shortcuts: list[bool] | None = None
     ) -> Start | None:
         """Step 1 of :meth:`certified_points` on centred points: (prices, candidate lists,
         the auction's assignment), or None where float64 values cannot resolve the problem
-        either (the caller then solves the matrix). Appends True to ``clustered`` where it
-        took near-identical rows as identical."""
+        either (the caller then solves the matrix). Appends True to ``shortcuts`` where it
+        took near-identical rows as identical or its auction ended early."""
         auction = _point_kernel("point_auction")
         span_kernel = _sqdist_kernel("sqdist_range")
         colmin = _sqdist_kernel("sqdist_colmin")
@@ -608,7 +620,9 @@ class AuctionSolver(AssignmentSolver):
             coarse = self.certified_points(xs[sub0], ys[sub1])
             near = self._near_rows(xs, sub0)
             colmin(xs, sub0[near], ys, coarse.u[near], prices)
-            prices *= -1.0
+            # about their median: the quarter's potentials can share a constant (a far row's
+            # ‖x_i‖²) whose rounding would hide the rises of ε
+            prices = np.median(prices) - prices
             eps0 = self.warm_eps * span
         # the values in units of ~span, in float32 (half the bytes, twice the lanes) where its
         # range holds them; where float32 cannot resolve the price rises (heavy tails: prices
@@ -627,12 +641,13 @@ class AuctionSolver(AssignmentSolver):
         clusters = self._clusters(xs, ys, span)
         if clusters is not None:
             inverse = _merged_groups(clusters, distinct)
-            if clustered is not None:
-                clustered.append(True)
+            if shortcuts is not None:
+                shortcuts.append(True)
         group, gstart, members, first_row = _row_groups(inverse, self.group_rows)
         if gstart.shape[0] <= n:
             xu = xu[first_row]
         start, first = np.full(n, -1, dtype=np.int64), self.first_phase_bids
+        final = self.final_eps * span / unit
         for dtype, itype in ((np.float32, np.int32), (np.float64, np.int64)):
             if not reach < (1e30 if dtype is np.float32 else 1e300):
                 continue
@@ -646,7 +661,7 @@ class AuctionSolver(AssignmentSolver):
                 scaled,
                 start,
                 eps,
-                self.final_eps * span / unit,
+                final,
                 self.point_scaling,
                 k,
                 self.point_list_eps * span / unit,
@@ -659,12 +674,16 @@ class AuctionSolver(AssignmentSolver):
                 group,
                 gstart,
                 members,
+                self.late_eps * final,
+                float(self.late_bids * n),
             )
             if (assigned >= 0).any():  # float64 goes on from there, past the warm start
                 start, first = assigned, self.phase_bids
             if ok:
                 if not np.isfinite(scaled).all():
                     return None
+                if eps > final and shortcuts is not None:  # ended early (a late price war)
+                    shortcuts.append(True)
                 sizes = np.diff(gstart)
                 identical = sizes > 1
                 if clusters is not None:  # a cluster of distinct rows is not identical rows

@@ -150,7 +150,7 @@ def _point_auction_kernel(
     x: Any, ym2: Any, yy: Any, prices: Any, start: Any, eps0: Any, eps_final: Any, theta: Any,
     k: Any,
     list_eps: Any, first_budget: Any, budget: Any, raises: Any, buf: Any, keys: Any,
-    roundoff: Any, group: Any, gstart: Any, members: Any,
+    roundoff: Any, group: Any, gstart: Any, members: Any, late_eps: Any, late_bids: Any,
 ) -> Any:  # fmt: skip
     """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
 
@@ -184,7 +184,13 @@ def _point_auction_kernel(
     may be far from the optimum's (a warm start from a subsample of heavy-tailed points), and
     a price war at a small ε would then take bids in proportion to the prices' error over ε.
     The phases go on down from the raised ε. At most ``raises`` raises in all: after them the
-    auction is the plain ε-scaling one, and it ends as that does.
+    auction is the plain ε-scaling one.
+
+    A phase at ε ≤ ``late_eps`` that takes more than ``late_bids`` bids goes on at ε·``theta``,
+    and that ε becomes the last (a price war among rows whose values differ by a few ε,
+    which the exact completion settles for less): the auction ends with every row assigned,
+    ε-complementary slackness at that coarser ε, returned in fourth place (above
+    ``eps_final``).
 
     Returns (candidate lists (n, k; a grouped row's leaves out its group's objects, and may
     be unfilled), the final assignment (n,), True, ε, the number of bids),
@@ -373,6 +379,10 @@ def _point_auction_kernel(
             held_by[j1] = group[i]
             bids += 1
             total += 1
+            if bids > late_bids and eps <= late_eps:  # a late price war: end at a coarser ε
+                eps *= theta
+                eps_final = eps
+                late_eps = -1.0
             if bids > limit and raises > 0:  # a price war at too small an ε: coarsen it
                 eps *= theta
                 raises -= 1

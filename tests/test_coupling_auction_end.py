@@ -1,0 +1,137 @@
+"""The point auction's early end in a late price war, and its warm prices about their median."""
+
+import math
+
+import numpy as np
+import pytest
+
+from interpolants.coupling import AuctionSolver, certify_assignment
+from interpolants.coupling import _auction as auction_module
+from interpolants.coupling._certificate import _sqdist_matrix
+from test_coupling_clusters import _certified_without_the_matrix
+
+
+def _spy_runs(monkeypatch):
+    """Record every run of the point auction as (n, its prices before, its last ε asked, the
+    ε it ended at, its bids)."""
+    runs = []
+    compiled = auction_module._point_kernel
+
+    def spy(name):
+        kernel = compiled(name)
+        if name != "point_auction":
+            return kernel
+
+        def run(*args):
+            before = args[3].copy()
+            out = kernel(*args)
+            runs.append((args[0].shape[0], before, args[6], out[3], out[4]))
+            return out
+
+        return run
+
+    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    return runs
+
+
+def _corners(n, seed):
+    """Rows Beta(0.1, 0.1) in each coordinate (crowded at the square's edges and corners at
+    every scale down to 10⁻¹⁰), objects uniform on the square."""
+    rng = np.random.default_rng(seed)
+    return rng.beta(0.1, 0.1, (n, 2)), rng.random((n, 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_late_price_war_ends_the_auction_at_a_coarser_eps(seed, monkeypatch):
+    # the rows crowded at the corners bid against one another by a few ε in the last phases
+    # (~20 bids a point in each, against 5–8 on N(0, I); the threshold 8 here, the default 16
+    # sits near them at this size): the auction ends a phase early (its ε above the last one
+    # asked, by the scaling factor at least), with fewer bids than run to the end, and the
+    # answer is the certified optimum
+    monkeypatch.setattr(AuctionSolver, "late_bids", 8)
+    x, y = _corners(2048, seed)
+    runs = _spy_runs(monkeypatch)
+    out = _certified_without_the_matrix(x, y, monkeypatch)
+    top = [run for run in runs if run[0] == 2048]
+    assert len(top) == 1
+    assert top[0][3] >= AuctionSolver().point_scaling * top[0][2]
+    runs.clear()
+    monkeypatch.setattr(AuctionSolver, "late_bids", math.inf)
+    full = _certified_without_the_matrix(x, y, monkeypatch)
+    top_full = [run for run in runs if run[0] == 2048]
+    assert top_full[0][3] == pytest.approx(top_full[0][2])  # to the last ε
+    assert top[0][4] < 0.9 * top_full[0][4]
+    totals = np.square(x - y[out.perm]).sum(), np.square(x - y[full.perm]).sum()
+    assert abs(totals[0] - totals[1]) <= 2 * 2048 * (out.tol + full.tol)
+
+
+def test_a_start_that_ended_early_and_cannot_settle_is_solved_again_to_the_last_eps(
+    monkeypatch,
+):
+    # the certificate refusing the early-ended start (no clusters here): the solve is repeated
+    # with the auction run to its last ε (not the matrix), and the answer is the optimum
+    monkeypatch.setattr(AuctionSolver, "cluster_eps", 0.0)
+    monkeypatch.setattr(AuctionSolver, "late_bids", 8)
+    x, y = _corners(2048, 0)
+    refused = []
+    certify = auction_module._certify_points
+
+    def refuse_first(points, *args):
+        if not refused and points.shape[0] == 2048:
+            refused.append(True)
+            return None
+        return certify(points, *args)
+
+    settings = []
+    prices = AuctionSolver._point_prices
+
+    def recording(self, a, b, shortcuts=None):
+        settings.append((a.shape[0], self.late_bids))
+        return prices(self, a, b, shortcuts)
+
+    runs = _spy_runs(monkeypatch)
+    monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
+    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    _certified_without_the_matrix(x, y, monkeypatch)
+    assert refused == [True]
+    assert [s for s in settings if s[0] == 2048] == [(2048, 8), (2048, math.inf)]
+    top = [run for run in runs if run[0] == 2048]
+    assert top[0][3] > top[0][2]  # the first ended early
+    assert top[1][3] == pytest.approx(top[1][2])  # the retry to its last ε
+
+
+def test_the_early_end_is_no_shortcut_when_the_phases_are_cheap(monkeypatch):
+    # N(0, I) pairs: every phase costs a few bids a row, and the auction runs to its last ε
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((2048, 2)), rng.standard_normal((2048, 2))
+    runs = _spy_runs(monkeypatch)
+    _certified_without_the_matrix(x, y, monkeypatch)
+    top = [run for run in runs if run[0] == 2048]
+    assert top[0][3] == pytest.approx(top[0][2])
+
+
+def test_warm_prices_sharing_a_large_constant_are_taken_about_their_median(monkeypatch):
+    # Lévy-tailed rows (1/z², up to ~10⁹) against N(0, I): the quarter's potentials share a
+    # far row's ‖x_i‖² (~10¹¹ in the auction's units), whose float64 rounding hid rises of ε
+    # and sent the solve to the n × n matrix; about their median they resolve them (the
+    # certificate checked over every pair)
+    rng = np.random.default_rng(1)
+    n = 4096
+    x = np.sign(rng.standard_normal((n, 2))) / rng.standard_normal((n, 2)) ** 2
+    y = rng.standard_normal((n, 2))
+    runs = _spy_runs(monkeypatch)
+    matrices = []
+    certified = AuctionSolver.certified
+
+    def recording(self, cost, **kwargs):
+        matrices.append(cost.shape[0])
+        return certified(self, cost, **kwargs)
+
+    monkeypatch.setattr(AuctionSolver, "certified", recording)
+    out = AuctionSolver().certified_points(x, y)
+    assert n not in matrices  # (the quarters' cold starts may take theirs: 1024 × 1024)
+    slack = 2 * n * out.tol
+    assert certify_assignment(_sqdist_matrix(x, y), out.perm, out.u, out.v) <= slack
+    warm = next(run[1] for run in runs if run[0] == n)
+    spread = np.quantile(warm, 0.99) - np.quantile(warm, 0.01)
+    assert abs(np.median(warm)) <= 1e-9 * spread
