@@ -6,32 +6,17 @@ import numpy as np
 import pytest
 
 from interpolants.coupling import AuctionSolver, certify_assignment
-from interpolants.coupling import _auction as auction_module
 from interpolants.coupling._certificate import _sqdist_matrix
-from test_coupling_clusters import _certified_without_the_matrix
+from test_coupling_clusters import _certified_without_the_matrix, _refusing_the_first_start
+from test_coupling_points import _spy_auction
 
 
 def _spy_runs(monkeypatch):
     """Record every run of the point auction as (n, its prices before, its last ε asked, the
     ε it ended at, its bids)."""
-    runs = []
-    compiled = auction_module._point_kernel
-
-    def spy(name):
-        kernel = compiled(name)
-        if name != "point_auction":
-            return kernel
-
-        def run(*args):
-            before = args[3].copy()
-            out = kernel(*args)
-            runs.append((args[0].shape[0], before, args[6], out[3], out[4]))
-            return out
-
-        return run
-
-    monkeypatch.setattr(auction_module, "_point_kernel", spy)
-    return runs
+    return _spy_auction(
+        monkeypatch, lambda x, yy, before, out, rest: (x.shape[0], before, rest[2], out[3], out[4])
+    )
 
 
 def _corners(n, seed):
@@ -73,25 +58,10 @@ def test_a_start_that_ended_early_and_cannot_settle_is_solved_again_to_the_last_
     monkeypatch.setattr(AuctionSolver, "cluster_eps", 0.0)
     monkeypatch.setattr(AuctionSolver, "late_bids", 8)
     x, y = _corners(2048, 0)
-    refused = []
-    certify = auction_module._certify_points
-
-    def refuse_first(points, *args):
-        if not refused and points.shape[0] == 2048:
-            refused.append(True)
-            return None
-        return certify(points, *args)
-
-    settings = []
-    prices = AuctionSolver._point_prices
-
-    def recording(self, a, b, shortcuts=None):
-        settings.append((a.shape[0], self.late_bids))
-        return prices(self, a, b, shortcuts)
-
+    refused, settings = _refusing_the_first_start(
+        monkeypatch, 2048, lambda solver, points, _: (points.shape[0], solver.late_bids)
+    )
     runs = _spy_runs(monkeypatch)
-    monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
-    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
     _certified_without_the_matrix(x, y, monkeypatch)
     assert refused == [True]
     assert [s for s in settings if s[0] == 2048] == [(2048, 8), (2048, math.inf)]

@@ -292,29 +292,39 @@ def test_a_tight_cluster_bids_as_one_source(seed, monkeypatch):
     assert sum(bids for size, *_, bids in calls if size == n) <= 60 * n
 
 
-def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(monkeypatch):
-    # the certificate refusing the clustered start: the solve is repeated without clusters
-    # (not the matrix), and the answer is the certified optimum
-    refused = []
+def _refusing_the_first_start(monkeypatch, n, record):
+    """The certificate refuses the first start of ``n`` points; each run of step 1 is recorded
+    as ``record``(the solver, its points, its shortcuts list after it). Returns (a list that
+    holds True once a start was refused, the records)."""
+    refused, records = [], []
     certify = auction_module._certify_points
+    prices = AuctionSolver._point_prices
 
     def refuse_first(x, *args):
-        if not refused and x.shape[0] == 1024:
+        if not refused and x.shape[0] == n:
             refused.append(True)
             return None
         return certify(x, *args)
 
-    clusters = []
-    prices = AuctionSolver._point_prices
-
     def recording(self, x, y, shortcuts=None):
         out = prices(self, x, y, shortcuts)
-        clusters.append((x.shape[0], self.cluster_eps > 0.0, bool(shortcuts)))
+        records.append(record(self, x, shortcuts))
         return out
 
-    monkeypatch.setattr(AuctionSolver, "certified", _no_matrix)
     monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
     monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    return refused, records
+
+
+def test_a_clustered_start_that_cannot_settle_is_solved_again_without_clusters(monkeypatch):
+    # the certificate refusing the clustered start: the solve is repeated without clusters
+    # (not the matrix), and the answer is the certified optimum
+    refused, clusters = _refusing_the_first_start(
+        monkeypatch,
+        1024,
+        lambda solver, x, shortcuts: (x.shape[0], solver.cluster_eps > 0.0, bool(shortcuts)),
+    )
+    monkeypatch.setattr(AuctionSolver, "certified", _no_matrix)
     x, y = _mixed_scales(1024, 0)
     out = AuctionSolver().certified_points(x, y)
     monkeypatch.undo()

@@ -471,7 +471,7 @@ def test_heavy_tails_settle_from_the_points_without_the_matrix(monkeypatch):
 def _spy_auction(monkeypatch, record=None):
     """Record every run of the point auction as (n, its prices before, its prices after, its
     number of bids), the bids being the kernel's last return value; or as ``record``(x, yy,
-    the prices before, the kernel's return value) gives it."""
+    the prices before, the kernel's return value, its arguments after the prices) gives it."""
     calls = []
     compiled = auction_module._point_kernel
 
@@ -486,7 +486,7 @@ def _spy_auction(monkeypatch, record=None):
             if record is None:
                 calls.append((x.shape[0], before, prices.copy(), out[-1]))
             else:
-                calls.append(record(x, yy, before, out))
+                calls.append(record(x, yy, before, out, rest))
             return out
 
         return run
@@ -549,7 +549,7 @@ def test_far_objects_warm_prices_leave_the_bids_in_float32(seed, monkeypatch):
     # below the old stop, two phases further (ε / 4 each).
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
 
-    def record(x, yy, prices, out):  # (n, dtype, ε reached, ε where the old check stopped)
+    def record(x, yy, prices, out, _):  # (n, dtype, ε reached, ε where the old check stopped)
         old = 8.0 * float(np.finfo(x.dtype).eps) * float((yy + prices - prices.min()).max())
         return x.shape[0], x.dtype, out[3], old
 
