@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._assignment import AssignmentSolver, _checked_points, _exact_lap
-from ._balance import _balancing_map
+from ._balance import _balancing_map, _centre
 from ._certificate import (
     _CERT_TOL,
     CertifiedAssignment,
@@ -330,7 +330,9 @@ class AuctionSolver(AssignmentSolver):
         3. **Certificate**: potentials from shortest paths on those pairs, checked against
            C_ij = ‖x0_i − x1_j‖² evaluated in float64 from the points over all n² pairs, with
            a tolerance per pair, δ_ij = 2⁻⁴⁴·(2‖x0_i − c‖² + abs(u_i) + 2‖x1_j − c‖² + abs(v_j))
-           (c the points' centre; at least 2⁶ float64 roundings of the terms compared);
+           (c the midpoint of the two sets' centres: each set's mean, or its coordinate-wise
+           median where the mean lies more than 2¹⁷ interquartile ranges from it, as a heavy
+           tail's can; at least 2⁶ float64 roundings of the terms compared);
            violated pairs are added and steps 2–3 repeated until none is violated. A repeated
            step 2 starts from the last permutation, optimal on the old pairs with dual
            feasible potentials: only the rows given new pairs give up their objects, and each
@@ -430,7 +432,7 @@ class AuctionSolver(AssignmentSolver):
         """
         x, y = _checked_points(x0, x1, copy=True)  # private copies, centred below
         n = x.shape[0]
-        centre = 0.5 * (x.mean(axis=0) + y.mean(axis=0))  # C is invariant to translations
+        centre = 0.5 * (_centre(x) + _centre(y))  # C is invariant to translations
         x -= centre
         y -= centre
         reach = _max_norm(x) + _max_norm(y)
@@ -588,8 +590,9 @@ class AuctionSolver(AssignmentSolver):
         k = min(self.candidates, n - 1)
         # the auction runs on C'_ij = ‖x'_i − y'_j‖², x' = (x − x̄)A, y' = (y − ȳ)A⁻¹ (A of
         # ``_balance``): C = C' + f(i) + g(j) has C''s optimal permutations, and prices for C
-        # are those for C' minus g, g_j = ‖y_j‖² − ‖y'_j‖² − 2 x̄·y_j
-        mx, my = x.mean(axis=0), y.mean(axis=0)
+        # are those for C' minus g, g_j = ‖y_j‖² − ‖y'_j‖² − 2 x̄·y_j (x̄, ȳ any constants: the
+        # sets' centres, ``_centre``)
+        mx, my = _centre(x), _centre(y)
         xs, ys = x - mx, y - my
         span, lo, hi = self._typical_range(xs, ys)
         radius = _max_norm(xs) + _max_norm(ys)

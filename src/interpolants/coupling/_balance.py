@@ -72,3 +72,17 @@ def _balancing_map(
     if not (np.isfinite(a).all() and np.isfinite(a_inv).all()):
         return None
     return a, a_inv
+
+
+def _centre(points: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The mean of ``(n, d)`` points, or their coordinate-wise median where the mean lies more
+    than 2¹⁷ interquartile ranges from it in some coordinate (a heavy tail's mean, set by a
+    few far points, can lie far from the whole bulk: centred there, every bulk point is far
+    from the origin, and float64 squared norms and potentials round away the differences that
+    decide its assignment)."""
+    mean: NDArray[np.float64] = points.mean(axis=0)
+    low, median, high = np.quantile(points, [0.25, 0.5, 0.75], axis=0)
+    if np.all(np.abs(mean - median) <= 2.0**17 * (high - low)):
+        return mean
+    out: NDArray[np.float64] = median
+    return out
