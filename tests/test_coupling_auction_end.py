@@ -82,16 +82,14 @@ def test_the_early_end_is_no_shortcut_when_the_phases_are_cheap(monkeypatch):
     assert top[0][3] == pytest.approx(top[0][2])
 
 
-def test_warm_prices_sharing_a_large_constant_are_taken_about_their_median(monkeypatch):
-    # Lévy-tailed rows (1/z², up to ~10⁹) against N(0, I): the quarter's potentials share a
-    # far row's ‖x_i‖² (~10¹¹ in the auction's units), whose float64 rounding hid rises of ε
-    # and sent the solve to the n × n matrix; about their median they resolve them (the
-    # certificate checked over every pair)
-    rng = np.random.default_rng(1)
+def _levy_without_the_top_matrix(seed, monkeypatch):
+    """Solve Lévy-tailed rows (±1/z²) against N(0, I), n = 4096, with the 4096 × 4096 matrix
+    path recorded (the quarters' cold starts may take theirs, 1024 × 1024); assert it was not
+    taken and the answer is certified over every pair."""
+    rng = np.random.default_rng(seed)
     n = 4096
     x = np.sign(rng.standard_normal((n, 2))) / rng.standard_normal((n, 2)) ** 2
     y = rng.standard_normal((n, 2))
-    runs = _spy_runs(monkeypatch)
     matrices = []
     certified = AuctionSolver.certified
 
@@ -101,10 +99,19 @@ def test_warm_prices_sharing_a_large_constant_are_taken_about_their_median(monke
 
     monkeypatch.setattr(AuctionSolver, "certified", recording)
     out = AuctionSolver().certified_points(x, y)
-    assert n not in matrices  # (the quarters' cold starts may take theirs: 1024 × 1024)
+    assert n not in matrices
     slack = 2 * n * out.tol
     assert certify_assignment(_sqdist_matrix(x, y), out.perm, out.u, out.v) <= slack
-    warm = next(run[1] for run in runs if run[0] == n)
+
+
+def test_warm_prices_sharing_a_large_constant_are_taken_about_their_median(monkeypatch):
+    # Lévy-tailed rows (1/z², up to ~10⁹) against N(0, I): the quarter's potentials share a
+    # far row's ‖x_i‖² (~10¹¹ in the auction's units), whose float64 rounding hid rises of ε
+    # and sent the solve to the n × n matrix; about their median they resolve them (the
+    # certificate checked over every pair)
+    runs = _spy_runs(monkeypatch)
+    _levy_without_the_top_matrix(1, monkeypatch)
+    warm = next(run[1] for run in runs if run[0] == 4096)
     spread = np.quantile(warm, 0.99) - np.quantile(warm, 0.01)
     assert abs(np.median(warm)) <= 1e-9 * spread
 
@@ -129,19 +136,4 @@ def test_levy_tails_settle_on_the_sparse_path_about_their_median(monkeypatch):
     # from both bulks) the potentials were ~10¹⁶, rounded by ~2 where the bulk's rows differ
     # by ~1, and the first certificate found 4022 rows violated (289k pairs: the matrix);
     # about the medians it settles from the points, certified over every pair
-    rng = np.random.default_rng(6)
-    n = 4096
-    x = np.sign(rng.standard_normal((n, 2))) / rng.standard_normal((n, 2)) ** 2
-    y = rng.standard_normal((n, 2))
-    matrices = []
-    certified = AuctionSolver.certified
-
-    def recording(self, cost, **kwargs):
-        matrices.append(cost.shape[0])
-        return certified(self, cost, **kwargs)
-
-    monkeypatch.setattr(AuctionSolver, "certified", recording)
-    out = AuctionSolver().certified_points(x, y)
-    assert n not in matrices
-    slack = 2 * n * out.tol
-    assert certify_assignment(_sqdist_matrix(x, y), out.perm, out.u, out.v) <= slack
+    _levy_without_the_top_matrix(6, monkeypatch)
