@@ -515,11 +515,12 @@ class AuctionSolver(AssignmentSolver):
         self, x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> NDArray[np.int64] | None:
         """:meth:`_clusters` of the rows ``x`` against ``y`` about as the points' path would
-        find them (to choose which set bids): the span estimated from eight rows instead of
-        64, before the balancing map; None where there are none."""
+        find them (to choose which set bids): about the same centres (``_centre``), the span
+        estimated from eight rows instead of 64, before the balancing map; None where there
+        are none."""
         if not self.cluster_eps > 0.0:
             return None
-        xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+        xs, ys = x - _centre(x), y - _centre(y)
         return self._clusters(xs, ys, self._typical_range(xs, ys, 8)[0])
 
     def _clusters(
