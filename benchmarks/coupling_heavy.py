@@ -29,6 +29,7 @@ from common import single_threaded, table, write_results
 from interpolants import OTCoupling
 from interpolants.coupling import AuctionSolver
 from interpolants.coupling._certificate import _max_norm
+from interpolants.coupling._point_start import _typical_range
 
 KINDS = ("gauss", "t3, both", "t2", "t1.5", "lognormal", "cauchy", "cauchy, both")
 
@@ -60,7 +61,7 @@ def _statistic(solver: AuctionSolver, x0: np.ndarray, x1: np.ndarray) -> float:
     """R²/s: the squared reach of the centred sets over the typical row's range of C."""
     centre = 0.5 * (x0.mean(axis=0) + x1.mean(axis=0))
     xs, ys = x0 - centre, x1 - centre
-    return (_max_norm(xs) + _max_norm(ys)) ** 2 / solver._typical_range(xs, ys)[0]
+    return (_max_norm(xs) + _max_norm(ys)) ** 2 / _typical_range(solver, xs, ys)[0]
 
 
 def _timed(coupling: OTCoupling, x0: torch.Tensor, x1: torch.Tensor) -> tuple[float, float]:

@@ -7,6 +7,7 @@ import pytest
 from interpolants.coupling import AuctionSolver, certify_assignment
 from interpolants.coupling import _auction as auction_module
 from interpolants.coupling import _clusters as clusters_module
+from interpolants.coupling import _point_start as point_start_module
 from interpolants.coupling._certificate import _sqdist_matrix
 from interpolants.coupling._clusters import _coarse_clusters, _dense_cores, _near_clusters
 from test_coupling_augment import _mixed_scales
@@ -95,13 +96,13 @@ def test_the_solver_settings_turn_the_clusters_off():
     x, y = _core_and_halo(2048, 0)
     xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
     solver = AuctionSolver()
-    span = solver._typical_range(xs, ys)[0]
-    labels = solver._clusters(xs, ys, span)
+    span = point_start_module._typical_range(solver, xs, ys)[0]
+    labels = point_start_module._row_clusters(solver, xs, ys, span)
     assert labels is not None and np.count_nonzero(labels >= 0) >= 0.9 * 2048
     for name in ("cluster_eps", "wide_cluster_span"):
         off = AuctionSolver()
         setattr(off, name, 0.0)
-        assert off._clusters(xs, ys, span) is None
+        assert point_start_module._row_clusters(off, xs, ys, span) is None
 
 
 def _core_and_halo(n, seed):
@@ -179,7 +180,8 @@ def test_a_dense_core_is_found_beside_a_tight_cluster():
     x[:16] = [3.0, 3.0]
     xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
     solver = AuctionSolver()
-    labels = solver._clusters(xs, ys, solver._typical_range(xs, ys)[0])
+    span = point_start_module._typical_range(solver, xs, ys)[0]
+    labels = point_start_module._row_clusters(solver, xs, ys, span)
     assert labels is not None and (labels[:16] == labels[0]).all() and labels[0] >= 0
     core = np.sqrt(np.square(x[16:]).sum(axis=1)) <= 1e-3
     assert np.unique(labels[16:][core]).size == 1 and labels[16:][core][0] not in (-1, labels[0])
@@ -298,7 +300,7 @@ def _refusing_the_first_start(monkeypatch, n, record):
     holds True once a start was refused, the records)."""
     refused, records = [], []
     certify = auction_module._certify_points
-    prices = AuctionSolver._point_prices
+    prices = auction_module._point_prices
 
     def refuse_first(x, *args):
         if not refused and x.shape[0] == n:
@@ -312,7 +314,7 @@ def _refusing_the_first_start(monkeypatch, n, record):
         return out
 
     monkeypatch.setattr(auction_module, "_certify_points", refuse_first)
-    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    monkeypatch.setattr(auction_module, "_point_prices", recording)
     return refused, records
 
 

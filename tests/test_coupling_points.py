@@ -20,6 +20,7 @@ from interpolants.coupling import _auction as auction_module
 from interpolants.coupling import _auto as auto_module
 from interpolants.coupling import _balance as balance_module
 from interpolants.coupling import _exact as exact_module
+from interpolants.coupling import _point_start as point_start_module
 from interpolants.coupling import _sqdist_kernels as sqdist_kernels
 from interpolants.coupling import _subspace as subspace_module
 
@@ -191,7 +192,8 @@ def test_points_arguments_and_missing_numba(monkeypatch):
     for bad in ({"point_scaling": 1.0}, {"point_list_eps": 0.0}):
         with pytest.raises(ValueError):
             AuctionSolver(**bad)
-    monkeypatch.setattr(auction_module, "_point_kernel", lambda name: None)
+    for module in (auction_module, point_start_module):
+        monkeypatch.setattr(module, "_point_kernel", lambda name: None)
     x, y = _points("gauss", 600)
     assert solver.assign_points(x, y) is None  # the matrix path decides what to do
     with pytest.raises(ImportError, match="numba"):
@@ -336,7 +338,8 @@ def test_fortran_ordered_points_and_small_batches_without_numba(monkeypatch):
     cost = _cost(x, y)
     assert float(cost[np.arange(400), out.perm].sum()) == pytest.approx(_optimum(cost), rel=1e-9)
     # below AuctionSolver.SMALL no compiled kernel is needed (the small matrix is solved)
-    monkeypatch.setattr(auction_module, "_point_kernel", lambda name: None)
+    for module in (auction_module, point_start_module):
+        monkeypatch.setattr(module, "_point_kernel", lambda name: None)
     x, y = _points("gauss", 20)
     out = AuctionSolver().certified_points(x, y)
     cost = _cost(x, y)
@@ -413,7 +416,8 @@ def test_the_auction_resolves_crossed_axes_on_the_scale_of_the_cross_term(s):
     cost = _cost(x, y)
     solver = AuctionSolver()
     solver.late_bids = math.inf  # to its last ε (no early end)
-    _, assigned = solver._point_prices(x - x.mean(axis=0), y - y.mean(axis=0))[1:]
+    xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
+    _, assigned = point_start_module._point_prices(solver, xs, ys)[1:]
     cross = -2.0 * x @ y.T
     typical = float(np.median(cross.max(axis=1) - cross.min(axis=1)))
     excess = float(cost[np.arange(n), assigned].sum()) - _optimum(cost)
@@ -437,11 +441,11 @@ def test_the_auction_prices_are_epsilon_optimal_for_the_original_cost(s):
     x, y = x - centre, y - centre
     solver = AuctionSolver()
     solver.late_bids = math.inf  # to its last ε (no early end)
-    prices, _, assigned = solver._point_prices(x, y)
+    prices, _, assigned = point_start_module._point_prices(solver, x, y)
     xs, ys = x - x.mean(axis=0), y - y.mean(axis=0)
-    span = solver._typical_range(xs, ys)[0]
+    span = point_start_module._typical_range(solver, xs, ys)[0]
     a, a_inv = balance_module._balancing_map(xs, ys)
-    span = min(span, solver._typical_range(xs @ a, ys @ a_inv)[0])
+    span = min(span, point_start_module._typical_range(solver, xs @ a, ys @ a_inv)[0])
     reduced = _cost(x, y) + prices[None, :]
     slack = reduced[np.arange(n), assigned] - reduced.min(axis=1)
     assert sorted(assigned.tolist()) == list(range(n))
@@ -473,7 +477,7 @@ def _spy_auction(monkeypatch, record=None):
     number of bids), the bids being the kernel's last return value; or as ``record``(x, yy,
     the prices before, the kernel's return value, its arguments after the prices) gives it."""
     calls = []
-    compiled = auction_module._point_kernel
+    compiled = point_start_module._point_kernel
 
     def spy(name):
         kernel = compiled(name)
@@ -491,7 +495,7 @@ def _spy_auction(monkeypatch, record=None):
 
         return run
 
-    monkeypatch.setattr(auction_module, "_point_kernel", spy)
+    monkeypatch.setattr(point_start_module, "_point_kernel", spy)
     return calls
 
 
@@ -615,7 +619,7 @@ def test_one_group_of_every_row_keeps_finite_prices():
     rng = np.random.default_rng(3)
     x = np.zeros((64, 2))
     y = rng.standard_normal((64, 2))
-    prices, _, assigned = AuctionSolver()._point_prices(x, y)
+    prices, _, assigned = point_start_module._point_prices(AuctionSolver(), x, y)
     assert np.isfinite(prices).all()
     assert sorted(assigned.tolist()) == list(range(64))
     # the same through the subspace path: x0 a point of x1's plane plus an orthogonal part,
@@ -720,7 +724,7 @@ def test_points_on_a_line_in_more_dimensions_take_the_monotone_matching(monkeypa
     def no_auction(*args, **kwargs):
         raise AssertionError("ran the auction")
 
-    monkeypatch.setattr(AuctionSolver, "_point_prices", no_auction)
+    monkeypatch.setattr(auction_module, "_point_prices", no_auction)
     rng = np.random.default_rng(5)
     n = 2000
     direction = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
@@ -751,7 +755,7 @@ def test_one_set_on_a_line_is_the_monotone_matching_of_the_projections(flat, dim
     def no_auction(*args, **kwargs):
         raise AssertionError("ran the auction")
 
-    monkeypatch.setattr(AuctionSolver, "_point_prices", no_auction)
+    monkeypatch.setattr(auction_module, "_point_prices", no_auction)
     rng = np.random.default_rng(dim)
     n = 1500
     direction = rng.standard_normal(dim)
@@ -779,7 +783,7 @@ def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(m
         raise AssertionError("fell back to the cost matrix")
 
     shapes = []
-    original = AuctionSolver._point_prices
+    original = auction_module._point_prices
 
     def recording(self, x, y, *rest):
         shapes.append(x.shape)
@@ -787,7 +791,7 @@ def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(m
 
     monkeypatch.setattr(subspace_module, "_FLAT", 0.1)
     monkeypatch.setattr(AuctionSolver, "certified", no_matrix)
-    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    monkeypatch.setattr(auction_module, "_point_prices", recording)
     rng = np.random.default_rng(7)
     n = 1500
     x = 1000.0 * rng.standard_normal((n, 2))
@@ -801,13 +805,13 @@ def test_one_set_on_a_plane_runs_the_auction_in_its_coordinates(monkeypatch):
     # 3-d noise against data on a tilted plane: the auction runs on 2-d coordinates, and the
     # permutation is still certified optimal on C of the 3-d points
     shapes = []
-    original = AuctionSolver._point_prices
+    original = auction_module._point_prices
 
     def recording(self, x, y, *rest):
         shapes.append(x.shape[1])
         return original(self, x, y, *rest)
 
-    monkeypatch.setattr(AuctionSolver, "_point_prices", recording)
+    monkeypatch.setattr(auction_module, "_point_prices", recording)
     rng = np.random.default_rng(11)
     n = 1200
     basis = np.linalg.qr(rng.standard_normal((3, 2)))[0]

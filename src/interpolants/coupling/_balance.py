@@ -22,7 +22,7 @@ become N(0, I).
 A is a preconditioner only (any invertible A leaves the answer exact), and not always a good
 one: a few far points set a covariance on their own, and the map then squeezes the bulk of
 their set along their direction. The auction therefore keeps the balanced points only where
-they narrow the typical row's range of costs, which sets its ε (``_auction``).
+they narrow the typical row's range of costs, which sets its ε (``_point_start``).
 """
 
 import numpy as np
