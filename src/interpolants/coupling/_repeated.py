@@ -37,9 +37,18 @@ def _prefers_transport(n: int, m0: int, m1: int) -> bool:
 
 
 def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """The distinct rows of ``points`` and, for each row, the index of its distinct row."""
-    values, inverse = np.unique(points, axis=0, return_inverse=True)
-    return values, inverse.reshape(-1).astype(np.int64)
+    """The distinct rows of ``points`` (in lexicographic order) and, for each row, the index
+    of its distinct row (as ``np.unique(points, axis=0, return_inverse=True)``, by a lexsort:
+    several times faster)."""
+    n = points.shape[0]
+    order = np.lexsort(points.T[::-1])  # by the first coordinate, then the second, …
+    ordered = points[order]
+    new = np.empty(n, dtype=bool)
+    new[:1] = True
+    np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
 
 
 def _row_groups(
