@@ -126,6 +126,7 @@ class AuctionSolver(AssignmentSolver):
     phase_raises = 16  # the most raises of ε in one run of the point auction
     late_eps = 4.0  # a phase of the point auction at ε ≤ this × its last ε that takes
     late_bids: float = 16  # more than this many bids per point ends the auction (the kernel)
+    list_gap = 1.25  # a list build first ranks the values within this × its last spread (0: all)
     warm_rows_median = 2.0  # the point path's warm prices come from the subsample's rows
     warm_rows_quantile = 0.9  # within the larger of these two reaches (see _point_start._near_rows)
     group_rows = 16  # identical rows bid as one source from this many (certified_points)

@@ -146,11 +146,52 @@ def _level_groups(
             w[j] = yy[j] + (prices[j] - pmin)
 
 
+def _smallest_below(
+    vals: Any, keys: Any, bmin: Any, top: Any, buf: Any, gap: Any, hv: Any, hi: Any,
+    idx: Any,
+) -> Any:  # fmt: skip
+    """The m = len(``hv``) smallest of the row's ``vals`` into ``hv``/``hi`` (sorted), from
+    those within a guessed ``gap`` of the row's minimum: one counting pass over the keys
+    (vectorised), one gathering pass, and insertion among the few gathered. The gap is
+    doubled while it holds fewer than m values and halved while it holds more than 8m (three
+    tries). Returns m, or −1 where no try fits (the caller then ranks the whole row).
+    ``buf``'s last slot is scratch (a value and its key)."""
+    n = vals.shape[0]
+    m = hv.shape[0]
+    keys[n] = _block_minima(keys[:n], bmin, top)[0]
+    low = np.float64(buf[n])
+    for _ in range(3):
+        buf[n] = low + gap
+        bound = keys[n]
+        count = 0
+        for j in range(n):
+            count += 1 if keys[j] <= bound else 0
+        if count < m:
+            gap *= 2.0
+            continue
+        if count > 8 * m:
+            gap *= 0.5
+            continue
+        count = 0
+        for j in range(n):
+            idx[count] = j
+            count += 1 if keys[j] <= bound else 0
+        got = 0
+        for t in range(count):
+            j = idx[t]
+            val = np.float64(vals[j])
+            if got < m or val < hv[m - 1]:
+                got = _insert_smallest(val, j, got, hv, hi)
+        return got
+    return -1
+
+
 def _point_auction_kernel(
     x: Any, ym2: Any, yy: Any, prices: Any, start: Any, eps0: Any, eps_final: Any, theta: Any,
     k: Any,
     list_eps: Any, first_budget: Any, budget: Any, raises: Any, buf: Any, keys: Any,
     roundoff: Any, group: Any, gstart: Any, members: Any, late_eps: Any, late_bids: Any,
+    list_gap: Any,
 ) -> Any:  # fmt: skip
     """Forward auction with ε-scaling for min Σ ‖x_i − y_σ(i)‖² from the points (Bertsekas).
 
@@ -166,6 +207,13 @@ def _point_auction_kernel(
     of its best object at the first phase keeps it); ``buf`` (n + 1,) of the points' dtype and
     ``keys`` its view as integers of the same width (the row's values and their bit patterns);
     ``roundoff`` the unit roundoff of that dtype.
+
+    A list build ranks the m = k + 1 smallest values: first among those within ``list_gap``
+    times the spread of the row's m smallest at its last build above the row's minimum
+    (:func:`_smallest_below`: two vectorised passes and a few insertions, where ranking the
+    whole row inserts ~m·ln(n/m) times), else over every block that can hold one (the first
+    build of a row, a spread of 0, ``list_gap`` = 0, or a guess that holds fewer than m or
+    more than 8m values after three tries).
 
     **Identical rows** (``group`` (n,) the group of each row, ``members`` the rows sorted by
     group, group g's from ``gstart[g]`` to ``gstart[g + 1]``; every row its own group where no
@@ -236,6 +284,8 @@ def _point_auction_kernel(
     thr = np.full(n, -np.inf)  # list units
     hv = np.empty(m)
     hi = np.empty(m, np.int64)
+    lspan = np.full(n, -1.0)  # the m smallest values' spread at a row's last list build
+    idx = np.empty(n, np.int64)
     vals = buf[:n]
     row_keys = keys[:n]
     buf[n] = np.inf
@@ -341,10 +391,15 @@ def _point_auction_kernel(
                     b1 = np.float64(vals[j1])
                     b2 = np.float64(buf[n])
                     thr[i] = -np.inf
-                else:  # the m smallest values, visiting only blocks that can hold one
-                    jb = _block_minima(row_keys, bmin, top)[1]
-                    cnt = 0
-                    for bb in range(nb + 1):
+                else:  # the m smallest values: from a guessed bound, else every block
+                    cnt = -1
+                    if lspan[i] > 0.0 and list_gap > 0.0:
+                        cnt = _smallest_below(
+                            vals, keys, bmin, top, buf, list_gap * lspan[i], hv, hi, idx
+                        )
+                    jb = _block_minima(row_keys, bmin, top)[1] if cnt < 0 else nb
+                    cnt = max(cnt, 0)
+                    for bb in range(nb + 1 if jb < nb else 0):
                         b = jb if bb == 0 else bb - 1
                         if bb > 0 and b == jb:
                             continue
@@ -358,6 +413,7 @@ def _point_auction_kernel(
                             val = np.float64(vals[j])
                             if cnt < m or val < hv[k]:
                                 cnt = _insert_smallest(val, j, cnt, hv, hi)
+                    lspan[i] = hv[k] - hv[0]
                     for t in range(k):
                         cand[i, t] = hi[t]
                         near[i, t] = _row_cost(x, i, ym2, yy, hi[t])
@@ -407,6 +463,7 @@ _HELPERS = (  # callees first
     "_mask_group",
     "_row_cost",
     "_level_groups",
+    "_smallest_below",
 )
 _KERNELS: dict[str, Callable[..., Any]] = {}
 

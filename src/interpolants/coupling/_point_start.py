@@ -231,6 +231,7 @@ def _point_prices(
             members,
             solver.late_eps * final,
             float(solver.late_bids * n),
+            float(solver.list_gap),
         )
         if (assigned >= 0).any():  # float64 goes on from there, past the warm start
             start, first = assigned, solver.phase_bids
