@@ -24,6 +24,7 @@ RESULTS = HERE / "results"
 SUITES = (
     "coupling",
     "coupling_survey",
+    "coupling_survey_shipped",
     "coupling_survey_8192_shipped",
     "coupling_survey_8192",
     "coupling_quantised",
