@@ -153,23 +153,20 @@ def test_list_build_from_a_guessed_gap_ranks_the_smallest(dtype):
     itype = np.int32 if dtype == np.float32 else np.int64
     buf = np.empty(n + 1, dtype)
     keys = buf.view(itype)
-    buf[n] = np.inf
-    top = keys[n]
-    bmin = np.empty((n + kernels._BLOCK - 1) // kernels._BLOCK, itype)
     hv, hi, idx = np.empty(m), np.empty(m, np.int64), np.empty(n, np.int64)
     values = np.round(rng.exponential(size=n), 3).astype(dtype)  # ties from the rounding
     values[rng.choice(n, 100, replace=False)] = np.inf  # a group's own objects, masked
     ordered = np.sort(values.astype(np.float64))
-    spread = ordered[m - 1] - ordered[0]
+    low, spread = ordered[0], ordered[m - 1] - ordered[0]
     for gap in (spread, 0.3 * spread, 3.0 * spread):
         buf[:n] = values
-        got = kernels._smallest_below(buf[:n], keys, bmin, top, buf, gap, hv, hi, idx)
-        assert got == m
+        assert kernels._smallest_below(buf, keys, low, gap, hv, hi, idx) == m
         assert np.array_equal(hv, ordered[:m])  # sorted, the m smallest
         assert np.unique(hi).size == m and np.array_equal(values[hi].astype(np.float64), hv)
+        assert np.array_equal(buf[:n], values)  # the row's values untouched
     for gap in (1e-9 * spread, 1e3 * spread):  # 8x either way is not enough
         buf[:n] = values
-        assert kernels._smallest_below(buf[:n], keys, bmin, top, buf, gap, hv, hi, idx) == -1
+        assert kernels._smallest_below(buf, keys, low, gap, hv, hi, idx) == -1
 
 
 @pytest.mark.parametrize("kind", ["levy", "lognormal"])

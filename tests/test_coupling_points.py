@@ -839,3 +839,22 @@ def test_rounding_and_tiny_scales_do_not_break_the_points_path(monkeypatch):
     x, y = 1e-153 * rng.normal(size=(40, 2)), 1e-153 * rng.normal(size=(40, 2))
     out = AuctionSolver().certified_points(x, y)
     assert sorted(out.perm.tolist()) == list(range(40))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_distinct_rows_match_numpy_unique(seed):
+    """``_distinct``'s lexsort gives exactly ``np.unique(axis=0)``'s answer (lexicographic
+    distinct rows and each row's index among them), with repeats, ±0.0 (equal) and rows
+    that differ only in their last coordinate."""
+    from interpolants.coupling._repeated import _distinct
+
+    rng = np.random.default_rng(seed)
+    points = np.round(rng.standard_normal((300, 3)), 0)  # many repeats
+    points[:5] = 0.0
+    points[5:10] = -0.0
+    points[10:12, 2] += 1e-12  # differs from rows 0-9 in the last coordinate only
+    values, inverse = _distinct(points)
+    want_values, want_inverse = np.unique(points, axis=0, return_inverse=True)
+    assert np.array_equal(values, want_values)
+    assert np.array_equal(inverse, want_inverse.reshape(-1))
+    assert np.unique(inverse[:10]).size == 1 and inverse[10] != inverse[0]

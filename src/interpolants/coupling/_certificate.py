@@ -341,10 +341,7 @@ def _pair_set(
     """The pairs (``rows``, ``cols``) of an n × n problem as a CSR set by row, sorted and
     without repeats: (row pointers, the rows, the columns)."""
     keys = np.sort(cols + rows * n)  # np.unique's hash path is far slower here (numpy ≥ 2.3)
-    keep = np.empty(keys.size, dtype=bool)
-    keep[:1] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    keys = keys[keep]
+    keys = keys[np.diff(keys, prepend=-1) != 0]  # the first of each run (keys ≥ 0)
     rows, cols = keys // n, keys % n
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])

@@ -147,19 +147,16 @@ def _level_groups(
 
 
 def _smallest_below(
-    vals: Any, keys: Any, bmin: Any, top: Any, buf: Any, gap: Any, hv: Any, hi: Any,
-    idx: Any,
+    buf: Any, keys: Any, low: Any, gap: Any, hv: Any, hi: Any, idx: Any
 ) -> Any:  # fmt: skip
-    """The m = len(``hv``) smallest of the row's ``vals`` into ``hv``/``hi`` (sorted), from
-    those within a guessed ``gap`` of the row's minimum: one counting pass over the keys
-    (vectorised), one gathering pass, and insertion among the few gathered. The gap is
-    doubled while it holds fewer than m values and halved while it holds more than 8m (three
-    tries). Returns m, or −1 where no try fits (the caller then ranks the whole row).
-    ``buf``'s last slot is scratch (a value and its key)."""
-    n = vals.shape[0]
+    """The m = len(``hv``) smallest of the row's values ``buf[:n]`` into ``hv``/``hi``
+    (sorted), from those within a guessed ``gap`` of the row's minimum ``low``: one counting
+    pass over their integer ``keys`` (vectorised), one gathering pass, and insertion among
+    the few gathered. The gap is doubled while it holds fewer than m values and halved while
+    it holds more than 8m (three tries). Returns m, or −1 where no try fits (the caller then
+    ranks the whole row). ``buf[n]`` is scratch (a bound and its key)."""
+    n = buf.shape[0] - 1
     m = hv.shape[0]
-    keys[n] = _block_minima(keys[:n], bmin, top)[0]
-    low = np.float64(buf[n])
     for _ in range(3):
         buf[n] = low + gap
         bound = keys[n]
@@ -179,7 +176,7 @@ def _smallest_below(
         got = 0
         for t in range(count):
             j = idx[t]
-            val = np.float64(vals[j])
+            val = np.float64(buf[j])
             if got < m or val < hv[m - 1]:
                 got = _insert_smallest(val, j, got, hv, hi)
         return got
@@ -392,14 +389,14 @@ def _point_auction_kernel(
                     b2 = np.float64(buf[n])
                     thr[i] = -np.inf
                 else:  # the m smallest values: from a guessed bound, else every block
-                    cnt = -1
+                    k1, jb = _block_minima(row_keys, bmin, top)
+                    got = -1
                     if lspan[i] > 0.0 and list_gap > 0.0:
-                        cnt = _smallest_below(
-                            vals, keys, bmin, top, buf, list_gap * lspan[i], hv, hi, idx
-                        )
-                    jb = _block_minima(row_keys, bmin, top)[1] if cnt < 0 else nb
-                    cnt = max(cnt, 0)
-                    for bb in range(nb + 1 if jb < nb else 0):
+                        keys[n] = k1
+                        low = np.float64(buf[n])
+                        got = _smallest_below(buf, keys, low, list_gap * lspan[i], hv, hi, idx)
+                    cnt = max(got, 0)
+                    for bb in range(nb + 1 if got < 0 else 0):
                         b = jb if bb == 0 else bb - 1
                         if bb > 0 and b == jb:
                             continue

@@ -40,13 +40,11 @@ def _distinct(points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray
     """The distinct rows of ``points`` (in lexicographic order) and, for each row, the index
     of its distinct row (as ``np.unique(points, axis=0, return_inverse=True)``, by a lexsort:
     several times faster)."""
-    n = points.shape[0]
     order = np.lexsort(points.T[::-1])  # by the first coordinate, then the second, …
     ordered = points[order]
-    new = np.empty(n, dtype=bool)
-    new[:1] = True
-    np.any(ordered[1:] != ordered[:-1], axis=1, out=new[1:])
-    inverse = np.empty(n, dtype=np.int64)
+    new = np.ones(points.shape[0], dtype=bool)  # the first of each run of equal rows
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(points.shape[0], dtype=np.int64)
     inverse[order] = np.cumsum(new) - 1
     return ordered[new], inverse
 
