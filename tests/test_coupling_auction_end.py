@@ -1,5 +1,5 @@
-"""The point auction's early end in a late price war, its warm prices about their median, and
-the centre of a heavy-tailed set."""
+"""The point auction's early end in a late price war, its warm prices about their median, the
+centre of a heavy-tailed set, and the frame its values are taken in."""
 
 import math
 
@@ -191,3 +191,75 @@ def test_guessed_list_builds_keep_the_optimum(kind):
         totals.append(float(np.square(x - y[out.perm]).sum()))
     assert AuctionSolver.list_gap > 0.0
     assert math.isclose(totals[0], totals[1], rel_tol=1e-12, abs_tol=4 * n * out.tol)
+
+
+def _levy_rows(n, seed):
+    """Lévy-tailed rows (±1/z² in each coordinate) and N(0, I) objects."""
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1.0, 1.0], (n, 2)) / rng.normal(size=(n, 2)) ** 2
+    return x, rng.normal(size=(n, 2))
+
+
+def _last_run_settles_without_the_matrix(x, y, monkeypatch):
+    runs = _spy_auction(monkeypatch, lambda x, yy, before, out, rest: (x.shape[0], x.dtype, out[2]))
+    _certified_without_the_matrix(x, y, monkeypatch)
+    # float64 resolved the bids down to the last ε
+    assert runs[-1] == (x.shape[0], np.float64, True)
+
+
+def test_prices_sharing_a_large_constant_from_a_cold_start_keep_resolving_eps(monkeypatch):
+    # n = 700 (a cold start, at a quarter of the whole range of C, ~10¹¹ in the auction's
+    # units): every price rises by many coarse ε, and their common part rounded the late
+    # rises of ε away, so that float64 gave up too and the solve took the matrix; with that
+    # part taken off it settles from the points, certified over every pair
+    _last_run_settles_without_the_matrix(*_levy_rows(700, 71), monkeypatch)
+
+
+def test_a_float64_run_takes_its_frame_again_before_it_gives_up(monkeypatch):
+    # n = 1024 (a cold start from ~10¹⁵): the prices move far from those the float64 run's
+    # frame was set for, its shared parts and offsets spread too wide to resolve ε, and it
+    # gave up (the matrix); taken again about the prices reached, the frame resolves ε to
+    # the last phase
+    _last_run_settles_without_the_matrix(*_levy_rows(1024, 30), monkeypatch)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_frame_keeps_every_rows_values_non_negative_and_near_zero(dtype):
+    """``_reframe`` takes w about the median of ‖y_j‖² + p_j and each row's offset at its
+    least value (the values then start at 0 up to a few roundings, ≥ 0 as prices rise);
+    ``_rebase`` takes the prices' least value off them and the thresholds, leaving
+    p_j − pmin and so the values unchanged."""
+    pytest.importorskip("numba")
+    from interpolants.coupling import _point_kernels as kernels
+    from interpolants.coupling import _point_values as values
+
+    assert kernels._point_kernel("point_auction") is not None  # compiles the helpers
+    rng = np.random.default_rng(4)
+    n = 600
+    itype = np.int32 if dtype == np.float32 else np.int64
+    x = rng.standard_normal((n, 2)).astype(dtype)
+    y = rng.standard_normal((n, 2)).astype(dtype)
+    ym2 = np.ascontiguousarray(-2.0 * y.T, dtype=dtype)
+    yy = np.square(y.astype(np.float64)).sum(axis=1)
+    prices = 1e3 + 50.0 * rng.standard_normal(n)
+    w, off = np.empty(n, dtype), np.empty(n, dtype)
+    buf = np.empty(n + 1, dtype)
+    keys = buf.view(itype)
+    buf[n] = np.inf
+    bmin = np.empty(-(-n // values._BLOCK), itype)
+    roundoff = float(np.finfo(dtype).eps) / 2.0
+    centre = values._reframe(x, ym2, yy, prices, w, off, buf, keys, bmin, keys[n], roundoff)
+    assert centre == np.median(yy + prices)
+    np.testing.assert_allclose(w, yy + prices - centre, rtol=4 * roundoff, atol=0)
+    exact = off[:, None] + (yy + prices - centre)[None] - 2.0 * x.astype(float) @ y.T.astype(float)
+    scale = np.abs(off).max() + np.abs(w).max() + 8.0
+    assert exact.min() >= -64 * roundoff * scale  # ≥ 0 up to the values' rounding
+    assert np.abs(exact.min(axis=1)).max() <= 64 * roundoff * scale  # each row starts at ~0
+    thr = np.where(rng.random(n) < 0.5, -np.inf, prices + 1.0)
+    least, before, listed = prices.min(), prices - 900.0, thr.copy()
+    pmin = values._rebase(prices, 900.0, thr, 2.0**-49 * 100.0)  # (least ~800 > 100)
+    assert prices.min() == 0.0 and pmin == 900.0 - least
+    np.testing.assert_allclose(prices - pmin, before, rtol=0, atol=1e-12)  # w unchanged
+    np.testing.assert_array_equal(thr, listed - least)  # (−∞ stays −∞)
+    kept = prices.copy()
+    assert values._rebase(prices, pmin, thr, 1.0) == pmin and np.array_equal(prices, kept)

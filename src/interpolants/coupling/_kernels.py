@@ -295,15 +295,24 @@ def _compile_in(
 ) -> Callable[..., Any] | None:
     """The numba-compiled kernel ``_<name>_kernel`` of the module whose globals are ``scope``,
     kept in ``cache``; the module's ``helpers`` (callees first) are compiled before it, in
-    place of the plain functions in ``scope``, so that compiled code can call them. ``None``
+    place of the plain functions in ``scope`` and in the globals of the helpers that call
+    them (which may live in other modules), so that compiled code can call them. ``None``
     without numba."""
     if name not in cache:
         if importlib.util.find_spec("numba") is None:
             return None
         with _LOCK:
+            # (unwrapped: a checking decorator's wrapper has globals of its own)
+            homes = [
+                getattr(inspect.unwrap(scope[helper]), "__globals__", scope) for helper in helpers
+            ]
             for helper in helpers:
                 if helper not in cache:
-                    cache[helper] = scope[helper] = _jit(scope[helper], fast=True)
+                    plain = scope[helper]
+                    cache[helper] = scope[helper] = _jit(plain, fast=True)
+                    for home in homes:
+                        if home.get(helper) is plain:
+                            home[helper] = cache[helper]
             if name not in cache:
                 cache[name] = _jit(scope[f"_{name}_kernel"], fast=fast)
     return cache[name]

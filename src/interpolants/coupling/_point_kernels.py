@@ -20,87 +20,19 @@ from typing import Any
 import numpy as np
 
 from ._kernels import _compile_in, _insert_smallest, _list_best_two, _take
+from ._point_values import (
+    _BLOCK,
+    _best_two,
+    _block_minima,
+    _bulk,
+    _first_frame,
+    _rebase,
+    _reframe,
+    _row_values,
+    _smallest_below,
+)
 
 __all__: list[str] = []
-
-_BLOCK = 256  # values per block of a row's minimum search
-
-
-def _row_values(ym2: Any, xi: Any, off: Any, w: Any, vals: Any) -> None:
-    """vals_j = max(``off`` + w_j − 2 x_i·y_j, 0) in the points' precision, ``ym2`` = −2 yᵀ
-    (d, n), w_j = ‖y_j‖² + p_j − c (c a constant): C_ij + p_j − c − ‖x_i‖² + ``off``, ≥ 0 up
-    to rounding for an offset at least max_j (2 x_i·y_j − w_j)."""
-    d, n = ym2.shape
-    if d == 2:
-        a = xi[0]
-        b = xi[1]
-        for j in range(n):
-            v = w[j] + off + a * ym2[0, j] + b * ym2[1, j]
-            vals[j] = max(v, np.float32(0.0))
-    else:
-        for j in range(n):
-            vals[j] = w[j] + off
-        for t in range(d):
-            c = xi[t]
-            for j in range(n):
-                vals[j] += c * ym2[t, j]
-        for j in range(n):
-            vals[j] = max(vals[j], np.float32(0.0))
-
-
-def _block_minima(keys: Any, bmin: Any, top: Any) -> Any:
-    """Per-block minima of the integer ``keys`` (bit patterns of non-negative floats, ``top``
-    that of +inf, above every finite one) into ``bmin``; returns (the minimum, its block)."""
-    n = keys.shape[0]
-    nb = bmin.shape[0]
-    full = n // _BLOCK
-    for b in range(full):
-        m = top
-        base = b * _BLOCK
-        for j in range(_BLOCK):
-            m = min(m, keys[base + j])
-        bmin[b] = m
-    if nb > full:
-        m = top
-        for j in range(full * _BLOCK, n):
-            m = min(m, keys[j])
-        bmin[full] = m
-    b1 = top
-    jb = 0
-    for b in range(nb):
-        if bmin[b] < b1:
-            b1 = bmin[b]
-            jb = b
-    return b1, jb
-
-
-def _best_two(keys: Any, bmin: Any, top: Any) -> Any:
-    """(j1, key of the second smallest value) for the row in ``keys``: j1 the first index of
-    the smallest value, the second smallest over all other entries (ties count)."""
-    n = keys.shape[0]
-    nb = bmin.shape[0]
-    k1, jb = _block_minima(keys, bmin, top)
-    s = jb * _BLOCK
-    e = min(s + _BLOCK, n)
-    j1 = s
-    for j in range(s, e):
-        if keys[j] == k1:
-            j1 = j
-            break
-    k2 = top
-    for b in range(nb):
-        if b != jb:
-            k2 = min(k2, bmin[b])
-    keys[j1] = top
-    for j in range(s, e):
-        k2 = min(k2, keys[j])
-    keys[j1] = k1
-    return j1, k2
-
-
-def _bulk(w: Any, q: Any) -> Any:
-    """The q-th smallest abs(w_j) (float64): the spread of all but the largest n − 1 − q."""
-    return np.float64(np.partition(np.abs(w), q)[q])
 
 
 def _mask_group(g: Any, held_by: Any, vals: Any) -> Any:
@@ -144,43 +76,6 @@ def _level_groups(
             j = assigned[members[t]]
             prices[j] += dearest - (_row_cost(x, q0, ym2, yy, j) + prices[j])
             w[j] = yy[j] + (prices[j] - pmin)
-
-
-def _smallest_below(
-    buf: Any, keys: Any, low: Any, gap: Any, hv: Any, hi: Any, idx: Any
-) -> Any:  # fmt: skip
-    """The m = len(``hv``) smallest of the row's values ``buf[:n]`` into ``hv``/``hi``
-    (sorted), from those within a guessed ``gap`` of the row's minimum ``low``: one counting
-    pass over their integer ``keys`` (vectorised), one gathering pass, and insertion among
-    the few gathered. The gap is doubled while it holds fewer than m values and halved while
-    it holds more than 8m (three tries). Returns m, or −1 where no try fits (the caller then
-    ranks the whole row). ``buf[n]`` is scratch (a bound and its key)."""
-    n = buf.shape[0] - 1
-    m = hv.shape[0]
-    for _ in range(3):
-        buf[n] = low + gap
-        bound = keys[n]
-        count = 0
-        for j in range(n):
-            count += 1 if keys[j] <= bound else 0
-        if count < m:
-            gap *= 2.0
-            continue
-        if count > 8 * m:
-            gap *= 0.5
-            continue
-        count = 0
-        for j in range(n):
-            idx[count] = j
-            count += 1 if keys[j] <= bound else 0
-        got = 0
-        for t in range(count):
-            j = idx[t]
-            val = np.float64(buf[j])
-            if got < m or val < hv[m - 1]:
-                got = _insert_smallest(val, j, got, hv, hi)
-        return got
-    return -1
 
 
 def _point_auction_kernel(
@@ -248,20 +143,28 @@ def _point_auction_kernel(
     object's value unchanged (points whose values round together, where the bids would never
     end). ``prices`` are then the prices reached, a warm start for a run in float64.
 
-    The constant c is min_j p_j, and a row's offset (added to its values to keep them ≥ 0)
-    the smaller of ‖x_i‖² and 2‖x_i‖·max‖y‖ (the second for a far row, whose ‖x_i‖² rounded
-    would swamp the differences of its values). Where those shared parts spread wider than
-    the last phase can resolve and wider than about their median, c is the median of
-    ‖y_j‖² + p_j instead (a warm start prices far objects ~‖y_j‖² below the others, which
-    p − min p would carry into every other w_j), and each row's offset is its own least
-    value at the start (found by one scan; values only rise), so that the values a row
-    compares stay small. Far objects can make those least values large too (a row's value
-    for a far object it is not matched to): the resolution check then also takes the
-    offsets, all but the largest n/64 of them. Plain Python here; :func:`_point_kernel`
-    compiles it.
+    The values are taken in a frame (``_point_values``): a constant c of the prices and
+    an offset per row, set by :func:`~._point_values._first_frame`. c is min_j p_j, and a
+    row's offset (added to its values to keep them ≥ 0) the smaller of ‖x_i‖² and
+    2‖x_i‖·max‖y‖ (the second for a far row, whose ‖x_i‖² rounded would swamp the
+    differences of its values). Where those shared parts spread wider than the last phase
+    can resolve and wider than about their median, c is the median of ‖y_j‖² + p_j instead
+    (a warm start prices far objects ~‖y_j‖² below the others, which p − min p would carry
+    into every other w_j), and each row's offset is its own least value (found by one
+    scan; values only rise), so that the values a row compares stay small
+    (:func:`~._point_values._reframe`). Far objects can make those least values large too
+    (a row's value for a far object it is not matched to): the resolution check then also
+    takes the offsets, all but the largest n/64 of them. In float64 (no finer precision to
+    hand over to) a phase whose check fails takes the frame again about the prices reached,
+    where that narrows the shared parts by half (twice at most in a run: the prices of a
+    cold start, or of a warm start's far objects, have moved since it was set), and gives
+    up only if the check still fails. Prices matter only up to a constant: a phase opens by
+    taking their least value off them (and off the lists' thresholds) where float64 would
+    otherwise round a rise of ε away (:func:`~._point_values._rebase`; from a cold start
+    every price rises by many coarse ε, a common part far above the last ε where heavy
+    tails make the first ε large). Plain Python here; :func:`_point_kernel` compiles it.
     """
     n = x.shape[0]
-    d = x.shape[1]
     m = k + 1
     nb = (n + _BLOCK - 1) // _BLOCK
     owner = np.full(n, -1, np.int64)
@@ -288,56 +191,34 @@ def _point_auction_kernel(
     buf[n] = np.inf
     top = keys[n]  # the key of +inf, above every finite value's
     bmin = np.empty_like(keys[:nb])
-    # a row's values are offset by the smaller of ‖x_i‖² and 2‖x_i‖·max‖y‖ (both keep them
-    # ≥ 0): for a far row the second, as ‖x_i‖² rounded in the points' precision would
-    # swamp the differences of its values, and its bids would tie over many objects
-    off = np.empty_like(vals)
-    ymax = np.sqrt(yy.max())
-    norm = np.empty(n)  # ‖x_i‖
-    for i in range(n):
-        s = 0.0
-        for t in range(d):
-            s += np.float64(x[i, t]) * x[i, t]
-        norm[i] = np.sqrt(s)
-        off[i] = min(s, 2.0 * norm[i] * ymax)
-    pmin = prices.min()  # prices only rise: C + p − pmin stays ≥ 0
-    w = np.empty_like(vals)
-    for j in range(n):
-        w[j] = yy[j] + (prices[j] - pmin)
     # the values round like the shared parts w_j: the resolution check leaves out the
     # farthest 1/64 of the objects (heavy tails), whose values may round coarser, as a far
     # row's do
     q = n - 1 - n // 64
-    spread = _bulk(w, q)
-    floor = 0.0  # the offsets' part of the check (they stay as set here)
-    if 16.0 * roundoff * spread > eps_final:
-        # where p − pmin spreads them wider than their spread about their median (prices
-        # far below the others', as a warm start gives far objects of heavy-tailed points),
-        # they are taken about that median, and each row's offset is its least value, found
-        # once (values only rise), rather than a bound
-        shared = yy + prices
-        centre = np.median(shared)
-        if _bulk(shared - centre, q) < spread:
-            pmin = centre
-            wlow = 0.0
-            for j in range(n):
-                w[j] = shared[j] - pmin
-                wlow = min(wlow, np.float64(w[j]))
-            for i in range(n):
-                big = 2.0 * norm[i] * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
-                _row_values(ym2, x[i], big, w, vals)
-                keys[n] = _block_minima(row_keys, bmin, top)[0]
-                least = big - np.float64(buf[n])
-                off[i] = least + 16.0 * roundoff * (abs(big) + abs(least))
-            # far objects can make the rows' least values, their offsets, large too
-            floor = _bulk(off, q)
+    w, off, pmin, floor = _first_frame(
+        x, ym2, yy, prices, eps_final, q, buf, keys, bmin, top, roundoff
+    )
     eps = eps0
     stuck = 0
     total = 0
     limit = first_budget
+    # a float32 run that cannot resolve ε hands over to float64; a float64 run (no finer
+    # precision left) first takes its frame again, twice at most
+    reframes = 2 if roundoff < 2.0**-30 else 0
     while True:
+        # prices are up to a constant: one that would round the rises of ε away is taken off
+        pmin = _rebase(prices, pmin, thr, eps)
         if 16.0 * roundoff * max(_bulk(w, q), floor) > eps:  # the shared part of the values hides ε
-            return cand, assigned, False, eps, total
+            # taken again about the prices reached where that narrows them (twice at most)
+            shared = yy + prices
+            if reframes > 0 and _bulk(shared - np.median(shared), q) < 0.5 * max(
+                _bulk(w, q), floor
+            ):
+                pmin = _reframe(x, ym2, yy, prices, w, off, buf, keys, bmin, top, roundoff)
+                floor = _bulk(off, q)
+            reframes -= 1
+            if 16.0 * roundoff * max(_bulk(w, q), floor) > eps:
+                return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
             j = assigned[i]
@@ -458,6 +339,9 @@ _HELPERS = (  # callees first
     "_insert_smallest",
     "_take",
     "_mask_group",
+    "_rebase",
+    "_reframe",
+    "_first_frame",
     "_row_cost",
     "_level_groups",
     "_smallest_below",
