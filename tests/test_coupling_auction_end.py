@@ -225,7 +225,7 @@ def test_a_float64_run_takes_its_frame_again_before_it_gives_up(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_frame_keeps_every_rows_values_non_negative_and_near_zero(dtype):
-    """``_reframe`` takes w about the median of ‖y_j‖² + p_j and each row's offset at its
+    """``_narrower_frame`` takes w about the median of ‖y_j‖² + p_j and each row's offset at its
     least value (the values then start at 0 up to a few roundings, ≥ 0 as prices rise);
     ``_rebase`` takes the prices' least value off them and the thresholds, leaving
     p_j − pmin and so the values unchanged."""
@@ -248,7 +248,11 @@ def test_a_frame_keeps_every_rows_values_non_negative_and_near_zero(dtype):
     buf[n] = np.inf
     bmin = np.empty(-(-n // values._BLOCK), itype)
     roundoff = float(np.finfo(dtype).eps) / 2.0
-    centre = values._reframe(x, ym2, yy, prices, w, off, buf, keys, bmin, keys[n], roundoff)
+    top, q = keys[n], n - 1 - n // 64
+    frame = (x, ym2, yy, prices, w, off, q, -1.0, -2.0)
+    assert values._narrower_frame(*frame, 0.0, buf, keys, bmin, top, roundoff) == (-1.0, -2.0)
+    centre, floor = values._narrower_frame(*frame, np.inf, buf, keys, bmin, top, roundoff)
+    assert floor == np.partition(np.abs(off.astype(np.float64)), q)[q]
     assert centre == np.median(yy + prices)
     np.testing.assert_allclose(w, yy + prices - centre, rtol=4 * roundoff, atol=0)
     exact = off[:, None] + (yy + prices - centre)[None] - 2.0 * x.astype(float) @ y.T.astype(float)

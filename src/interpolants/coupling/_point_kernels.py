@@ -26,10 +26,11 @@ from ._point_values import (
     _block_minima,
     _bulk,
     _first_frame,
+    _narrower_frame,
     _rebase,
-    _reframe,
     _row_values,
     _smallest_below,
+    _squared_norm,  # noqa: F401  (compiled here with the others, ``_HELPERS``)
 )
 
 __all__: list[str] = []
@@ -152,7 +153,7 @@ def _point_auction_kernel(
     (a warm start prices far objects ~‖y_j‖² below the others, which p − min p would carry
     into every other w_j), and each row's offset is its own least value (found by one
     scan; values only rise), so that the values a row compares stay small
-    (:func:`~._point_values._reframe`). Far objects can make those least values large too
+    (:func:`~._point_values._narrower_frame`). Far objects can make those least values large too
     (a row's value for a far object it is not matched to): the resolution check then also
     takes the offsets, all but the largest n/64 of them. In float64 (no finer precision to
     hand over to) a phase whose check fails takes the frame again about the prices reached,
@@ -208,16 +209,16 @@ def _point_auction_kernel(
     while True:
         # prices are up to a constant: one that would round the rises of ε away is taken off
         pmin = _rebase(prices, pmin, thr, eps)
-        if 16.0 * roundoff * max(_bulk(w, q), floor) > eps:  # the shared part of the values hides ε
-            # taken again about the prices reached where that narrows them (twice at most)
-            shared = yy + prices
-            if reframes > 0 and _bulk(shared - np.median(shared), q) < 0.5 * max(
-                _bulk(w, q), floor
-            ):
-                pmin = _reframe(x, ym2, yy, prices, w, off, buf, keys, bmin, top, roundoff)
-                floor = _bulk(off, q)
+        spread = max(_bulk(w, q), floor)
+        if 16.0 * roundoff * spread > eps:  # the shared part of the values hides ε
+            if reframes > 0:  # taken again about the prices reached, where that halves it
+                pmin, floor = _narrower_frame(
+                    x, ym2, yy, prices, w, off, q, pmin, floor, 0.5 * spread, buf, keys, bmin,
+                    top, roundoff,
+                )  # fmt: skip
+                spread = max(_bulk(w, q), floor)
             reframes -= 1
-            if 16.0 * roundoff * max(_bulk(w, q), floor) > eps:
+            if 16.0 * roundoff * spread > eps:
                 return cand, assigned, False, eps, total
         nfree = 0
         for i in range(n):  # a new phase: keep the objects still within ε of the best
@@ -340,7 +341,8 @@ _HELPERS = (  # callees first
     "_take",
     "_mask_group",
     "_rebase",
-    "_reframe",
+    "_squared_norm",
+    "_narrower_frame",
     "_first_frame",
     "_row_cost",
     "_level_groups",

@@ -7,9 +7,9 @@ row's offset off_i keep them non-negative, so that their minima can be taken ove
 patterns as integers, block by block (:func:`_row_values`, :func:`_block_minima`,
 :func:`_best_two`, :func:`_smallest_below`). The frame (c and the offsets) decides how
 finely those values resolve a rise of ε: :func:`_first_frame` chooses it at the start,
-:func:`_reframe` takes it about the median of ‖y_j‖² + p_j, with each row's least value as
-its offset, :func:`_rebase` takes a common part off the prices, and :func:`_bulk` measures
-the spread that the resolution check compares with ε.
+:func:`_narrower_frame` takes it about the median of ‖y_j‖² + p_j, with each row's least
+value as its offset, where that narrows it, :func:`_rebase` takes a common part off the
+prices, and :func:`_bulk` measures the spread that the resolution check compares with ε.
 
 Plain Python functions in numba's subset; ``_point_kernels`` compiles them with the kernel
 (``_kernels._compile_in``), callees first.
@@ -157,19 +157,31 @@ def _rebase(prices: Any, pmin: Any, thr: Any, eps: Any) -> Any:
     return pmin
 
 
-def _reframe(
-    x: Any, ym2: Any, yy: Any, prices: Any, w: Any, off: Any, buf: Any, keys: Any,
-    bmin: Any, top: Any, roundoff: Any,
+def _squared_norm(xi: Any) -> Any:
+    """‖x_i‖² of one row, accumulated in float64."""
+    s = 0.0
+    for t in range(xi.shape[0]):
+        s += np.float64(xi[t]) * xi[t]
+    return s
+
+
+def _narrower_frame(
+    x: Any, ym2: Any, yy: Any, prices: Any, w: Any, off: Any, q: Any, pmin: Any, floor: Any,
+    bound: Any, buf: Any, keys: Any, bmin: Any, top: Any, roundoff: Any,
 ) -> Any:  # fmt: skip
-    """Take the values about the median c of ‖y_j‖² + p_j: w_j = ‖y_j‖² + p_j − c in place,
-    and each row's offset off_i its least value −min_j (w_j − 2 x_i·y_j) (one scan of every
-    row; a few roundings added), so that every row's values start at about 0 and stay
-    ≥ 0 as the prices rise. Returns c. ``buf`` (n + 1,) and its integer view ``keys``,
-    ``bmin`` and ``top`` as in :func:`_block_minima` (scratch)."""
+    """(c, floor) of the frame about the median c of ‖y_j‖² + p_j where their spread about it
+    (:func:`_bulk`, all but the largest n − 1 − ``q``) is below ``bound``: w_j =
+    ‖y_j‖² + p_j − c in place, and each row's offset off_i its least value
+    −min_j (w_j − 2 x_i·y_j) (one scan of every row; a few roundings added), so that every
+    row's values start at about 0 and stay ≥ 0 as the prices rise; floor the offsets' spread
+    (far objects can make the rows' least values large too). Elsewhere (``pmin``, ``floor``)
+    and nothing changed. ``buf`` (n + 1,) and its integer view ``keys``, ``bmin`` and
+    ``top`` as in :func:`_block_minima` (scratch)."""
     n = x.shape[0]
-    d = x.shape[1]
     shared = yy + prices
     centre = np.median(shared)
+    if not _bulk(shared - centre, q) < bound:
+        return pmin, floor
     ymax = np.sqrt(yy.max())
     vals = buf[:n]
     row_keys = keys[:n]
@@ -178,15 +190,12 @@ def _reframe(
         w[j] = shared[j] - centre
         wlow = min(wlow, np.float64(w[j]))
     for i in range(n):
-        s = 0.0
-        for t in range(d):
-            s += np.float64(x[i, t]) * x[i, t]
-        big = 2.0 * np.sqrt(s) * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
+        big = 2.0 * np.sqrt(_squared_norm(x[i])) * ymax - wlow  # ≥ max_j 2 x_i·y_j − w_j
         _row_values(ym2, x[i], big, w, vals)
         keys[n] = _block_minima(row_keys, bmin, top)[0]
         least = big - np.float64(buf[n])
         off[i] = least + 16.0 * roundoff * (abs(big) + abs(least))
-    return centre
+    return centre, _bulk(off, q)
 
 
 def _first_frame(
@@ -200,16 +209,13 @@ def _first_frame(
     Where w spreads wider than the last ε ``eps_final`` can resolve (the spread of all but
     the largest n − 1 − ``q``, :func:`_bulk`) and wider than ‖y_j‖² + p_j about their
     median (a warm start prices far objects of heavy-tailed points far below the others,
-    and p − min p carries that into every w_j), the frame of :func:`_reframe` instead, with
-    floor the offsets' spread (far objects can make the rows' least values large too)."""
+    and p − min p carries that into every w_j), the frame of :func:`_narrower_frame`
+    instead."""
     n = x.shape[0]
-    d = x.shape[1]
     off = np.empty_like(buf[:n])
     ymax = np.sqrt(yy.max())
     for i in range(n):
-        s = 0.0
-        for t in range(d):
-            s += np.float64(x[i, t]) * x[i, t]
+        s = _squared_norm(x[i])
         off[i] = min(s, 2.0 * np.sqrt(s) * ymax)
     pmin = prices.min()
     w = np.empty_like(off)
@@ -218,8 +224,7 @@ def _first_frame(
     spread = _bulk(w, q)
     floor = 0.0
     if 16.0 * roundoff * spread > eps_final:
-        shared = yy + prices
-        if _bulk(shared - np.median(shared), q) < spread:
-            pmin = _reframe(x, ym2, yy, prices, w, off, buf, keys, bmin, top, roundoff)
-            floor = _bulk(off, q)
+        pmin, floor = _narrower_frame(
+            x, ym2, yy, prices, w, off, q, pmin, floor, spread, buf, keys, bmin, top, roundoff
+        )
     return w, off, pmin, floor
