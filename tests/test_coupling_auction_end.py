@@ -267,3 +267,40 @@ def test_a_frame_keeps_every_rows_values_non_negative_and_near_zero(dtype):
     np.testing.assert_array_equal(thr, listed - least)  # (−∞ stays −∞)
     kept = prices.copy()
     assert values._rebase(prices, pmin, thr, 1.0) == pmin and np.array_equal(prices, kept)
+
+
+def test_a_certificate_round_past_the_pair_cap_adds_each_rows_most_violated_pairs(monkeypatch):
+    # n = 3000 Lévy rows: the early-ended start's first certificate round finds ~2700 violated
+    # rows with ~222k violated pairs between them, past the cap of 64·n pairs, and the start
+    # was dropped for a solve without shortcuts (twice the time). Each violated row now adds
+    # its most violated pairs, as many as half the cap's room leaves it (at least 16): the
+    # start settles without that retry, and the answer is the certified optimum
+    from interpolants.coupling import _certificate as certificate
+
+    x, y = _levy_rows(3000, 5002)
+    n = x.shape[0]
+    found = certificate._sqdist_kernel
+
+    def counted(name):
+        kernel = found(name)
+        if name != "sqdist_violations" or kernel is None:
+            return kernel
+
+        def violations(x, yt, rows, w, thr, most, room):
+            added = kernel(x, yt, rows, w, thr, most, room)
+            if most < x.shape[0]:  # each row's most violated only
+                everything = kernel(x, yt, rows, w, thr, n, n * n)[0].size
+                rounds.append((x.shape[0], everything, room, added[0].size, rows.size * most))
+            return added
+
+        return violations
+
+    rounds = []
+    monkeypatch.setattr(certificate, "_sqdist_kernel", counted)
+    monkeypatch.setattr(AuctionSolver, "_plain", lambda self: pytest.fail("solved again"))
+    _certified_without_the_matrix(x, y, monkeypatch)
+    # one round (the first) added each row's most violated pairs: all of them would not fit
+    # in the room left under the cap, the part added does
+    assert [r[0] for r in rounds] == [n]
+    _, everything, room, added, limit = rounds[0]
+    assert everything > room >= added > 0 and added <= limit

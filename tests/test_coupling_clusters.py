@@ -1,6 +1,8 @@
 """Near-identical rows in the point auction: isolated tight clusters bid as one source and
 their own assignment is solved on its own (``interpolants.coupling._clusters``)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,23 @@ def test_dense_cores_are_the_shared_cores_that_a_shoulder_joins():
     blob = 1e-7 * rng.standard_normal((1000, 2))
     most = np.concatenate([blob[:950], 10.0 ** rng.uniform(-3, 0, (50, 1)) * [[1.0, 0.0]]])
     assert _dense_cores(most, blob, 1e-5, 0.05, 64) is None
+
+
+def test_a_cell_whose_median_is_beyond_reach_of_its_points_holds_no_ball():
+    # four points at the corners of one cell of side 4·reach: their coordinate-wise median
+    # (2, 2) lies 2.7 reaches from each, so no point is within reach of it. No ball there,
+    # and no "mean of empty slice" from a median of nothing (found on Pareto tails in 3-D);
+    # the dense ball of 50 points beside them is still found
+    rng = np.random.default_rng(0)
+    corners = np.array([[0.1, 0.1], [0.1, 3.9], [3.9, 0.1], [3.9, 3.9]])
+    ball = np.array([100.0, 100.0]) + 0.1 * rng.standard_normal((50, 2))
+    cloud = np.concatenate([corners, ball, 1e4 * rng.standard_normal((60, 2))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = clusters_module._balls(cloud, np.arange(cloud.shape[0]), 1.0, 2)
+    assert len(found) == 1
+    inside, count, shell = found[0]
+    assert count == 50 and shell == 0 and inside[4:54].all() and not inside[:4].any()
 
 
 def test_a_dense_core_is_found_beside_a_tight_cluster():

@@ -327,7 +327,9 @@ class AuctionSolver(AssignmentSolver):
            (c the midpoint of the two sets' centres: each set's mean, or its coordinate-wise
            median where the mean lies more than 2¹⁷ interquartile ranges from it, as a heavy
            tail's can; at least 2⁶ float64 roundings of the terms compared);
-           violated pairs are added and steps 2–3 repeated until none is violated. A repeated
+           violated pairs are added and steps 2–3 repeated until none is violated (where
+           they would pass the cap of 64·n candidate pairs, each violated row's most violated:
+           an even share of half the room left, 16 at least). A repeated
            step 2 starts from the last permutation, optimal on the old pairs with dual
            feasible potentials: only the rows given new pairs give up their objects, and each
            takes one back by a shortest augmenting path on the reduced costs (Dijkstra, the

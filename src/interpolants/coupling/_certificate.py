@@ -29,6 +29,8 @@ _BLOCK = 1 << 20  # matrix entries per block in the blockwise passes (8 MiB of f
 _CERT_TOL = 2.0**-40  # per-entry tolerance of the dual certificate, relative to the scale
 _POINT_TOL = 2.0**-44  # the same from the points, relative to each pair's own terms
 _REPAIR_WORK = 256  # a repair round labels at most this many times (pairs + rows) pairs
+_PAIRS_PER_ROW = 64  # the certificate's sparse problem holds at most this many times n pairs
+_ADDED_PER_ROW = 16  # past the cap, a round adds at least this many of a violated row's pairs
 
 
 def _row_blocks(n0: int, n1: int) -> list[tuple[int, int]]:
@@ -254,7 +256,9 @@ def _certify_points(
     proving it: the exact sparse assignment on ``edges`` (CSR by row: pointers, sorted
     columns, costs; a perfect matching among them), column potentials by shortest paths from
     v = −``prices``, a check of u_i + v_j − C_ij ≤ δ_ij over all n² pairs, the violated pairs
-    added and the whole repeated until none is left; a repeated round re-assigns only the
+    added (where they would pass the cap of ``_PAIRS_PER_ROW``·n pairs, each violated row's
+    most violated: an even share of half the room left, ``_ADDED_PER_ROW`` at least) and the
+    whole repeated until none is left; a repeated round re-assigns only the
     rows given new pairs, by shortest augmenting paths from the last permutation and its
     potentials (``_augment``; the shortest paths then start from the repair's potentials),
     and solves from nothing where that fails or does not settle.
@@ -293,8 +297,12 @@ def _certify_points(
         if rows_bad.size == 0:
             gap = float(np.maximum(excess, 0.0).sum())
             return perm, u, v, gap, float(tau_u.max() + tau_v.max())
-        add_r, add_c = violations(x, yt, rows_bad, tau_v - v, u - tau_u)
-        if add_r.size == 0 or cols.size + add_r.size > 64 * n:
+        room = _PAIRS_PER_ROW * n - cols.size
+        add_r, add_c, fits = violations(x, yt, rows_bad, tau_v - v, u - tau_u, n, room)
+        if not fits:  # too many to add: each row's most violated, in half the room left
+            most = max(_ADDED_PER_ROW, room // (2 * rows_bad.size))
+            add_r, add_c, fits = violations(x, yt, rows_bad, tau_v - v, u - tau_u, most, room)
+        if add_r.size == 0 or not fits:
             return None  # rounding disagrees with the check, or the candidates were poor
         rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), add_r])
         indptr, rows, cols = _pair_set(n, rows, np.concatenate([cols, add_c]))

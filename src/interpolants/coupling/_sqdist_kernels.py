@@ -186,21 +186,39 @@ def _sqdist_nearest_kernel(x: Any, y: Any, v: Any, out: Any) -> None:
             out[i, t] = hi[t]
 
 
-def _sqdist_violations_kernel(x: Any, yt: Any, rows: Any, w: Any, thr: Any) -> Any:
-    """The pairs (i, j), i in ``rows``, with C_ij + w_j < thr_i (C as in the check).
-    Plain Python; compiled by numba."""
+def _sqdist_violations_kernel(
+    x: Any, yt: Any, rows: Any, w: Any, thr: Any, most: Any, room: Any
+) -> Any:
+    """The pairs (i, j), i in ``rows``, with C_ij + w_j < thr_i (C as in the check): all of a
+    row's where it has at most ``most``, else its ``most`` with the least C_ij + w_j (the most
+    violated). Returns (their rows, their columns, True), or two empty arrays and False as
+    soon as they number more than ``room``. Plain Python; compiled by numba."""
     n1 = yt.shape[1]
     dist = np.empty(n1)
-    out_r = []
-    out_c = []
+    over = np.empty(n1)
+    at = np.empty(n1, np.int64)
+    out_r: list[int] = []
+    out_c: list[int] = []
     for t in range(rows.shape[0]):
         i = rows[t]
         _row_sqdist(x, i, yt, dist)
+        cnt = 0
         for j in range(n1):
-            if dist[j] + w[j] < thr[i]:
-                out_r.append(i)
-                out_c.append(j)
-    return np.array(out_r, np.int64), np.array(out_c, np.int64)
+            v = dist[j] + w[j]
+            if v < thr[i]:
+                over[cnt] = v
+                at[cnt] = j
+                cnt += 1
+        if cnt > most:  # the most violated only
+            keep = np.sort(at[:cnt][np.argsort(over[:cnt])[:most]])
+        else:
+            keep = at[:cnt]
+        if len(out_r) + keep.shape[0] > room:
+            return np.empty(0, np.int64), np.empty(0, np.int64), False
+        for s in range(keep.shape[0]):
+            out_r.append(i)
+            out_c.append(keep[s])
+    return np.array(out_r, np.int64), np.array(out_c, np.int64), True
 
 
 _HELPERS = ("_sqdist", "_row_sqdist", "_key_min", "_insert_smallest")  # callees first
