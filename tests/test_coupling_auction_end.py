@@ -10,7 +10,7 @@ from interpolants.coupling import AuctionSolver, certify_assignment
 from interpolants.coupling._balance import _centre
 from interpolants.coupling._certificate import _sqdist_matrix
 from test_coupling_clusters import _certified_without_the_matrix, _refusing_the_first_start
-from test_coupling_points import _spy_auction
+from test_coupling_points import _spy_auction, _spy_capped_rounds
 
 
 def _spy_runs(monkeypatch):
@@ -275,32 +275,12 @@ def test_a_certificate_round_past_the_pair_cap_adds_each_rows_most_violated_pair
     # was dropped for a solve without shortcuts (twice the time). Each violated row now adds
     # its most violated pairs, as many as half the cap's room leaves it (at least 16): the
     # start settles without that retry, and the answer is the certified optimum
-    from interpolants.coupling import _certificate as certificate
-
     x, y = _levy_rows(3000, 5002)
     n = x.shape[0]
-    found = certificate._sqdist_kernel
-
-    def counted(name):
-        kernel = found(name)
-        if name != "sqdist_violations" or kernel is None:
-            return kernel
-
-        def violations(x, yt, rows, w, thr, most, room):
-            added = kernel(x, yt, rows, w, thr, most, room)
-            if most < x.shape[0]:  # each row's most violated only
-                everything = kernel(x, yt, rows, w, thr, n, n * n)[0].size
-                rounds.append((x.shape[0], everything, room, added[0].size, rows.size * most))
-            return added
-
-        return violations
-
-    rounds = []
-    monkeypatch.setattr(certificate, "_sqdist_kernel", counted)
+    rounds = _spy_capped_rounds(monkeypatch)
     monkeypatch.setattr(AuctionSolver, "_plain", lambda self: pytest.fail("solved again"))
     _certified_without_the_matrix(x, y, monkeypatch)
-    # one round (the first) added each row's most violated pairs: all of them would not fit
-    # in the room left under the cap, the part added does
-    assert [r[0] for r in rounds] == [n]
-    _, everything, room, added, limit = rounds[0]
-    assert everything > room >= added > 0 and added <= limit
+    # the capped rounds (on the whole problem): all the violated pairs would not fit in the
+    # room left, the part added does
+    assert rounds and all(r[0] == n for r in rounds)
+    assert all(everything > room >= added > 0 for _, everything, room, added in rounds)

@@ -681,6 +681,60 @@ def test_the_potentials_kernel_finds_a_negative_cycle():
     assert not kernel(indptr, cols, cost, np.array([1, 2, 0]), np.zeros(3), slack)
 
 
+def _spy_capped_rounds(monkeypatch):
+    """Record each certificate round that keeps only each violated row's most violated pairs
+    as (n, all its violated pairs, the room left under the cap, the pairs it added)."""
+    found = certificate_module._sqdist_kernel
+    rounds = []
+
+    def spy(name):
+        kernel = found(name)
+        if name != "sqdist_violations" or kernel is None:
+            return kernel
+
+        def violations(xs, yt, rows, w, thr, most, room):
+            added = kernel(xs, yt, rows, w, thr, most, room)
+            n = xs.shape[0]
+            if most != n:  # (the first call asks for all of them)
+                everything = kernel(xs, yt, rows, w, thr, n, n * n)[0].size
+                rounds.append((n, everything, room, added[0].size))
+            return added
+
+        return violations
+
+    monkeypatch.setattr(certificate_module, "_sqdist_kernel", spy)
+    return rounds
+
+
+def test_the_violations_kernel_keeps_each_rows_most_violated_within_the_room():
+    # brute force over 40 × 60 random pairs: every violated pair of the rows asked, in row
+    # order and column order within a row, where ``most`` ≥ the columns; else each row's
+    # ``most`` least C_ij + w_j (columns still in order); a room one pair short of the total
+    # gives nothing and False, a room of exactly the total all of it
+    kernel = sqdist_kernels._sqdist_kernel("sqdist_violations")
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((40, 2)), rng.standard_normal((60, 2))
+    w, thr = rng.uniform(0.0, 2.0, 60), rng.uniform(1.0, 4.0, 40)
+    rows = np.array([3, 7, 8, 20, 39])
+    value = ((x[rows, None] - y[None]) ** 2).sum(-1) + w  # C_ij + w_j, float64 as the kernel
+    pairs = [(i, j) for t, i in enumerate(rows) for j in range(60) if value[t, j] < thr[i]]
+    yt = np.ascontiguousarray(y.T)
+    total = len(pairs)
+    assert total > 5 * len(rows)  # some rows hold more than 5
+    r, c, fits = kernel(x, yt, rows, w, thr, 60, total)
+    assert fits and list(zip(r.tolist(), c.tolist(), strict=True)) == pairs
+    r, c, fits = kernel(x, yt, rows, w, thr, 60, total - 1)
+    assert not fits and r.size == c.size == 0
+    r, c, fits = kernel(x, yt, rows, w, thr, 5, total)
+    kept = []
+    for t, i in enumerate(rows):
+        mine = [j for (k, j) in pairs if k == i]
+        kept += [(i, j) for j in sorted(sorted(mine, key=lambda j: value[t, j])[:5])]
+    assert fits and list(zip(r.tolist(), c.tolist(), strict=True)) == kept
+    r, c, fits = kernel(x, yt, rows[:0], w, thr, 60, 0)
+    assert fits and r.size == c.size == 0
+
+
 @pytest.mark.parametrize("kind", ["gauss", "heavy", "tiny", "huge", "ties", "bimodal"])
 @pytest.mark.parametrize("n", [33, 700, 3000])
 def test_one_dimension_is_the_monotone_matching_certified_from_the_points(kind, n, monkeypatch):
@@ -776,7 +830,7 @@ def test_one_set_on_a_line_is_the_monotone_matching_of_the_projections(flat, dim
 
 
 @pytest.mark.parametrize("settles", [True, False])
-def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(
+def test_a_poor_start_from_a_subspace_settles_or_falls_back_to_the_auction_not_the_matrix(
     settles, monkeypatch
 ):
     # a set counted as on a line although it is not (the flatness threshold raised to 0.1 of
@@ -788,6 +842,7 @@ def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(
     # the optimum either way
     if not settles:
         monkeypatch.setattr(certificate_module, "_ADDED_PER_ROW", 1 << 40)
+    capped = _spy_capped_rounds(monkeypatch)
 
     def no_matrix(*args, **kwargs):
         raise AssertionError("fell back to the cost matrix")
@@ -809,6 +864,7 @@ def test_a_poor_start_from_a_subspace_falls_back_to_the_auction_not_the_matrix(
     out = AuctionSolver().certified_points(x, y)
     _assert_certified_optimum(x, y, out)
     assert shapes == ([] if settles else [(n, 2)])
+    assert len(capped) >= 1  # a round whose pairs passed the cap (and settled, or gave up)
 
 
 def test_one_set_on_a_plane_runs_the_auction_in_its_coordinates(monkeypatch):

@@ -329,16 +329,17 @@ class AuctionSolver(AssignmentSolver):
            tail's can; at least 2⁶ float64 roundings of the terms compared);
            violated pairs are added and steps 2–3 repeated until none is violated (where
            they would pass the cap of 64·n candidate pairs, each violated row's most violated:
-           an even share of half the room left, 16 at least). A repeated
-           step 2 starts from the last permutation, optimal on the old pairs with dual
-           feasible potentials: only the rows given new pairs give up their objects, and each
-           takes one back by a shortest augmenting path on the reduced costs (Dijkstra, the
-           potentials updated as in Jonker and Volgenant's augmentation; lapmod from nothing
-           where no such path exists or the result does not settle). ``tol`` is the largest
-           δ_ij, so the gap is at most 2n·``tol``.
+           an even share of half the room left, 16 at least). A repeated step 2 starts from
+           the last permutation, optimal on the old pairs with dual feasible potentials: only
+           the rows given new pairs give up their objects, and each takes one back by a
+           shortest augmenting path on the reduced costs (Dijkstra, the potentials updated as
+           in Jonker and Volgenant's augmentation; lapmod from nothing where no such path
+           exists or the result does not settle). ``tol`` is the largest δ_ij, so the gap is
+           at most 2n·``tol``.
 
         If that does not settle (float64 values that cannot resolve the bids, more than 64·n
-        candidate pairs, a check whose rounding disagrees with the search for violations),
+        candidate pairs even with each violated row's 16 most violated only, a check whose
+        rounding disagrees with the search for violations),
         the float64 matrix is built and solved by :meth:`certified`: the answer is always
         certified, the speed and the memory are then those of the matrix path.
 

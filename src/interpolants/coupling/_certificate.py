@@ -30,7 +30,7 @@ _CERT_TOL = 2.0**-40  # per-entry tolerance of the dual certificate, relative to
 _POINT_TOL = 2.0**-44  # the same from the points, relative to each pair's own terms
 _REPAIR_WORK = 256  # a repair round labels at most this many times (pairs + rows) pairs
 _PAIRS_PER_ROW = 64  # the certificate's sparse problem holds at most this many times n pairs
-_ADDED_PER_ROW = 16  # past the cap, a round adds at least this many of a violated row's pairs
+_ADDED_PER_ROW = 16  # past the cap, a violated row keeps at least this many of its most violated
 
 
 def _row_blocks(n0: int, n1: int) -> list[tuple[int, int]]:
@@ -257,16 +257,17 @@ def _certify_points(
     columns, costs; a perfect matching among them), column potentials by shortest paths from
     v = −``prices``, a check of u_i + v_j − C_ij ≤ δ_ij over all n² pairs, the violated pairs
     added (where they would pass the cap of ``_PAIRS_PER_ROW``·n pairs, each violated row's
-    most violated: an even share of half the room left, ``_ADDED_PER_ROW`` at least) and the
-    whole repeated until none is left; a repeated round re-assigns only the
-    rows given new pairs, by shortest augmenting paths from the last permutation and its
-    potentials (``_augment``; the shortest paths then start from the repair's potentials),
-    and solves from nothing where that fails or does not settle.
+    most violated: an even share of half the room left, ``_ADDED_PER_ROW`` at least, which
+    may take more of it) and the whole repeated until none is left; a repeated round
+    re-assigns only the rows given new pairs, by shortest augmenting paths from the last
+    permutation and its potentials (``_augment``; the shortest paths then start from the
+    repair's potentials), and solves from nothing where that fails or does not settle.
     The tolerance is per pair,
     δ_ij = 2⁻⁴⁴·(2‖x_i‖² + |u_i| + 2‖y_j‖² + |v_j|) (≥ 2⁶ float64 roundings of the terms
     of u_i + v_j − C_ij): a large entry (an outlier point) does not loosen the check of the
     others. Returns (perm, u, v, gap, max δ), or None if that fails: a negative cycle in
-    float64, a violated row without a violated pair, more than 64·n pairs or 64 rounds."""
+    float64, violated rows without a violated pair among them, a round whose pairs pass the
+    cap even with each row's most violated only, or 64 rounds."""
     potentials = _sqdist_kernel("sparse_potentials")
     check = _sqdist_kernel("sqdist_excess")
     violations = _sqdist_kernel("sqdist_violations")

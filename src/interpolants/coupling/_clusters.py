@@ -305,12 +305,16 @@ def _balls(
         centre = np.median(cloud[cell], axis=0)
         near = np.square(cloud - centre).sum(axis=1)
         # once more about the points within reach (a core on a cell corner, as a core at
-        # the centred points' origin is, has a cell's median off its own); a sparse cell's
-        # median may lie beyond reach of every point (d ≥ 2), and then holds no ball
+        # the centred points' origin is, has a cell's median off its own)
         within = near <= reach * reach
-        if within.any():
-            centre = np.median(cloud[within], axis=0)
-            near = np.square(cloud - centre).sum(axis=1)
+        if not within.any():
+            # a sparse cell's median (a midpoint of an even count, or of points whose cells
+            # share a slot) may lie beyond reach of every point: no ball, nothing taken
+            seen[cell] = True
+            left = left[~(taken[left] | seen[left])]
+            continue
+        centre = np.median(cloud[within], axis=0)
+        near = np.square(cloud - centre).sum(axis=1)
         inside = (near <= reach * reach) & ~taken
         reached = (near <= 4.0 * reach * reach) & ~taken
         count = int(np.count_nonzero(inside))

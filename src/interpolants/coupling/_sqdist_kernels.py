@@ -210,7 +210,7 @@ def _sqdist_violations_kernel(
                 at[cnt] = j
                 cnt += 1
         if cnt > most:  # the most violated only
-            keep = np.sort(at[:cnt][np.argsort(over[:cnt])[:most]])
+            keep = np.sort(at[:cnt][np.argsort(over[:cnt], kind="mergesort")[:most]])
         else:
             keep = at[:cnt]
         if len(out_r) + keep.shape[0] > room:
