@@ -212,7 +212,7 @@ def bench_exact(n: int, d: int, reps: int) -> dict[str, Any]:
         "ours_cost_rel_to_emd2": optimum / emd - 1,
         "torchcfm_cost_excess": theirs_cost / optimum - 1,
         "torchcfm_duplicate_rate": 1 - len(set(np.asarray(i).tolist())) / n,
-        "solver": repr(ours.solver.select(d)),  # type: ignore[attr-defined]
+        "solver": repr(ours.solver.select(d, n)),  # type: ignore[attr-defined]
         "load_1min": [load_before, os.getloadavg()[0]],
     }
 

@@ -144,13 +144,25 @@ def test_otcoupling_images_are_flattened_for_the_points():
     assert total == pytest.approx(_optimum(cost), rel=1e-9)
 
 
+def test_the_default_solver_works_from_the_points_up_to_dimension_ten_from_2048_points():
+    # the auction from the points below d = 8 (from POINTS on), and from d = 8 to 10 where the
+    # default rule picks the auction (n ≥ 2048): there the matrix auction's ε follows the
+    # farthest points (heavy tails), the points' the typical row; LAPJV on the matrix below
+    # 2048 points and from d = 11
+    pytest.importorskip("numba")
+    auto = AutoAssignmentSolver()
+    assert auto.prefers_points(AuctionSolver.POINTS, 7)
+    assert all(auto.prefers_points(2048, d) for d in (8, 9, 10))
+    assert not auto.prefers_points(2047, 8) and not auto.prefers_points(2048, 11)
+
+
 def test_small_batches_high_dimension_and_overflow_use_the_matrix():
     solver = AuctionSolver()
     x, y = _points("gauss", AuctionSolver.POINTS - 1)
     assert solver.assign_points(x, y) is None  # below POINTS: the matrix path is faster
-    x, y = _points("gauss", 600, d=8)
+    x, y = _points("gauss", 600, d=solver.max_point_dim)
     assert solver.assign_points(x, y) is None  # d ≥ max_point_dim
-    assert AuctionSolver(max_point_dim=9).assign_points(x, y) is not None
+    assert AuctionSolver(max_point_dim=solver.max_point_dim + 1).assign_points(x, y) is not None
     big = np.full((600, 2), 1e160)
     big[::2] *= -1
     assert solver.assign_points(big, big) is None  # squared distances overflow float64
@@ -357,7 +369,8 @@ def test_points_are_copied_to_the_host_only_when_the_solver_prefers_them(monkeyp
 
     monkeypatch.setattr(AuctionSolver, "solve_points", spy)
     gen = torch.Generator().manual_seed(0)
-    for n, d in ((600, 8), (300, 2), (600, 2)):
+    high = AuctionSolver().max_point_dim  # from this dimension on, the matrix
+    for n, d in ((600, high), (300, 2), (600, 2)):
         x0, x1 = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
         OTCoupling(solver=AuctionSolver())(x0, x1)
     assert calls == [(600, 2)]

@@ -26,8 +26,9 @@ behind the rule, and those of the alternatives compared with it, are in
 
 For the squared Euclidean cost a solver may also work from the points, never forming the
 matrix (:meth:`AssignmentSolver.solve_points`, ``None`` by default): the auction does so for
-batches of 512 or more points in dimension below 8, where its bids are computed from the points
-in cache rather than read from a matrix in memory.
+batches of 512 or more points in dimension below ``AuctionSolver.max_point_dim`` (11), where its
+bids are computed from the points in cache rather than read from a matrix in memory (with
+:class:`AutoAssignmentSolver`: below d = 8, and from 8 to 10 for batches of 2048 or more).
 
 What runs where: everything here runs on the host, in float64 (the auction bids on a float32
 copy of the matrix when float32 holds it, or on float32 values computed from the points; its

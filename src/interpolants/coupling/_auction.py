@@ -91,7 +91,9 @@ class AuctionSolver(AssignmentSolver):
         so it keeps them longer and shrinks ε more slowly).
     max_point_dim:
         :meth:`assign_points` works from the points for dimensions below this (the values cost
-        d multiply-adds per entry; above, the matrix path is faster).
+        d multiply-adds per entry; above, the matrix path is faster on most data, though not
+        on heavy tails: far points coarsen the matrix auction's ε for all the others, which
+        the path from the points sets from the typical row's range).
 
     References
     ----------
@@ -142,7 +144,7 @@ class AuctionSolver(AssignmentSolver):
         candidates: int = 16,
         point_scaling: float = 4.0,
         point_list_eps: float = 1e-5,
-        max_point_dim: int = 8,
+        max_point_dim: int = 11,
     ) -> None:
         if not min(scaling, point_scaling) > 1.0 or not 0.0 < final_eps < 1.0:
             raise ValueError(

@@ -115,7 +115,7 @@ class OTCoupling(PermutationCoupling, PlanCoupling):
     points (:meth:`~AssignmentSolver.prefers_points`), they are flattened to ``(n, d)``
     float64 on the host and given to :meth:`~AssignmentSolver.solve_points`: the default
     :class:`AutoAssignmentSolver` hands batches of at least ``AuctionSolver.POINTS`` points
-    of dimension below 8 to
+    of dimension below 8 (below 11 from 2048 points on) to
     :meth:`AuctionSolver.certified_points <interpolants.coupling.AuctionSolver.certified_points>`,
     which does not form the n×n matrix (memory O(n·d) plus candidate lists, the matrix only
     in its fallback) and certifies its answer against C_ij = ‖x0_i − x1_j‖² evaluated in
