@@ -101,7 +101,7 @@ def test_points_path_is_certified_and_equals_pot(kind, n, monkeypatch):
     _assert_certified_optimum(x, y, out)
 
 
-@pytest.mark.parametrize("d", [1, 3, 7])
+@pytest.mark.parametrize("d", [1, 3, 7, 8, 10])
 def test_points_path_in_other_dimensions(d, monkeypatch):
     monkeypatch.setattr(AuctionSolver, "MULTISCALE", 256)
     x, y = _points("clustered", 600, d=d)
@@ -147,8 +147,8 @@ def test_otcoupling_images_are_flattened_for_the_points():
 def test_the_default_solver_works_from_the_points_up_to_dimension_ten_from_2048_points():
     # the auction from the points below d = 8 (from POINTS on), and from d = 8 to 10 where the
     # default rule picks the auction (n ≥ 2048): there the matrix auction's ε follows the
-    # farthest points (heavy tails), the points' the typical row; LAPJV on the matrix below
-    # 2048 points and from d = 11
+    # farthest points (heavy tails), the points' the typical row. On the matrix: LAPJV for
+    # d ≥ 8 below 2048 points, the auction from d = 11 and 2048 points
     pytest.importorskip("numba")
     auto = AutoAssignmentSolver()
     assert auto.prefers_points(AuctionSolver.POINTS, 7)

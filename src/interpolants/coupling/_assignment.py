@@ -296,7 +296,8 @@ class LapxSolver(AssignmentSolver):
     adds ``lapjvr``, a Jonker–Volgenant completion with float64 potentials, the default
     for unstructured data in higher dimension (``benchmarks/results/design_notes.md``,
     "Couplings"). Needs ``lapx`` (``pip install lapx``, which replaces ``lap``);
-    :class:`AutoAssignmentSolver` uses it for d ≥ 8 whenever it is installed.
+    :class:`AutoAssignmentSolver` uses it for d ≥ 8 below 2048 points whenever it is
+    installed.
     """
 
     def assign(self, cost: NDArray[np.float64], dim: int, *, overwrite: bool) -> NDArray[np.int64]:

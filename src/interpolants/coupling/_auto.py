@@ -41,8 +41,9 @@ class AutoAssignmentSolver(AssignmentSolver):
       ``lap`` package it warns once and uses :class:`ScipySolver` in LAPJV's place.
 
     :meth:`assign_points` asks the solver of that rule, so the squared Euclidean cost of
-    batches of at least ``AuctionSolver.POINTS`` points of dimension below
-    ``AuctionSolver.max_point_dim`` is solved from the points
+    batches of at least ``AuctionSolver.POINTS`` points of dimension below ``min_lapjv_dim``,
+    and of at least ``min_auction_n`` points of dimension below
+    ``AuctionSolver.max_point_dim``, is solved from the points
     (:meth:`AuctionSolver.certified_points`).
     """
 
