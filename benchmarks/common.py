@@ -29,6 +29,7 @@ SUITES = (
     "coupling_survey_8192",
     "coupling_quantised",
     "coupling_heavy",
+    "coupling_dims",
     "training_step",
     "sampling_quality",
     "few_step",
