@@ -144,6 +144,11 @@ def regenerate_index() -> None:
     write_atomic(HERE / "RESULTS.md", "\n".join(parts) + "\n")
 
 
+def print_row(row: dict[str, Any]) -> None:
+    """Print one result row as it is measured, floats to 3 decimals (progress on the console)."""
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table; floats are printed with 4 significant digits."""
 

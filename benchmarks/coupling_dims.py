@@ -33,7 +33,7 @@ import numpy as np
 import ot
 import torch
 
-from common import single_threaded, table, write_results
+from common import print_row, single_threaded, table, write_results
 from interpolants import OTCoupling
 from interpolants.coupling import AuctionSolver, LapxSolver
 
@@ -151,7 +151,7 @@ def run(n: int, dims: tuple[int, ...], seed: int = 1) -> dict[str, Any]:
                 if not math.isclose(total, reference, rel_tol=1e-9, abs_tol=1e-12):
                     raise RuntimeError(f"{kind}, d = {d}: {path}'s total differs")
             row = {"kind": kind, "dim": d, **{f"{p}_s": s for p, s in seconds.items()}}
-            print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+            print_row(row)
             rows.append(row)
     return {"n": n, "dims": list(dims), "seed": seed, "rows": rows}
 

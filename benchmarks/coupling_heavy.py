@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import single_threaded, table, write_results
+from common import print_row, single_threaded, table, write_results
 from interpolants import OTCoupling
 from interpolants.coupling import AuctionSolver
 from interpolants.coupling._certificate import _max_norm
@@ -96,7 +96,7 @@ def run(n: int, dims: tuple[int, ...], seed: int = 1) -> dict[str, Any]:
                 "points_s": t_points,
                 "matrix_s": t_matrix,
             }
-            print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+            print_row(row)
             rows.append(row)
     return {"n": n, "dims": list(dims), "seed": seed, "rows": rows}
 

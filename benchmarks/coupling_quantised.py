@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from common import single_threaded, table, write_results
+from common import print_row, single_threaded, table, write_results
 from interpolants.coupling import AuctionSolver
 from interpolants.coupling import _auction as auction
 from interpolants.coupling import _repeated as repeated
@@ -133,7 +133,7 @@ def run(sizes: tuple[int, ...], seed: int = 2) -> dict[str, Any]:
                     "auction_s": t_auction,
                     "rule": "transport" if repeated._prefers_transport(n, m0, m1) else "auction",
                 }
-                print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+                print_row(row)
                 rows.append(row)
     return {"sizes": list(sizes), "seed": seed, "rows": rows}
 

@@ -307,24 +307,21 @@ def _balls(
         # once more about the points within reach (a core on a cell corner, as a core at
         # the centred points' origin is, has a cell's median off its own)
         within = near <= reach * reach
-        if not within.any():
-            # a sparse cell's median (a midpoint of an even count, or of points whose cells
-            # share a slot) may lie beyond reach of every point: no ball, nothing taken
-            seen[cell] = True
-            left = left[~(taken[left] | seen[left])]
-            continue
-        centre = np.median(cloud[within], axis=0)
-        near = np.square(cloud - centre).sum(axis=1)
-        inside = (near <= reach * reach) & ~taken
-        reached = (near <= 4.0 * reach * reach) & ~taken
-        count = int(np.count_nonzero(inside))
-        # the rest of the set lies mostly far beyond the ball (a heavy tail's bulk, whose
-        # rest lies at a few times its reach, is no core)
-        rest = cloud.shape[0] - int(np.count_nonzero(near <= reach * reach))
-        far = int(np.count_nonzero(near >= (_APART * reach) ** 2))
-        if count >= least and rest > 0 and 2 * far >= rest:
-            found.append((inside, count, int(np.count_nonzero(reached)) - count))
-        taken |= reached
+        # (a sparse cell's median, the midpoint of an even count or of points whose cells
+        # share a slot, may lie beyond reach of every point: no ball, nothing taken)
+        if within.any():
+            centre = np.median(cloud[within], axis=0)
+            near = np.square(cloud - centre).sum(axis=1)
+            inside = (near <= reach * reach) & ~taken
+            reached = (near <= 4.0 * reach * reach) & ~taken
+            count = int(np.count_nonzero(inside))
+            # the rest of the set lies mostly far beyond the ball (a heavy tail's bulk, whose
+            # rest lies at a few times its reach, is no core)
+            rest = cloud.shape[0] - int(np.count_nonzero(near <= reach * reach))
+            far = int(np.count_nonzero(near >= (_APART * reach) ** 2))
+            if count >= least and rest > 0 and 2 * far >= rest:
+                found.append((inside, count, int(np.count_nonzero(reached)) - count))
+            taken |= reached
         seen[cell] = True
         left = left[~(taken[left] | seen[left])]
     return found
