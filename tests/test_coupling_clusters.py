@@ -69,6 +69,28 @@ def test_wide_clusters_are_the_large_isolated_sets():
     assert labels3 is not None and (labels3[:900] == 0).all() and (labels3[900:] == -1).all()
 
 
+def test_an_isolated_set_is_found_whose_edge_is_not_linked():
+    # a core of 900 points at scale 1e-3 in a halo of 100 at scale 1, in 8 dimensions: most
+    # of the core's points share grid cells, but its sparse edge points have cells of their
+    # own (unlinked to the rest) at the reaches up to 0.025 (~2.5 times the core's diameter);
+    # the set is the ball about a seed of the linked part, so the whole core is one cluster
+    # (taking each component as the set, none was: its edge lay in the component's ring)
+    rng = np.random.default_rng(7)
+    core = 1e-3 * rng.standard_normal((900, 8))
+    points = np.concatenate([core, rng.standard_normal((100, 8))])
+    points -= points.mean(axis=0)  # the centred points, as the auction's (core off-centre)
+    labels = _coarse_clusters(points, None, 1e-5, 0.025, 64)
+    assert labels is not None
+    assert (labels[:900] == 0).all() and (labels[900:] == -1).all()
+    # a shoulder of points at every scale from 1e-3 to 1 joins the core to the halo: no ball
+    # about a seed has an empty ring, so no cluster
+    radius = 10.0 ** rng.uniform(-3, 0, 300)
+    unit = rng.standard_normal((300, 8))
+    shoulder = radius[:, None] * unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    joined = np.concatenate([core, shoulder, rng.standard_normal((100, 8))])
+    assert _coarse_clusters(joined, None, 1e-5, 0.025, 64) is None
+
+
 def test_a_wide_cluster_takes_in_a_minority_of_tight_ones():
     # 21 copies of a core point (and a sub-core of 200 within 1e-6) are tight clusters inside
     # the core: the core takes them in (a tenth and a fifth of its rows) and is one cluster,
@@ -129,6 +151,22 @@ def test_a_dense_core_in_a_sparse_halo_is_solved_as_a_cluster(seed, monkeypatch)
     # solved apart
     n = 2048
     sizes, bids = _solved_with_sizes(*_core_and_halo(n, seed), monkeypatch)
+    assert any(0.9 * n <= size < n for size in sizes)  # the core's own problem
+    assert bids <= 32 * n
+
+
+def test_a_dense_core_in_a_sparse_halo_in_eight_dimensions_is_a_cluster(monkeypatch):
+    # the same in 8 dimensions (1e-3·N(0, I) and 5 % N(0, I)), n = 2048: the core's sparse
+    # edge points share no grid cell with the rest, so the core as a component of linked
+    # points was never isolated (no cluster: 0.8–1.0 s at n = 2048, 28–30 s at n = 8192);
+    # as the ball about a seed it is one wide cluster, solved at its own scale
+    rng = np.random.default_rng(5)
+    n = 2048
+    x, y = (
+        np.where(rng.uniform(size=(n, 1)) < 0.05, 1.0, 1e-3) * rng.standard_normal((n, 8))
+        for _ in range(2)
+    )
+    sizes, bids = _solved_with_sizes(x, y, monkeypatch)
     assert any(0.9 * n <= size < n for size in sizes)  # the core's own problem
     assert bids <= 32 * n
 

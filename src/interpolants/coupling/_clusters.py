@@ -90,9 +90,9 @@ def _near_clusters(
     points: NDArray[np.float64], bound: float, least: int
 ) -> NDArray[np.int64] | None:
     """Labels (n,) of the isolated near-identical clusters among ``points``: sets of at least
-    ``least`` (and fewer than all) points, each within ``bound`` of the set's first point, with
-    no other point within 2·``bound`` of it; −1 for the points in none. ``None`` where there is
-    no such set."""
+    ``least`` (and fewer than all) points, each every point within ``bound`` of one of them
+    (a seed), with no other point within 2·``bound`` of it; −1 for the points in none.
+    ``None`` where there is no such set."""
     heavy = _candidates(points, bound, least)
     return None if heavy is None else _isolated(points, np.flatnonzero(heavy), bound, least)
 
@@ -103,11 +103,16 @@ def _isolated(
     """:func:`_near_clusters` among the points ``index`` (the candidates: every point of such
     a set), isolated from all ``points``.
 
-    The sets are among the connected components of those points linked by sharing a cell of
-    either of two grids of side bound/(2√d), the second offset by half a cell in every
-    coordinate (a set of diameter below half a cell is cut by at most one of the two grids in
-    each coordinate, so it stays connected; an isolated set is a component whether or not
-    the other points are linked)."""
+    Each set is the ball of radius ``bound`` about a seed, taken where it holds at least
+    ``least`` points (fewer than all) and no point lies between ``bound`` and 2·``bound`` of
+    the seed. The seeds are the first points of the connected components of at least
+    ``least`` of those points linked by sharing a cell of either of two grids of side
+    bound/(2√d), the second offset by half a cell in every coordinate. An isolated set's
+    points need not all be linked (the sparse edge of a set in many dimensions has a cell
+    of its own in both grids), so the set is the seed's ball, not its component; a
+    component reaching past the ball reaches into the empty ring (its links are shorter
+    than the ring is wide); a seed within a set found before is skipped, and two sets found
+    are disjoint (their seeds lie more than 2·``bound`` apart)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -127,12 +132,13 @@ def _isolated(
     found = 0
     for c in np.flatnonzero((counts >= least) & (counts < n)):
         rows = order[ends[c] - counts[c] : ends[c]]
-        first = points[rows[0]]
-        if np.square(points[rows] - first).sum(axis=1).max() > bound * bound:
-            continue  # wider than the bound: a chain of cells, not one tight set
-        near = np.square(points - first).sum(axis=1) <= 4.0 * bound * bound
-        if np.count_nonzero(near) == rows.size:
-            labels[rows] = found
+        if labels[rows[0]] >= 0:
+            continue  # the seed lies in the ball of an earlier one: the same set
+        distance = np.square(points - points[rows[0]]).sum(axis=1)
+        inside = distance <= bound * bound
+        count = int(np.count_nonzero(inside))
+        if least <= count < n and np.count_nonzero(distance <= 4.0 * bound * bound) == count:
+            labels[inside] = found
             found += 1
     return labels if found else None
 
