@@ -91,6 +91,25 @@ def test_an_isolated_set_is_found_whose_edge_is_not_linked():
     assert _coarse_clusters(joined, None, 1e-5, 0.025, 64) is None
 
 
+def test_two_separate_clumps_in_one_ball_are_two_clusters():
+    # clumps of 400 and 100 points at scale 1e-3, 0.45 apart, far from a halo: at reach 0.6
+    # one ball about either seed holds both with an empty ring, but neither seed's linked
+    # points hold 15/16 of it (cells of side 0.21 cannot bridge the gap), so it is no
+    # cluster; at reach 0.1 each clump is one
+    rng = np.random.default_rng(8)
+    clumps = [
+        1e-3 * rng.standard_normal((400, 2)),
+        [0.45, 0.0] + 1e-3 * rng.standard_normal((100, 2)),
+    ]
+    halo = 10.0 + rng.standard_normal((200, 2))
+    points = np.concatenate([*clumps, halo])
+    assert _near_clusters(points, 0.6, 64) is None
+    labels = _near_clusters(points, 0.1, 64)
+    assert labels is not None and (labels[500:] == -1).all()
+    assert np.unique(labels[:400]).size == 1 and np.unique(labels[400:500]).size == 1
+    assert labels[0] >= 0 and labels[400] >= 0 and labels[0] != labels[400]
+
+
 def test_a_wide_cluster_takes_in_a_minority_of_tight_ones():
     # 21 copies of a core point (and a sub-core of 200 within 1e-6) are tight clusters inside
     # the core: the core takes them in (a tenth and a fifth of its rows) and is one cluster,

@@ -373,7 +373,8 @@ class AuctionSolver(AssignmentSolver):
         transposed back.
 
         **Near-identical rows.** A tight, isolated cluster of x0 (at least ``group_rows``
-        points within r of one of them, no other point within 2r of it, and 4r·max‖y_j − ȳ‖
+        points within r of one of them, nearly all linked to it through points closer
+        together, no other point within 2r of it, and 4r·max‖y_j − ȳ‖
         at most ``cluster_eps`` times the auction's last ε) has rows whose values differ by
         at most that much, up to a constant of the row: bidding one by one, they would outbid
         one another for prices that rise by about ε a bid. The auction takes each such cluster

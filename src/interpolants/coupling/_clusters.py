@@ -91,8 +91,9 @@ def _near_clusters(
 ) -> NDArray[np.int64] | None:
     """Labels (n,) of the isolated near-identical clusters among ``points``: sets of at least
     ``least`` (and fewer than all) points, each every point within ``bound`` of one of them
-    (a seed), with no other point within 2·``bound`` of it; −1 for the points in none.
-    ``None`` where there is no such set."""
+    (a seed; nearly all of them linked to it, see :func:`_isolated`), with no other point
+    within 2·``bound`` of it; −1 for the points in none. ``None`` where there is no such
+    set."""
     heavy = _candidates(points, bound, least)
     return None if heavy is None else _isolated(points, np.flatnonzero(heavy), bound, least)
 
@@ -104,15 +105,17 @@ def _isolated(
     a set), isolated from all ``points``.
 
     Each set is the ball of radius ``bound`` about a seed, taken where it holds at least
-    ``least`` points (fewer than all) and no point lies between ``bound`` and 2·``bound`` of
-    the seed. The seeds are the first points of the connected components of at least
-    ``least`` of those points linked by sharing a cell of either of two grids of side
-    bound/(2√d), the second offset by half a cell in every coordinate. An isolated set's
-    points need not all be linked (the sparse edge of a set in many dimensions has a cell
-    of its own in both grids), so the set is the seed's ball, not its component; a
-    component reaching past the ball reaches into the empty ring (its links are shorter
-    than the ring is wide); a seed within a set found before is skipped, and two sets found
-    are disjoint (their seeds lie more than 2·``bound`` apart)."""
+    ``least`` points (fewer than all), its seed's component holds at least 15/16 of them,
+    and no point lies between ``bound`` and 2·``bound`` of the seed. The seeds are the first
+    points of the connected components of at least ``least`` of those points linked by
+    sharing a cell of either of two grids of side bound/(2√d), the second offset by half a
+    cell in every coordinate. An isolated set's points need not all be linked (the sparse
+    edge of a set in many dimensions has a cell of its own in both grids), so the set is the
+    seed's ball, not its component; but most of it is (a ball holding two separate clumps
+    is two clusters, found at their own reach, not one); a component reaching past the ball
+    reaches into the empty ring (its links are shorter than the ring is wide); a seed within
+    a set found before is skipped, and two sets found are disjoint (their seeds lie more
+    than 2·``bound`` apart)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -137,7 +140,11 @@ def _isolated(
         distance = np.square(points - points[rows[0]]).sum(axis=1)
         inside = distance <= bound * bound
         count = int(np.count_nonzero(inside))
-        if least <= count < n and np.count_nonzero(distance <= 4.0 * bound * bound) == count:
+        if (
+            least <= count < n
+            and 16 * rows.size >= 15 * count
+            and np.count_nonzero(distance <= 4.0 * bound * bound) == count
+        ):
             labels[inside] = found
             found += 1
     return labels if found else None
