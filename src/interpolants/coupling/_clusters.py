@@ -29,6 +29,8 @@ __all__: list[str] = []
 _SHOULDER = 1.0 / 8.0
 # the least median distance of the points outside a dense core, in units of its reach
 _APART = 8.0
+# the least fraction of an isolated set that its seed's linked points hold (_isolated)
+_LINKED = 15.0 / 16.0
 
 # odd multipliers of a hash of integer grid cells (wrapping int64 products; a collision only
 # makes the screen below pass where it need not)
@@ -90,7 +92,7 @@ def _near_clusters(
     points: NDArray[np.float64], bound: float, least: int
 ) -> NDArray[np.int64] | None:
     """Labels (n,) of the isolated near-identical clusters among ``points``: sets of at least
-    ``least`` (and fewer than all) points, each every point within ``bound`` of one of them
+    ``least`` (and fewer than all) points, each the points within ``bound`` of one of them
     (a seed; nearly all of them linked to it, see :func:`_isolated`), with no other point
     within 2·``bound`` of it; −1 for the points in none. ``None`` where there is no such
     set."""
@@ -105,11 +107,11 @@ def _isolated(
     a set), isolated from all ``points``.
 
     Each set is the ball of radius ``bound`` about a seed, taken where it holds at least
-    ``least`` points (fewer than all), its seed's component holds at least 15/16 of them,
-    and no point lies between ``bound`` and 2·``bound`` of the seed. The seeds are the first
-    points of the connected components of at least ``least`` of those points linked by
-    sharing a cell of either of two grids of side bound/(2√d), the second offset by half a
-    cell in every coordinate. An isolated set's points need not all be linked (the sparse
+    ``least`` points (fewer than all), its seed's component holds at least ``_LINKED``
+    (15/16) of them, and no point lies between ``bound`` and 2·``bound`` of the seed. The
+    seeds are the first points of the connected components of at least ``least`` of those
+    points linked by sharing a cell of either of two grids of side bound/(2√d), the second
+    offset by half a cell in every coordinate. An isolated set's points need not all be linked (the sparse
     edge of a set in many dimensions has a cell of its own in both grids), so the set is the
     seed's ball, not its component; but most of it is (a ball holding two separate clumps
     is two clusters, found at their own reach, not one); a component reaching past the ball
@@ -142,7 +144,7 @@ def _isolated(
         count = int(np.count_nonzero(inside))
         if (
             least <= count < n
-            and 16 * rows.size >= 15 * count
+            and rows.size >= _LINKED * count
             and np.count_nonzero(distance <= 4.0 * bound * bound) == count
         ):
             labels[inside] = found
