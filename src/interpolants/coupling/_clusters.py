@@ -111,13 +111,13 @@ def _isolated(
     (15/16) of them, and no point lies between ``bound`` and 2·``bound`` of the seed. The
     seeds are the first points of the connected components of at least ``least`` of those
     points linked by sharing a cell of either of two grids of side bound/(2√d), the second
-    offset by half a cell in every coordinate. An isolated set's points need not all be linked (the sparse
-    edge of a set in many dimensions has a cell of its own in both grids), so the set is the
-    seed's ball, not its component; but most of it is (a ball holding two separate clumps
-    is two clusters, found at their own reach, not one); a component reaching past the ball
-    reaches into the empty ring (its links are shorter than the ring is wide); a seed within
-    a set found before is skipped, and two sets found are disjoint (their seeds lie more
-    than 2·``bound`` apart)."""
+    offset by half a cell in every coordinate. An isolated set's points need not all be
+    linked (the sparse edge of a set in many dimensions has a cell of its own in both
+    grids), so the set is the seed's ball, not its component; but most of it is (a ball
+    holding two separate clumps is two clusters, found at their own reach, not one); a
+    component reaching past the ball reaches into the empty ring (its links are shorter
+    than the ring is wide); a seed within a set found before is skipped, and two sets found
+    are disjoint (their seeds lie more than 2·``bound`` apart)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
