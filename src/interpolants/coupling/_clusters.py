@@ -142,8 +142,9 @@ def _isolated(
         distance = np.square(points - points[rows[0]]).sum(axis=1)
         inside = distance <= bound * bound
         count = int(np.count_nonzero(inside))
+        # (an empty ring keeps the seed's group within the ball, so count ≥ its ``least``)
         if (
-            least <= count < n
+            count < n
             and rows.size >= _LINKED * count
             and np.count_nonzero(distance <= 4.0 * bound * bound) == count
         ):
